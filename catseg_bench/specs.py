@@ -1,0 +1,452 @@
+"""Declarative dataset specs: load, validate strictly, hash.
+
+A spec is one TOML file in ``dataset_specs/`` (shipped with the package) or in a user's ``--specs DIR``.
+A TOML file with a ``[[domains]]`` array is a *benchmark* (``mess.toml``) instead: it names the
+domains in table order and the datasets of each. Every validation error names the file and the field.
+
+The spec hash covers the fields that change what is evaluated (classes, ignore label, layout, split,
+subsets), not documentation (licence, link, notes, how to prepare), so editing a licence string does
+not make finished results stale while renaming a class does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from catseg_bench.errors import BenchError
+
+LABEL_DTYPES = ("uint8", "uint16")
+UNPAIRED_POLICIES = ("error", "skip")
+
+# field name -> (types accepted, required)
+_TOP_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), True),
+    "display_name": ((str,), True),
+    "domain": ((str,), True),
+    "split": ((str,), True),
+    "num_images": ((int,), True),
+    "class_names": ((list,), False),  # required unless the spec is composite
+    "ignore_index": ((int,), True),
+    "background_index": ((int,), False),
+    "classes_of_interest": ((list,), False),
+    "license": ((str,), True),
+    "link": ((str,), True),
+    "mess_name": ((str,), False),
+    "paper": ((str,), False),
+    "citation": ((str,), False),
+    "label_dtype": ((str,), False),
+    "description": ((str,), False),
+    "notes": ((str,), False),
+    "data": ((dict,), True),
+    "prepare": ((dict,), False),
+    "subsets": ((list,), False),
+}
+_DATA_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "image_dir": ((str,), True),
+    "label_dir": ((str,), False),  # composite specs give one per subset
+    "image_ext": ((str,), True),
+    "label_ext": ((str,), True),
+    "images_without_labels": ((str,), False),
+}
+_SUBSET_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), True),
+    "label_dir": ((str,), True),
+    "class_names": ((list,), True),
+    "classes_of_interest": ((list,), False),
+    "mess_name": ((str,), False),
+}
+# `bench prepare` reads these; `recipe` names a function in catseg_bench.prepare.
+_PREPARE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "recipe": ((str,), False),
+    "manual": ((bool,), False),
+    "files": ((list,), False),
+    "instructions": ((str,), False),
+    "notes": ((str,), False),
+    "options": ((dict,), False),
+}
+_BENCHMARK_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), True),
+    "display_name": ((str,), True),
+    "description": ((str,), False),
+    "aggregation": ((str,), True),
+    "domains": ((list,), True),
+}
+_DOMAIN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), True),
+    "display_name": ((str,), False),
+    "datasets": ((list,), True),
+}
+_DOC_FIELDS = ("license", "link", "paper", "citation", "description", "notes", "prepare", "display_name")
+
+
+class SpecError(BenchError):
+    """A spec file that does not validate."""
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where a prepared dataset lives under the data root, and how images pair with labels."""
+
+    image_dir: str
+    label_dir: str | None
+    image_ext: str
+    label_ext: str
+    images_without_labels: str = "error"
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """One binary (or K-class) task of a composite dataset, sharing the images of its parent."""
+
+    name: str
+    label_dir: str
+    class_names: tuple[str, ...]
+    classes_of_interest: tuple[int, ...] | None = None
+    mess_name: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """What one result file scores: a dataset, or one subset of a composite dataset."""
+
+    name: str
+    spec: "DatasetSpec"
+    subset: str | None
+    class_names: tuple[str, ...]
+    classes_of_interest: tuple[int, ...]
+    ignore_index: int
+    image_dir: str
+    label_dir: str
+    image_ext: str
+    label_ext: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def spec_hash(self) -> str:
+        return self.spec.spec_hash
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    display_name: str
+    domain: str
+    split: str
+    num_images: int
+    class_names: tuple[str, ...]
+    ignore_index: int
+    license: str
+    link: str
+    data: DataLayout
+    path: Path
+    spec_hash: str
+    background_index: int | None = None
+    classes_of_interest: tuple[int, ...] | None = None
+    subsets: tuple[SubsetSpec, ...] = ()
+    prepare: dict[str, Any] = field(default_factory=dict)
+    label_dtype: str = "uint8"
+    mess_name: str | None = None
+    paper: str | None = None
+    citation: str | None = None
+    description: str | None = None
+    notes: str | None = None
+
+    @property
+    def is_composite(self) -> bool:
+        return bool(self.subsets)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the dataset; for a composite, of each subset (they are equal, validated)."""
+        return len(self.subsets[0].class_names) if self.subsets else len(self.class_names)
+
+    def eval_sets(self) -> list[EvalSet]:
+        if not self.subsets:
+            return [self._eval_set(self.name, None, self.class_names, self.classes_of_interest, self.data.label_dir)]
+        return [
+            self._eval_set(f"{self.name}.{s.name}", s.name, s.class_names, s.classes_of_interest, s.label_dir)
+            for s in self.subsets
+        ]
+
+    def _eval_set(self, name, subset, class_names, coi, label_dir) -> EvalSet:
+        return EvalSet(
+            name=name,
+            spec=self,
+            subset=subset,
+            class_names=class_names,
+            classes_of_interest=tuple(coi) if coi is not None else tuple(range(len(class_names))),
+            ignore_index=self.ignore_index,
+            image_dir=self.data.image_dir,
+            label_dir=label_dir,
+            image_ext=self.data.image_ext,
+            label_ext=self.data.label_ext,
+        )
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    display_name: str
+    datasets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark: datasets grouped into domains, in table order; scores are unweighted means."""
+
+    name: str
+    display_name: str
+    aggregation: str
+    domains: tuple[Domain, ...]
+    path: Path
+    description: str | None = None
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(name for domain in self.domains for name in domain.datasets)
+
+    def domain_of(self, dataset: str) -> str:
+        for domain in self.domains:
+            if dataset in domain.datasets:
+                return domain.name
+        raise KeyError(dataset)
+
+
+def builtin_specs_dir() -> Path:
+    """The `dataset_specs/` folder shipped with the package."""
+    return Path(str(resources.files("dataset_specs")))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML ({err}); fix the syntax") from None
+
+
+def _check_fields(path: Path, where: str, table: dict[str, Any], schema: dict) -> None:
+    for key in table:
+        if key not in schema:
+            allowed = ", ".join(schema)
+            raise SpecError(f"{path}: unknown field '{where}{key}'; allowed fields are: {allowed}")
+    for key, (types, required) in schema.items():
+        if key not in table:
+            if required:
+                raise SpecError(f"{path}: missing required field '{where}{key}'")
+            continue
+        value = table[key]
+        if not isinstance(value, types) or (int in types and isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in types)
+            raise SpecError(f"{path}: field '{where}{key}' must be of type {names}, got {value!r}")
+
+
+def _class_list(path: Path, where: str, values: list) -> tuple[str, ...]:
+    if not values:
+        raise SpecError(f"{path}: field '{where}' must list at least one class")
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(f"{path}: field '{where}' must hold non-empty strings, got {value!r}")
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise SpecError(f"{path}: field '{where}' repeats class names {duplicates}; class names must be unique")
+    return tuple(values)
+
+
+def _indices(path: Path, where: str, values: list | None, num_classes: int) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    for value in values:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < num_classes:
+            raise SpecError(
+                f"{path}: field '{where}' holds {value!r}, outside the class list (0..{num_classes - 1})"
+            )
+    return tuple(values)
+
+
+def _normalise_ext(ext: str) -> str:
+    """MESS writes extensions with or without the dot ("jpg", ".jpg") and as name suffixes ("_gt.png")."""
+    return ext if ext.startswith((".", "_")) else "." + ext
+
+
+def spec_hash(raw: dict[str, Any]) -> str:
+    evaluated = {k: v for k, v in raw.items() if k not in _DOC_FIELDS}
+    canonical = json.dumps(evaluated, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
+    _check_fields(path, "", raw, _TOP_FIELDS)
+    _check_fields(path, "data.", raw["data"], _DATA_FIELDS)
+    _check_fields(path, "prepare.", raw.get("prepare", {}), _PREPARE_FIELDS)
+    if raw["name"] != path.stem:
+        raise SpecError(f"{path}: field 'name' is '{raw['name']}' but must equal the file stem '{path.stem}'")
+    if raw["num_images"] < 0:
+        raise SpecError(f"{path}: field 'num_images' must be >= 0, got {raw['num_images']}")
+    label_dtype = raw.get("label_dtype", "uint8")
+    if label_dtype not in LABEL_DTYPES:
+        raise SpecError(f"{path}: field 'label_dtype' must be one of {LABEL_DTYPES}, got {label_dtype!r}")
+    data = raw["data"]
+    policy = data.get("images_without_labels", "error")
+    if policy not in UNPAIRED_POLICIES:
+        raise SpecError(f"{path}: field 'data.images_without_labels' must be one of {UNPAIRED_POLICIES}, got {policy!r}")
+    layout = DataLayout(
+        image_dir=data["image_dir"],
+        label_dir=data.get("label_dir"),
+        image_ext=_normalise_ext(data["image_ext"]),
+        label_ext=_normalise_ext(data["label_ext"]),
+        images_without_labels=policy,
+    )
+
+    subsets = tuple(_parse_subset(path, i, table) for i, table in enumerate(raw.get("subsets", [])))
+    if subsets:
+        for key in ("class_names", "classes_of_interest"):
+            if key in raw:
+                raise SpecError(f"{path}: field '{key}' must be given per [[subsets]] in a composite spec, not at the top")
+        if layout.label_dir is not None:
+            raise SpecError(f"{path}: field 'data.label_dir' must be given per [[subsets]] in a composite spec")
+        names = [s.name for s in subsets]
+        if len(set(names)) != len(names):
+            raise SpecError(f"{path}: field 'subsets.name' repeats a name in {names}")
+        if len({len(s.class_names) for s in subsets}) != 1:
+            raise SpecError(f"{path}: every [[subsets]] entry must have the same number of classes")
+        class_names: tuple[str, ...] = ()
+        num_classes = len(subsets[0].class_names)
+        coi = None
+    else:
+        if "class_names" not in raw:
+            raise SpecError(f"{path}: missing required field 'class_names'")
+        if layout.label_dir is None:
+            raise SpecError(f"{path}: missing required field 'data.label_dir'")
+        class_names = _class_list(path, "class_names", raw["class_names"])
+        num_classes = len(class_names)
+        coi = _indices(path, "classes_of_interest", raw.get("classes_of_interest"), num_classes)
+
+    background = raw.get("background_index")
+    if background is not None:
+        _indices(path, "background_index", [background], num_classes)
+    ignore = raw["ignore_index"]
+    if 0 <= ignore < num_classes:
+        raise SpecError(f"{path}: field 'ignore_index' is {ignore}, which is a class index (0..{num_classes - 1})")
+    if label_dtype == "uint8" and (num_classes > 255 or ignore > 255):
+        raise SpecError(f"{path}: {num_classes} classes / ignore {ignore} do not fit uint8 labels; set label_dtype = \"uint16\"")
+
+    return DatasetSpec(
+        name=raw["name"],
+        display_name=raw["display_name"],
+        domain=raw["domain"],
+        split=raw["split"],
+        num_images=raw["num_images"],
+        class_names=class_names,
+        ignore_index=ignore,
+        license=raw["license"],
+        link=raw["link"],
+        data=layout,
+        path=path,
+        spec_hash=spec_hash(raw),
+        background_index=background,
+        classes_of_interest=coi,
+        subsets=subsets,
+        prepare=dict(raw.get("prepare", {})),
+        label_dtype=label_dtype,
+        mess_name=raw.get("mess_name"),
+        paper=raw.get("paper"),
+        citation=raw.get("citation"),
+        description=raw.get("description"),
+        notes=raw.get("notes"),
+    )
+
+
+def _parse_subset(path: Path, index: int, table: Any) -> SubsetSpec:
+    where = f"subsets[{index}]."
+    if not isinstance(table, dict):
+        raise SpecError(f"{path}: every [[subsets]] entry must be a table, got {table!r}")
+    _check_fields(path, where, table, _SUBSET_FIELDS)
+    names = _class_list(path, where + "class_names", table["class_names"])
+    coi = _indices(path, where + "classes_of_interest", table.get("classes_of_interest"), len(names))
+    return SubsetSpec(table["name"], table["label_dir"], names, coi, table.get("mess_name"))
+
+
+def parse_benchmark(path: Path, raw: dict[str, Any]) -> Benchmark:
+    _check_fields(path, "", raw, _BENCHMARK_FIELDS)
+    if raw["aggregation"] != "mean":
+        raise SpecError(f"{path}: field 'aggregation' must be \"mean\" (unweighted mean over datasets), got {raw['aggregation']!r}")
+    domains = []
+    for i, table in enumerate(raw["domains"]):
+        _check_fields(path, f"domains[{i}].", table, _DOMAIN_FIELDS)
+        domains.append(Domain(table["name"], table.get("display_name", table["name"]), tuple(table["datasets"])))
+    members = [d for domain in domains for d in domain.datasets]
+    repeated = sorted({m for m in members if members.count(m) > 1})
+    if repeated:
+        raise SpecError(f"{path}: datasets {repeated} appear in more than one domain")
+    return Benchmark(raw["name"], raw["display_name"], raw["aggregation"], tuple(domains), path, raw.get("description"))
+
+
+def _spec_files(dirs: Iterable[Path]) -> list[Path]:
+    files = []
+    for directory in dirs:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise SpecError(f"{directory}: specs folder does not exist; pass an existing folder to --specs")
+        files.extend(sorted(directory.glob("*.toml")))
+    return files
+
+
+def load_all(extra_dirs: Sequence[Path] = ()) -> tuple[dict[str, DatasetSpec], dict[str, Benchmark]]:
+    """Every dataset spec and benchmark in the built-in folder plus `extra_dirs`, validated together."""
+    specs: dict[str, DatasetSpec] = {}
+    benchmarks: dict[str, Benchmark] = {}
+    for path in _spec_files([builtin_specs_dir(), *extra_dirs]):
+        raw = _read_toml(path)
+        if "domains" in raw:
+            bench = parse_benchmark(path, raw)
+            if bench.name in benchmarks:
+                raise SpecError(f"{path}: duplicate benchmark name '{bench.name}' (also in {benchmarks[bench.name].path})")
+            benchmarks[bench.name] = bench
+            continue
+        spec = parse_dataset_spec(path, raw)
+        if spec.name in specs:
+            raise SpecError(f"{path}: duplicate dataset name '{spec.name}' (also in {specs[spec.name].path}); rename one")
+        specs[spec.name] = spec
+    for bench in benchmarks.values():
+        for name in bench.members:
+            if name not in specs:
+                raise SpecError(f"{bench.path}: domain lists dataset '{name}', which has no spec")
+            if specs[name].domain != bench.domain_of(name):
+                raise SpecError(
+                    f"{specs[name].path}: field 'domain' is '{specs[name].domain}' but {bench.path.name} "
+                    f"puts it in '{bench.domain_of(name)}'"
+                )
+    return specs, benchmarks
+
+
+def load_specs(extra_dirs: Sequence[Path] = ()) -> dict[str, DatasetSpec]:
+    """Dataset specs by name: MESS datasets in benchmark order first, then the others by name."""
+    specs, benchmarks = load_all(extra_dirs)
+    order = list(benchmarks["mess"].members) if "mess" in benchmarks else []
+    ordered = {name: specs[name] for name in order}
+    ordered.update({name: specs[name] for name in sorted(specs) if name not in ordered})
+    return ordered
+
+
+def load_benchmark(name: str = "mess", extra_dirs: Sequence[Path] = ()) -> Benchmark:
+    _, benchmarks = load_all(extra_dirs)
+    if name not in benchmarks:
+        raise SpecError(f"no benchmark named '{name}'; known: {', '.join(sorted(benchmarks))}")
+    return benchmarks[name]
+
+
+def get_spec(name: str, extra_dirs: Sequence[Path] = ()) -> DatasetSpec:
+    specs = load_specs(extra_dirs)
+    if name not in specs:
+        raise SpecError(f"no dataset spec named '{name}'; see `bench datasets list` (add yours with --specs DIR)")
+    return specs[name]
