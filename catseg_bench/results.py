@@ -1,0 +1,333 @@
+"""Result files: one JSON per (model, evaluation set), with its confusion matrix beside it.
+
+Layout: ``<out_dir>/<eval set>.json`` and ``<out_dir>/<eval set>.confusion.npy``, where ``out_dir``
+is the model's result folder (the runner uses ``OUT/<model>/``). For a composite dataset the eval
+set is named ``<dataset>.<subset>`` (``paxray4.lungs.json``).
+
+Schema (``schema = "catseg-bench/result"``, ``schema_version = 1``); values are percentages, null
+where MESS gives NaN:
+
+``eval_set``, ``dataset``, ``subset`` (null for a plain dataset), ``spec_hash``
+    What was scored; the spec hash changes when the classes, labels or layout change.
+``model``: ``{"id", "checkpoint_sha256"}`` and ``settings`` (inference settings, any JSON object)
+    Who was scored and how. Together with ``spec_hash`` these decide whether a result is stale
+    (:meth:`Result.stale_reasons`).
+``metrics``
+    ``mIoU``, ``CoI-mIoU``, ``fwIoU``, ``mACC``, ``pACC``, ``CoI-mACC`` (+ ``Specificity``,
+    ``Sensitivity`` for two classes), as :func:`catseg_bench.metrics.compute_scores`.
+``per_class_iou``, ``per_class_acc``
+    ``{class name: value or null}`` in class-index order.
+``num_classes``, ``images_scored``, ``images_total``, ``partial``
+    A partial result (an interrupted run) never enters Table 1's aggregates.
+``confusion_matrix``: ``{"file", "sha256"}``
+    The (K+1)×(K+1) ``[pred, gt]`` matrix (.npy) the metrics were computed from.
+``versions``: ``{"python", "torch", "numpy", "catseg_bench", "git_commit"}``
+``timing``: ``{"seconds", "images_per_second", "peak_memory_bytes"}``
+``created``: UTC time, ISO 8601.
+
+Both files are written atomically (temporary file in the same folder + ``os.replace``), the matrix
+first, so a JSON file on disk always describes a complete matrix.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+import catseg_bench
+from catseg_bench.errors import BenchError
+from catseg_bench.metrics import ConfusionMatrix, compute_scores
+from catseg_bench.specs import EvalSet
+
+SCHEMA = "catseg-bench/result"
+SCHEMA_VERSION = 1
+RESULT_SUFFIX = ".json"
+CONFUSION_SUFFIX = ".confusion.npy"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall time of an evaluation and, when the runner measured it, peak accelerator memory."""
+
+    seconds: float
+    peak_memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One result file, as read back."""
+
+    path: Path
+    eval_set: str
+    dataset: str
+    subset: str | None
+    spec_hash: str
+    model_id: str
+    checkpoint_sha256: str | None
+    settings: dict[str, Any]
+    metrics: dict[str, float | None]
+    per_class_iou: dict[str, float | None]
+    per_class_acc: dict[str, float | None]
+    num_classes: int
+    images_scored: int
+    images_total: int | None
+    partial: bool
+    confusion_file: str
+    confusion_sha256: str
+    versions: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def metric(self, name: str) -> float | None:
+        if name not in self.metrics:
+            known = ", ".join(self.metrics)
+            raise BenchError(f"{self.path}: no metric '{name}' in this result; it has: {known}")
+        return self.metrics[name]
+
+    def confusion(self) -> np.ndarray:
+        """The confusion matrix, checked against the sha256 the JSON recorded."""
+        path = self.path.parent / self.confusion_file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BenchError(f"{path}: confusion matrix of {self.path.name} is missing; re-run this evaluation") from None
+        if hashlib.sha256(data).hexdigest() != self.confusion_sha256:
+            raise BenchError(f"{path}: does not match the sha256 recorded in {self.path.name}; re-run this evaluation")
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    def stale_reasons(
+        self,
+        *,
+        spec_hash: str,
+        model_id: str,
+        checkpoint_sha256: str | None,
+        settings: Mapping[str, Any],
+    ) -> list[str]:
+        """Why this result does not answer the planned evaluation (empty when it does)."""
+        reasons = []
+        if self.spec_hash != spec_hash:
+            reasons.append(f"dataset spec changed ({self.spec_hash} -> {spec_hash})")
+        if self.model_id != model_id:
+            reasons.append(f"model differs ({self.model_id} -> {model_id})")
+        if self.checkpoint_sha256 != checkpoint_sha256:
+            reasons.append(f"checkpoint differs ({self.checkpoint_sha256} -> {checkpoint_sha256})")
+        if canonical_settings(self.settings) != canonical_settings(settings):
+            reasons.append("inference settings differ")
+        if self.partial:
+            reasons.append(f"partial ({self.images_scored} of {self.images_total} images)")
+        return reasons
+
+
+def canonical_settings(settings: Mapping[str, Any]) -> str:
+    """Settings as a canonical JSON string, for comparing two runs' settings."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def result_path(out_dir: Path | str, eval_set: str) -> Path:
+    return Path(out_dir) / f"{eval_set}{RESULT_SUFFIX}"
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    repo = Path(catseg_bench.__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def versions() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "catseg_bench": catseg_bench.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _as_numpy(confusion: ConfusionMatrix | np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(confusion, ConfusionMatrix):
+        return confusion.numpy()
+    if isinstance(confusion, torch.Tensor):
+        return confusion.cpu().numpy()
+    return np.asarray(confusion)
+
+
+def write_result(
+    out_dir: Path | str,
+    *,
+    eval_set: EvalSet,
+    model_id: str,
+    checkpoint_sha256: str | None,
+    settings: Mapping[str, Any],
+    confusion: ConfusionMatrix | np.ndarray | torch.Tensor,
+    images_scored: int,
+    partial: bool = False,
+    timing: Timing | None = None,
+    images_total: int | None = None,
+) -> Path:
+    """Score `confusion` and write ``<out_dir>/<eval set>.json`` plus its matrix; returns the JSON path.
+
+    ``images_total`` defaults to the spec's image count.
+    """
+    matrix = _as_numpy(confusion)
+    scores = compute_scores(matrix, eval_set.class_names, eval_set.classes_of_interest)
+    out_dir = Path(out_dir)
+    json_path = result_path(out_dir, eval_set.name)
+    npy_name = f"{eval_set.name}{CONFUSION_SUFFIX}"
+
+    buffer = io.BytesIO()
+    np.save(buffer, matrix, allow_pickle=False)
+    npy_bytes = buffer.getvalue()
+    atomic_write_bytes(out_dir / npy_name, npy_bytes)
+
+    seconds = timing.seconds if timing else None
+    document = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "eval_set": eval_set.name,
+        "dataset": eval_set.spec.name,
+        "subset": eval_set.subset,
+        "spec_hash": eval_set.spec_hash,
+        "model": {"id": model_id, "checkpoint_sha256": checkpoint_sha256},
+        "settings": dict(settings),
+        "metrics": scores.metrics,
+        "per_class_iou": scores.per_class_iou,
+        "per_class_acc": scores.per_class_acc,
+        "num_classes": eval_set.num_classes,
+        "images_scored": int(images_scored),
+        "images_total": int(images_total if images_total is not None else eval_set.spec.num_images),
+        "partial": bool(partial),
+        "confusion_matrix": {"file": npy_name, "sha256": hashlib.sha256(npy_bytes).hexdigest()},
+        "versions": versions(),
+        "timing": {
+            "seconds": seconds,
+            "images_per_second": images_scored / seconds if seconds else None,
+            "peak_memory_bytes": timing.peak_memory_bytes if timing else None,
+        },
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    atomic_write_bytes(json_path, text.encode("utf-8"))
+    return json_path
+
+
+def _is_result_document(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("schema") == SCHEMA
+
+
+def _parse(path: Path, document: dict[str, Any]) -> Result:
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BenchError(
+            f"{path}: result schema_version {version!r} is not the supported {SCHEMA_VERSION}; "
+            "re-run the evaluation with this version of catseg-bench"
+        )
+    try:
+        return Result(
+            path=path,
+            eval_set=document["eval_set"],
+            dataset=document["dataset"],
+            subset=document["subset"],
+            spec_hash=document["spec_hash"],
+            model_id=document["model"]["id"],
+            checkpoint_sha256=document["model"]["checkpoint_sha256"],
+            settings=document["settings"],
+            metrics=document["metrics"],
+            per_class_iou=document["per_class_iou"],
+            per_class_acc=document["per_class_acc"],
+            num_classes=document["num_classes"],
+            images_scored=document["images_scored"],
+            images_total=document["images_total"],
+            partial=document["partial"],
+            confusion_file=document["confusion_matrix"]["file"],
+            confusion_sha256=document["confusion_matrix"]["sha256"],
+            versions=document.get("versions", {}),
+            timing=document.get("timing", {}),
+            created=document.get("created", ""),
+        )
+    except (KeyError, TypeError) as err:
+        raise BenchError(f"{path}: result file lacks field {err}; re-run the evaluation that wrote it") from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BenchError(f"{path}: not valid JSON ({err}); delete it and re-run that evaluation") from None
+
+
+def read_result(path: Path | str) -> Result:
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: result file does not exist")
+    document = _load_json(path)
+    if not _is_result_document(document):
+        raise BenchError(f"{path}: not a catseg-bench result file (no \"schema\": \"{SCHEMA}\")")
+    return _parse(path, document)
+
+
+def load_results(dirs: Iterable[Path | str]) -> list[Result]:
+    """Every result file under `dirs` (searched recursively), sorted by path.
+
+    JSON files that are not result files (no ``schema`` key) are skipped; a corrupt result file
+    or one eval set twice for the same model in the same folder is an error.
+    """
+    results: list[Result] = []
+    paths: set[Path] = set()
+    for directory in dirs:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise BenchError(f"{directory}: results folder does not exist")
+        for path in sorted(directory.rglob(f"*{RESULT_SUFFIX}")):
+            if path.name.startswith(".") or path.resolve() in paths:
+                continue
+            paths.add(path.resolve())
+            document = _load_json(path)
+            if _is_result_document(document):
+                results.append(_parse(path, document))
+    seen: dict[tuple[Path, str, str], Path] = {}
+    for result in results:
+        key = (result.path.parent, result.model_id, result.eval_set)
+        if key in seen:
+            raise BenchError(
+                f"{result.path}: scores {result.eval_set} for {result.model_id} again (also {seen[key]}); remove one"
+            )
+        seen[key] = result.path
+    return sorted(results, key=lambda r: str(r.path))
