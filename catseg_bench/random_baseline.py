@@ -1,0 +1,95 @@
+"""The Random lower bound of the MESS table, computed from the ground truth.
+
+MESS defines Random as "the expected mIoU from predictions with uniform class distribution".
+With p_c the dataset-level fraction of labelled pixels of class c (ignore pixels excluded) and K
+classes, a uniform prediction gives per class
+
+    IoU_c = p_c / (1 + (K - 1) · p_c)
+
+and every class is predicted somewhere, so a class absent from the ground truth counts with IoU 0.
+
+Rather than sampling predictions, the result file holds the *expected* confusion matrix of uniform
+predictions scaled by K, which is integral: ``C[p, g] = n_g`` for every predicted class p (and the
+ignore pixels in column K likewise). All MESS metrics are ratios, so the scale does not change them,
+and scoring this matrix with :func:`catseg_bench.metrics.compute_scores` yields exactly the closed
+form above (and the matching CoI-mIoU, mACC = pACC = 100/K, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from catseg_bench.metrics import ConfusionMatrix
+from catseg_bench.results import Timing, write_result
+from catseg_bench.specs import EvalSet
+
+MODEL_ID = "random"
+
+
+class LabelSource(Protocol):
+    """What the random baseline needs of an evaluation set (catseg_bench.data datasets fit)."""
+
+    names: list[str]
+
+    def __len__(self) -> int: ...
+
+    def read_label(self, index: int) -> np.ndarray: ...
+
+    def label_path(self, index: int) -> Path | None: ...
+
+
+def _label_location(dataset: LabelSource, index: int) -> str:
+    path = dataset.label_path(index)
+    return str(path) if path is not None else dataset.names[index]
+
+
+def count_label_pixels(dataset: LabelSource, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Pixel count per class over the whole set, plus the ignore count last (length K+1).
+
+    Labels are checked as in scoring: a value outside the classes and ignore names the file.
+    """
+    counter = ConfusionMatrix(num_classes, ignore_index)
+    for index in range(len(dataset)):
+        label = dataset.read_label(index)
+        counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=_label_location(dataset, index))
+    return counter.numpy().sum(axis=0)
+
+
+def random_iou(class_counts: np.ndarray) -> np.ndarray:
+    """The closed form p_c / (1 + (K-1) p_c) per class, from per-class pixel counts (no ignore)."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    k = counts.size
+    p = counts / counts.sum()
+    return p / (1.0 + (k - 1) * p)
+
+
+def uniform_prediction_confusion(pixel_counts: np.ndarray) -> np.ndarray:
+    """K × the expected (K+1)×(K+1) ``[pred, gt]`` matrix of uniform predictions.
+
+    ``pixel_counts`` has K+1 entries: the per-class counts, then the ignore count.
+    """
+    counts = np.asarray(pixel_counts, dtype=np.int64)
+    k = counts.size - 1
+    confusion = np.zeros((k + 1, k + 1), dtype=np.int64)
+    confusion[:k, :] = counts[np.newaxis, :]
+    return confusion
+
+
+def write_random_result(out_dir: Path | str, *, eval_set: EvalSet, dataset: LabelSource) -> Path:
+    """Count the labels of `dataset` and write the Random result file of `eval_set` into `out_dir`."""
+    start = time.perf_counter()
+    counts = count_label_pixels(dataset, eval_set.num_classes, eval_set.ignore_index)
+    return write_result(
+        out_dir,
+        eval_set=eval_set,
+        model_id=MODEL_ID,
+        checkpoint_sha256=None,
+        settings={"predictions": "uniform over the classes (expected confusion matrix)", "confusion_scale": eval_set.num_classes},
+        confusion=uniform_prediction_confusion(counts),
+        images_scored=len(dataset),
+        timing=Timing(seconds=time.perf_counter() - start),
+    )
