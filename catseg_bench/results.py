@@ -331,3 +331,76 @@ def load_results(dirs: Iterable[Path | str]) -> list[Result]:
             )
         seen[key] = result.path
     return sorted(results, key=lambda r: str(r.path))
+
+
+# --- published numbers (results/published/*.json, see the README there) ---------------------------
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    model: str
+    scores: dict[str, float | None]
+    reported: dict[str, float]
+    weights: str | None = None
+    note: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} [{self.weights} weights]" if self.weights else self.model
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    name: str
+    title: str
+    source: str
+    metric: str
+    notes: str
+    rows: tuple[PublishedRow, ...]
+    path: Path
+
+
+def published_dir() -> Path:
+    """`results/published/` of the source checkout this package runs from."""
+    return Path(catseg_bench.__file__).resolve().parents[1] / "results" / "published"
+
+
+def published_names() -> list[str]:
+    folder = published_dir()
+    return sorted(str(_load_json(p).get("name")) for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def load_published(name_or_path: str | Path) -> PublishedTable:
+    """A published table by `name` (``seed``, ``mess2023``) or by path to a JSON file of that format."""
+    path = Path(name_or_path)
+    if path.suffix != ".json":
+        candidates = [p for p in sorted(published_dir().glob("*.json")) if _load_json(p).get("name") == str(name_or_path)]
+        if not candidates:
+            known = ", ".join(published_names()) or "none found"
+            raise BenchError(f"no published table named '{name_or_path}' in {published_dir()}; known: {known}")
+        path = candidates[0]
+    if not path.is_file():
+        raise BenchError(f"{path}: published table does not exist")
+    document = _load_json(path)
+    try:
+        rows = tuple(
+            PublishedRow(
+                model=row["model"],
+                scores=dict(row["scores"]),
+                reported=dict(row.get("reported", {})),
+                weights=row.get("weights"),
+                note=row.get("note"),
+            )
+            for row in document["rows"]
+        )
+        return PublishedTable(
+            name=document["name"],
+            title=document["title"],
+            source=document["source"],
+            metric=document["metric"],
+            notes=document.get("notes", ""),
+            rows=rows,
+            path=path,
+        )
+    except (KeyError, TypeError) as err:
+        raise BenchError(f"{path}: published table lacks field {err}; see results/published/README.md") from None

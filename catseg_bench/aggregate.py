@@ -1,0 +1,160 @@
+"""Aggregate per-dataset scores the way the MESS table does.
+
+- A composite dataset (PAXRay-4) scores the arithmetic mean of its subsets' scores.
+- A domain scores the unweighted mean of its datasets.
+- Mean is the unweighted mean over all the benchmark's datasets (22 for MESS), not over domains.
+
+A missing dataset (or subset, or an undefined score) leaves its domain and the Mean *incomplete*:
+they are ``None`` and the row says what is missing. There is never a silent mean over fewer datasets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from catseg_bench.errors import BenchError
+from catseg_bench.metrics import BINARY_METRICS, SUMMARY_METRICS
+from catseg_bench.results import Result, canonical_settings
+from catseg_bench.specs import Benchmark, DatasetSpec
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One model's row of the table: per-dataset scores, domain means and the Mean."""
+
+    datasets: dict[str, float | None]
+    domains: dict[str, float | None]
+    mean: float | None
+    missing: tuple[str, ...] = ()  # datasets, or eval sets of a composite, without a score
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def value(self, column: str) -> float | None:
+        """A dataset's, a domain's or (``"Mean"``) the overall score."""
+        if column == "Mean":
+            return self.mean
+        if column in self.datasets:
+            return self.datasets[column]
+        return self.domains[column]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)  # type: ignore[arg-type]
+
+
+def aggregate(
+    scores: Mapping[str, float | None],
+    benchmark: Benchmark,
+    specs: Mapping[str, DatasetSpec],
+) -> Aggregate:
+    """Aggregate ``scores`` keyed by dataset name, or by eval set name for a composite's subsets.
+
+    A composite dataset takes its own key when present (published tables give PAXRay-4 directly),
+    otherwise the mean of all its eval sets.
+    """
+    datasets: dict[str, float | None] = {}
+    missing: list[str] = []
+    for name in benchmark.members:
+        spec = specs[name]
+        if scores.get(name) is not None or not spec.is_composite:
+            datasets[name] = scores.get(name)
+            if datasets[name] is None:
+                missing.append(name)
+            continue
+        parts = [scores.get(eval_set.name) for eval_set in spec.eval_sets()]
+        datasets[name] = _mean(parts)
+        missing.extend(e.name for e, v in zip(spec.eval_sets(), parts) if v is None)
+    domains = {domain.name: _mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
+    return Aggregate(datasets, domains, _mean(list(datasets.values())), tuple(missing))
+
+
+def columns(benchmark: Benchmark) -> list[str]:
+    """Table 1's value columns in order: each domain's datasets then the domain, finally ``Mean``."""
+    out: list[str] = []
+    for domain in benchmark.domains:
+        out.extend(domain.datasets)
+        out.append(domain.name)
+    out.append("Mean")
+    return out
+
+
+def delta(ours: Aggregate, reference: Aggregate, benchmark: Benchmark) -> dict[str, float | None]:
+    """Column-wise ``ours - reference``; ``None`` where either side has no value."""
+    values: dict[str, float | None] = {}
+    for column in columns(benchmark):
+        a, b = ours.value(column), reference.value(column)
+        values[column] = None if a is None or b is None else a - b
+    return values
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """Our results for one model (one results folder), aggregated, with what a reader must know."""
+
+    label: str
+    model_id: str
+    aggregate: Aggregate
+    notes: tuple[str, ...] = ()
+
+
+def _labels(keys: list[tuple[str, Path]]) -> dict[tuple[str, Path], str]:
+    """The model id, or "id (folder)" when one model id has results in several folders."""
+    counts: dict[str, int] = {}
+    for model_id, _ in keys:
+        counts[model_id] = counts.get(model_id, 0) + 1
+    return {(m, folder): m if counts[m] == 1 else f"{m} ({folder.parent.name}/{folder.name})" for m, folder in keys}
+
+
+def aggregate_results(
+    results: Sequence[Result],
+    benchmark: Benchmark,
+    specs: Mapping[str, DatasetSpec],
+    metric: str = "mIoU",
+    *,
+    include_partial: bool = False,
+) -> list[ModelRow]:
+    """One row per (model id, results folder); results outside the benchmark are left out.
+
+    A partial result (interrupted or ``--limit`` run) is not counted unless ``include_partial``:
+    its dataset stays missing. A result scored under an older spec, or a folder mixing
+    checkpoints/settings, is counted and flagged in notes.
+    """
+    if metric not in SUMMARY_METRICS + BINARY_METRICS:
+        raise BenchError(f"--metric {metric!r} is not a result metric; use one of {', '.join(SUMMARY_METRICS + BINARY_METRICS)}")
+    groups: dict[tuple[str, Path], list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.model_id, result.path.parent), []).append(result)
+    labels = _labels(list(groups))
+    rows = []
+    for key, group in groups.items():
+        scores: dict[str, float | None] = {}
+        notes: list[str] = []
+        for result in group:
+            if result.dataset not in benchmark.members:
+                continue
+            if result.partial:
+                counted = "counted" if include_partial else "not counted"
+                notes.append(
+                    f"{result.eval_set}: partial ({result.images_scored} of {result.images_total} images), {counted}"
+                )
+                if not include_partial:
+                    continue
+            scores[result.eval_set] = result.metrics.get(metric)
+            if scores[result.eval_set] is None:
+                notes.append(f"{result.eval_set}: {metric} is undefined")
+            if result.spec_hash != specs[result.dataset].spec_hash:
+                notes.append(f"{result.eval_set}: scored under an older spec ({result.spec_hash}); re-run it")
+        configurations = {(r.checkpoint_sha256, canonical_settings(r.settings)) for r in group}
+        if len(configurations) > 1:
+            notes.append(f"mixes {len(configurations)} checkpoint/settings combinations")
+        aggregate_row = aggregate(scores, benchmark, specs)
+        if aggregate_row.missing:
+            notes.insert(0, f"incomplete, no score for: {', '.join(aggregate_row.missing)}")
+        rows.append(ModelRow(labels[key], key[0], aggregate_row, tuple(notes)))
+    return rows
