@@ -17,17 +17,12 @@ form above (and the matching CoI-mIoU, mACC = pACC = 100/K, ...).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from catseg_bench.metrics import ConfusionMatrix
-from catseg_bench.results import Timing, write_result
-from catseg_bench.specs import EvalSet
-
-MODEL_ID = "random"
 
 
 class LabelSource(Protocol):
@@ -77,19 +72,3 @@ def uniform_prediction_confusion(pixel_counts: np.ndarray) -> np.ndarray:
     confusion = np.zeros((k + 1, k + 1), dtype=np.int64)
     confusion[:k, :] = counts[np.newaxis, :]
     return confusion
-
-
-def write_random_result(out_dir: Path | str, *, eval_set: EvalSet, dataset: LabelSource) -> Path:
-    """Count the labels of `dataset` and write the Random result file of `eval_set` into `out_dir`."""
-    start = time.perf_counter()
-    counts = count_label_pixels(dataset, eval_set.num_classes, eval_set.ignore_index)
-    return write_result(
-        out_dir,
-        eval_set=eval_set,
-        model_id=MODEL_ID,
-        checkpoint_sha256=None,
-        settings={"predictions": "uniform over the classes (expected confusion matrix)", "confusion_scale": eval_set.num_classes},
-        confusion=uniform_prediction_confusion(counts),
-        images_scored=len(dataset),
-        timing=Timing(seconds=time.perf_counter() - start),
-    )

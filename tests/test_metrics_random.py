@@ -13,9 +13,8 @@ from catseg_bench.random_baseline import (
     count_label_pixels,
     random_iou,
     uniform_prediction_confusion,
-    write_random_result,
 )
-from catseg_bench.results import read_result
+from catseg_bench.results import read_result, write_result
 from catseg_bench.specs import load_specs
 
 
@@ -82,16 +81,16 @@ def test_closed_form_matches_simulated_uniform_predictions():
         assert simulated.per_class_iou[name] == pytest.approx(expected.per_class_iou[name], abs=0.2)
 
 
-def test_write_random_result(tmp_path):
-    spec = load_specs()["cwfid"]
+def test_random_result_file_from_labels(tmp_path):
+    eval_set = load_specs()["cwfid"].eval_sets()[0]
     labels = [np.array([[0, 0, 1], [2, 255, 0]], np.uint8), np.array([[0, 0], [0, 1]], np.uint8)]
-    path = write_random_result(tmp_path / "random", eval_set=spec.eval_sets()[0], dataset=Labels(labels))
-    result = read_result(path)
-    assert path.name == "cwfid.json" and result.model_id == "random" and result.images_scored == 2
-    # counts: class 0 -> 6, class 1 -> 2, class 2 -> 1 of 9 labelled pixels
-    expected = 100 * random_iou(np.array([6, 2, 1])).mean()
-    assert result.metric("mIoU") == pytest.approx(expected)
-    assert result.settings["confusion_scale"] == 3
+    counts = count_label_pixels(Labels(labels), eval_set.num_classes, eval_set.ignore_index)
+    np.testing.assert_array_equal(counts, [6, 2, 1, 1])  # classes 0..2, then ignore
+    path = write_result(
+        tmp_path, eval_set=eval_set, model_id="random", checkpoint_sha256=None, settings={},
+        confusion=uniform_prediction_confusion(counts), images_scored=2,
+    )
+    assert read_result(path).metric("mIoU") == pytest.approx(100 * random_iou(counts[:3]).mean())
 
 
 def test_bad_label_names_the_file():
