@@ -299,6 +299,9 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
     policy = data.get("images_without_labels", "error")
     if policy not in UNPAIRED_POLICIES:
         raise SpecError(f"{path}: field 'data.images_without_labels' must be one of {UNPAIRED_POLICIES}, got {policy!r}")
+    for key in ("image_dir", "label_dir"):
+        if key in data:
+            _relative_dir(path, f"data.{key}", data[key])
     layout = DataLayout(
         image_dir=data["image_dir"],
         label_dir=data.get("label_dir"),
@@ -318,7 +321,8 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         if len(set(names)) != len(names):
             raise SpecError(f"{path}: field 'subsets.name' repeats a name in {names}")
         if len({len(s.class_names) for s in subsets}) != 1:
-            raise SpecError(f"{path}: every [[subsets]] entry must have the same number of classes")
+            counts = [len(s.class_names) for s in subsets]
+            raise SpecError(f"{path}: field 'subsets.class_names' must have the same length in every subset, got {counts}")
         class_names: tuple[str, ...] = ()
         num_classes = len(subsets[0].class_names)
         coi = None
@@ -337,8 +341,13 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
     ignore = raw["ignore_index"]
     if 0 <= ignore < num_classes:
         raise SpecError(f"{path}: field 'ignore_index' is {ignore}, which is a class index (0..{num_classes - 1})")
+    if not 0 <= ignore <= 65535:
+        raise SpecError(f"{path}: field 'ignore_index' is {ignore}; it must be a label value in 0..65535")
     if label_dtype == "uint8" and (num_classes > 255 or ignore > 255):
-        raise SpecError(f"{path}: {num_classes} classes / ignore {ignore} do not fit uint8 labels; set label_dtype = \"uint16\"")
+        raise SpecError(
+            f"{path}: field 'label_dtype' is uint8, but {num_classes} classes / ignore {ignore} do not fit uint8 "
+            "labels; set label_dtype = \"uint16\""
+        )
 
     return DatasetSpec(
         name=raw["name"],
@@ -366,11 +375,19 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
     )
 
 
+def _relative_dir(path: Path, where: str, value: str) -> None:
+    """Layout folders live under the data root: no absolute paths, no '..' escaping it."""
+    parts = Path(value).parts
+    if not value or Path(value).is_absolute() or ".." in parts:
+        raise SpecError(f"{path}: field '{where}' is {value!r}; it must be a folder relative to the data root, without '..'")
+
+
 def _parse_subset(path: Path, index: int, table: Any) -> SubsetSpec:
     where = f"subsets[{index}]."
     if not isinstance(table, dict):
-        raise SpecError(f"{path}: every [[subsets]] entry must be a table, got {table!r}")
+        raise SpecError(f"{path}: field 'subsets[{index}]' must be a [[subsets]] table, got {table!r}")
     _check_fields(path, where, table, _SUBSET_FIELDS)
+    _relative_dir(path, where + "label_dir", table["label_dir"])
     names = _class_list(path, where + "class_names", table["class_names"])
     coi = _indices(path, where + "classes_of_interest", table.get("classes_of_interest"), len(names))
     return SubsetSpec(table["name"], table["label_dir"], names, coi, table.get("mess_name"))
@@ -382,7 +399,11 @@ def parse_benchmark(path: Path, raw: dict[str, Any]) -> Benchmark:
         raise SpecError(f"{path}: field 'aggregation' must be \"mean\" (unweighted mean over datasets), got {raw['aggregation']!r}")
     domains = []
     for i, table in enumerate(raw["domains"]):
+        if not isinstance(table, dict):
+            raise SpecError(f"{path}: field 'domains[{i}]' must be a [[domains]] table, got {table!r}")
         _check_fields(path, f"domains[{i}].", table, _DOMAIN_FIELDS)
+        if not all(isinstance(name, str) for name in table["datasets"]):
+            raise SpecError(f"{path}: field 'domains[{i}].datasets' must list dataset names (strings)")
         domains.append(Domain(table["name"], table.get("display_name", table["name"]), tuple(table["datasets"])))
     members = [d for domain in domains for d in domain.datasets]
     repeated = sorted({m for m in members if members.count(m) > 1})
@@ -415,12 +436,12 @@ def load_all(extra_dirs: Sequence[Path] = ()) -> tuple[dict[str, DatasetSpec], d
             continue
         spec = parse_dataset_spec(path, raw)
         if spec.name in specs:
-            raise SpecError(f"{path}: duplicate dataset name '{spec.name}' (also in {specs[spec.name].path}); rename one")
+            raise SpecError(f"{path}: field 'name' is '{spec.name}', a duplicate of {specs[spec.name].path}; rename one")
         specs[spec.name] = spec
     for bench in benchmarks.values():
         for name in bench.members:
             if name not in specs:
-                raise SpecError(f"{bench.path}: domain lists dataset '{name}', which has no spec")
+                raise SpecError(f"{bench.path}: field 'domains.datasets' lists '{name}', which has no spec")
             if specs[name].domain != bench.domain_of(name):
                 raise SpecError(
                     f"{specs[name].path}: field 'domain' is '{specs[name].domain}' but {bench.path.name} "
