@@ -1,0 +1,88 @@
+"""`bench prepare NAME...|all`: download and convert datasets into the MESS layout, verified and resumable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from catseg_bench.errors import BenchError
+from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset
+from catseg_bench.prepare.download import MIRROR_ENV, Fetcher
+from catseg_bench.prepare.pipeline import DEFAULT_DOWNLOADS
+from catseg_bench.specs import load_all
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("prepare")
+    def prepare(
+        names: list[str] = typer.Argument(..., help="Dataset names (see `bench datasets list`), or `all` for the MESS benchmark."),
+        data_root: Path = typer.Option(..., "--data-root", help="Folder that receives the prepared datasets (created if missing)."),
+        download_dir: Optional[Path] = typer.Option(
+            None, "--download-dir", help=f"Where downloads go and manual files are looked for (default: DATA_ROOT/{DEFAULT_DOWNLOADS})."
+        ),
+        keep_archives: bool = typer.Option(False, "--keep-archives", help="Keep downloaded archives after a dataset is prepared."),
+        jobs: int = typer.Option(os.cpu_count() or 1, "--jobs", "-j", min=1, help="Worker processes for conversion."),
+        mirror: Optional[str] = typer.Option(
+            None, "--mirror", help=f"Fetch every file from this mirror root (URL host/path kept under it); also ${MIRROR_ENV}."
+        ),
+        specs: list[Path] = typer.Option([], "--specs", help="Extra folder(s) of dataset specs."),
+    ) -> None:
+        """Download, unpack and convert datasets; each is verified (image count = spec's num_images) before it is marked done.
+
+        Reruns skip prepared datasets and finished downloads, and continue partial downloads. Datasets
+        behind a registration (BDD100K, ISPRS Potsdam, UAVid, FloodNet, CryoNuSeg) print which files to
+        fetch by hand and where to put them, and are picked up on the next run.
+        """
+        all_specs, benchmarks = load_all(specs)
+        selected = _select(names, all_specs, benchmarks)
+        data_root.mkdir(parents=True, exist_ok=True)
+        downloads = download_dir or data_root / DEFAULT_DOWNLOADS
+        fetcher = Fetcher.from_env(mirror)
+        reporter = Reporter(Console(stderr=True))
+        outcomes, failures = [], []
+        for spec in selected:
+            reporter.say(f"[bold]{spec.display_name}[/bold] ({spec.name})")
+            try:
+                outcome = prepare_dataset(spec, get_recipe(spec), data_root, downloads, fetcher, jobs, keep_archives, reporter)
+            except BenchError as err:
+                reporter.say(f"  [red]failed:[/red] {err.message}")
+                failures.append((spec.name, err.message))
+                continue
+            reporter.say(f"  {outcome.message}")
+            outcomes.append(outcome)
+        _summary(outcomes, failures)
+        manual = [o for o in outcomes if o.status == "manual"]
+        if failures or manual:
+            parts = []
+            if failures:
+                parts.append(f"{len(failures)} failed ({', '.join(n for n, _ in failures)})")
+            if manual:
+                parts.append(f"{len(manual)} wait for files downloaded by hand ({', '.join(o.name for o in manual)}; see above)")
+            raise BenchError("bench prepare: " + "; ".join(parts) + "; rerun after fixing, finished datasets are skipped")
+
+
+def _select(names, all_specs, benchmarks):
+    if "all" in names:
+        if "mess" not in benchmarks:
+            raise BenchError("`all` needs the mess benchmark (dataset_specs/mess.toml)")
+        names = [n for n in names if n != "all"] + list(benchmarks["mess"].members)
+    unknown = [n for n in names if n not in all_specs]
+    if unknown:
+        raise BenchError(f"no dataset spec named {', '.join(unknown)}; see `bench datasets list` (add yours with --specs DIR)")
+    return [all_specs[n] for n in dict.fromkeys(names)]
+
+
+def _summary(outcomes, failures) -> None:
+    table = Table(title="bench prepare", title_justify="left")
+    for header in ("dataset", "status", "images"):
+        table.add_column(header)
+    for o in outcomes:
+        table.add_row(o.name, o.status, ", ".join(f"{k}: {v}" for k, v in o.counts.items()) or "-")
+    for name, _ in failures:
+        table.add_row(name, "failed", "-")
+    Console().print(table)

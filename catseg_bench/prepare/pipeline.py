@@ -1,0 +1,353 @@
+"""Preparing one dataset: fetch its sources, run its recipe in a work folder, verify, publish.
+
+Layout under the data root ``R`` for a spec whose data lives in ``R/<top>/...``:
+
+- ``R/.bench-prepare/<dataset>/`` is the work folder, itself shaped like a data root: the recipe
+  unpacks and converts into ``<work>/<top>/``; ``<work>/.steps/`` remembers finished extractions so
+  an interrupted run does not unpack again.
+- When the recipe is done, the spec's image/label pairs are counted in the work folder (each
+  evaluation set must hold exactly ``num_images``); only then is ``<top>/.bench-prepared.json``
+  written and ``<work>/<top>`` renamed to ``R/<top>`` in one step. A crash at any earlier point
+  leaves nothing at ``R/<top>``, so nothing half-converted is ever taken for done.
+
+Sources go to ``<download-dir>/<dataset>/<name>`` (default download dir: ``R/.bench-downloads``).
+Manual sources are looked for there and directly in ``<download-dir>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from catseg_bench.errors import BenchError
+from catseg_bench.prepare import download as dl
+from catseg_bench.prepare.extract import extract
+from catseg_bench.prepare.verify import verify_prepared
+from catseg_bench.specs import DatasetSpec
+
+DONE_MARKER = ".bench-prepared.json"
+WORK_DIR = ".bench-prepare"
+DEFAULT_DOWNLOADS = ".bench-downloads"
+_SOURCE_KEYS = {"url", "name", "sha256", "password", "alternatives", "folder"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One entry of a spec's ``[prepare].files``."""
+
+    name: str
+    url: str | None = None
+    sha256: str | None = None
+    password: str | None = None
+    alternatives: tuple[str, ...] = ()
+    folder: bool = False  # a Google Drive folder (downloaded as a directory)
+
+
+def parse_sources(spec: DatasetSpec) -> list[Source]:
+    sources = []
+    for index, entry in enumerate(spec.prepare.get("files", [])):
+        where = f"{spec.path}: [prepare].files[{index}]"
+        if not isinstance(entry, dict):
+            raise BenchError(f"{where} must be an inline table like {{ url = \"...\", sha256 = \"...\" }}")
+        unknown = set(entry) - _SOURCE_KEYS
+        if unknown:
+            raise BenchError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_SOURCE_KEYS)}")
+        url = entry.get("url")
+        folder = bool(entry.get("folder", url is not None and dl.is_drive_folder(url)))
+        name = entry.get("name")
+        if name is None:
+            if url is None or "drive.google.com" in url:
+                raise BenchError(f"{where} needs a `name` (the file name to save it as)")
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+        if "/" in name or name in ("", ".", ".."):
+            raise BenchError(f"{where}: name '{name}' must be a plain file name")
+        sha = entry.get("sha256")
+        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha)):
+            raise BenchError(f"{where}: sha256 '{sha}' is not 64 hex digits")
+        sources.append(Source(name, url, sha, entry.get("password"), tuple(entry.get("alternatives", ())), folder))
+    return sources
+
+
+def data_top(spec: DatasetSpec) -> str:
+    """The one folder under the data root that holds all of `spec`'s data."""
+    dirs = [spec.data.image_dir] + [e.label_dir for e in spec.eval_sets()]
+    tops = {Path(d).parts[0] for d in dirs}
+    if len(tops) != 1:
+        raise BenchError(f"{spec.path}: image and label folders start in different top folders {sorted(tops)}; `bench prepare` needs one")
+    return tops.pop()
+
+
+class Reporter:
+    """Messages and rich progress bars on one console."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.bytes_progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=self.console, transient=True,
+        )
+
+    def say(self, message: str) -> None:
+        self.console.print(message, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class RecipeContext:
+    """What a recipe works with. Paths given to recipes are under `root`, a work data root."""
+
+    spec: DatasetSpec
+    root: Path
+    sources: dict[str, Path]
+    jobs: int
+    reporter: Reporter
+    password: dict[str, str | None] = field(default_factory=dict)
+    cleanups: list[Path] = field(default_factory=list)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.spec.prepare.get("options", {}))
+
+    @property
+    def top(self) -> Path:
+        return self.root / data_top(self.spec)
+
+    def source(self, name: str) -> Path:
+        if name not in self.sources:
+            raise BenchError(f"{self.spec.path}: recipe '{self.spec.name}' needs a [prepare].files entry named '{name}'")
+        return self.sources[name]
+
+    def extract(self, archive: str | Path, into: str | Path, strip: int = 0, subdir: str | None = None) -> None:
+        """Unpack a source (by name) or a file under `root` into `root/into`, once."""
+        step = self.root / ".steps" / f"extract--{Path(str(archive)).name}--{str(into).replace('/', '_')}"
+        if isinstance(archive, str) and archive in self.sources:
+            path, password = self.sources[archive], self.password.get(archive)
+        else:
+            path, password = self.root / archive, None
+        # An archive that is gone was unpacked before (inner archives are deleted after unpacking);
+        # one that changed since (downloaded again) is unpacked again.
+        stamp = f"{path.stat().st_size} {path.stat().st_mtime_ns}" if path.is_file() else "folder"
+        if step.exists() and (not path.exists() or step.read_text() == stamp):
+            return
+        target = self.root / into
+        if path.is_dir():  # a source placed or downloaded as a folder
+            link_tree(path, target)
+        else:
+            self.reporter.say(f"  unpacking {path.name} -> {target.relative_to(self.root)}")
+            extract(path, target, password=password, strip=strip, subdir=subdir)
+        step.parent.mkdir(parents=True, exist_ok=True)
+        step.write_text(stamp)
+
+    def map(self, fn: Callable[[Any], int], items: Sequence[Any], description: str) -> int:
+        """Run `fn` over `items` on `jobs` processes with a progress bar; returns the sum of results."""
+        total = 0
+        task = self.reporter.progress.add_task(f"  {description}", total=len(items))
+        with self.reporter.progress:
+            if self.jobs <= 1 or len(items) <= 1:
+                for item in items:
+                    total += fn(item) or 0
+                    self.reporter.progress.advance(task)
+            else:
+                with ProcessPoolExecutor(max_workers=self.jobs) as pool:
+                    futures = [pool.submit(fn, item) for item in items]
+                    for future in as_completed(futures):
+                        total += future.result() or 0
+                        self.reporter.progress.advance(task)
+        self.reporter.progress.remove_task(task)
+        return total
+
+    def remove_after_verify(self, path: Path) -> None:
+        """Delete `path` once the dataset has verified (MESS deletes some raw folders to save disk)."""
+        self.cleanups.append(path)
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Copy a folder tree, hard-linking files where the file system allows (no second copy on disk)."""
+
+    def link_or_copy(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".complete", "*.sha256"))
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # "done" (earlier), "found" (already there, verified now), "prepared", "manual"
+    counts: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+
+
+def manual_instructions(spec: DatasetSpec, missing: Iterable[Source], folder: Path) -> str:
+    lines = [f"{spec.display_name} ({spec.name}) needs files you download yourself:"]
+    for source in missing:
+        alt = f" (or {', '.join(source.alternatives)})" if source.alternatives else ""
+        where = f" from {source.url}" if source.url else ""
+        lines.append(f"  - {source.name}{alt}{where}")
+    if spec.prepare.get("instructions"):
+        lines.append(f"  how: {spec.prepare['instructions']}")
+    lines.append(f"  put them in {folder}/ and rerun `bench prepare {spec.name}`")
+    return "\n".join(lines)
+
+
+def fetch_sources(
+    spec: DatasetSpec, download_dir: Path, fetcher: dl.Fetcher, reporter: Reporter
+) -> tuple[dict[str, Path], list[Source]]:
+    """Local paths of every source (downloading what is missing); and the manual sources still missing."""
+    folder = download_dir / spec.name
+    manual = bool(spec.prepare.get("manual", False))
+    paths: dict[str, Path] = {}
+    missing: list[Source] = []
+    for source in parse_sources(spec):
+        if manual:
+            found = _find_manual(source, [folder, download_dir])
+            if found is None:
+                missing.append(source)
+                continue
+            if found.is_file():
+                dl.check_digest(found, source.sha256, source.name, _unknown_digest(reporter, spec, source.name))
+            paths[source.name] = found
+            continue
+        if source.url is None:
+            raise BenchError(f"{spec.path}: [prepare].files entry '{source.name}' has no url and the dataset is not manual")
+        target = folder / source.name
+        if source.folder:
+            reporter.say(f"  fetching folder {source.url}")
+            paths[source.name] = dl.download_drive_folder(
+                source.url, target, fetcher,
+                on_unknown=lambda rel, digest: reporter.say(f"  sha256 {digest}  {source.name}/{rel}"),
+                progress=_byte_progress(reporter, source.name),
+            )
+            continue
+        if not target.is_file():
+            reporter.say(f"  downloading {source.url}")
+        paths[source.name] = dl.download(
+            source.url, target, fetcher, source.sha256,
+            on_unknown=_unknown_digest(reporter, spec, source.name),
+            progress=_byte_progress(reporter, source.name),
+        )
+    return paths, missing
+
+
+def _find_manual(source: Source, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        for name in (source.name, *source.alternatives):
+            candidate = folder / name
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def _unknown_digest(reporter: Reporter, spec: DatasetSpec, name: str) -> Callable[[str], None]:
+    def report(digest: str) -> None:
+        reporter.say(f"  sha256 {digest}  {name}  (no digest in {spec.path.name}; record it as sha256 = \"{digest}\")")
+
+    return report
+
+
+def _byte_progress(reporter: Reporter, name: str) -> dl.Progress:
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int | None) -> None:
+        if "task" not in state:
+            reporter.bytes_progress.start()
+            state["task"] = reporter.bytes_progress.add_task(f"  {name}", total=total)
+        reporter.bytes_progress.update(state["task"], completed=done, total=total)
+        if total is not None and done >= total:
+            reporter.bytes_progress.remove_task(state.pop("task"))
+            reporter.bytes_progress.stop()
+
+    return update
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / DONE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(top: Path, spec: DatasetSpec, counts: dict[str, int]) -> None:
+    record = {
+        "dataset": spec.name,
+        "spec_hash": spec.spec_hash,
+        "num_images": spec.num_images,
+        "counts": counts,
+        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    tmp = top / (DONE_MARKER + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, top / DONE_MARKER)
+
+
+def prepare_dataset(
+    spec: DatasetSpec,
+    recipe: Callable[[RecipeContext], None],
+    data_root: Path,
+    download_dir: Path,
+    fetcher: dl.Fetcher,
+    jobs: int,
+    keep_archives: bool,
+    reporter: Reporter,
+) -> Outcome:
+    data_root, download_dir = Path(data_root), Path(download_dir)
+    top_name = data_top(spec)
+    final = data_root / top_name
+    marker = read_marker(final)
+    if marker and marker.get("dataset") == spec.name:
+        return Outcome(spec.name, "done", marker.get("counts", {}), f"already prepared in {final}")
+    if final.exists():
+        try:
+            counts = verify_prepared(spec, data_root, workers=max(1, jobs))
+        except BenchError as err:
+            raise BenchError(
+                f"{final} exists but is not a complete {spec.display_name} ({err.message}); "
+                "move it away (or delete it) and rerun"
+            ) from None
+        _write_marker(final, spec, counts)
+        return Outcome(spec.name, "found", counts, f"found prepared data in {final}; verified and marked done")
+
+    sources, missing = fetch_sources(spec, download_dir, fetcher, reporter)
+    if missing:
+        return Outcome(spec.name, "manual", {}, manual_instructions(spec, missing, download_dir / spec.name))
+
+    work = data_root / WORK_DIR / spec.name
+    work.mkdir(parents=True, exist_ok=True)
+    passwords = {s.name: s.password for s in parse_sources(spec)}
+    context = RecipeContext(spec, work, sources, max(1, jobs), reporter, passwords)
+    recipe(context)
+    try:
+        counts = verify_prepared(spec, work, workers=context.jobs)
+    except BenchError as err:
+        raise BenchError(f"{err.message} (the work folder {work} is kept; a rerun converts again)") from None
+    for path in context.cleanups:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    _write_marker(work / top_name, spec, counts)
+    os.replace(work / top_name, final)
+    shutil.rmtree(work)
+    if not keep_archives and not spec.prepare.get("manual", False):
+        shutil.rmtree(download_dir / spec.name, ignore_errors=True)
+    return Outcome(spec.name, "prepared", counts, f"prepared {final}")
