@@ -130,11 +130,12 @@ def write_model(out, specs, benchmark, model_id, *, skip=(), partial=()):
             )
 
 
-@pytest.fixture()
-def result_dirs(tmp_path, specs, benchmark):
-    write_model(tmp_path, specs, benchmark, "catseg-b")
-    write_model(tmp_path, specs, benchmark, "my-model", skip={"cwfid", "paxray4.bones"}, partial={"dram"})
-    return tmp_path
+@pytest.fixture(scope="module")
+def result_dirs(tmp_path_factory, specs, benchmark):
+    root = tmp_path_factory.mktemp("results")
+    write_model(root, specs, benchmark, "catseg-b")
+    write_model(root, specs, benchmark, "my-model", skip={"cwfid", "paxray4.bones"}, partial={"dram"})
+    return root
 
 
 def test_golden_markdown_table(cli, result_dirs):
@@ -206,3 +207,32 @@ def test_errors(cli, tmp_path):
     assert res.exit_code != 0 and "nothing to show" in error_text(res)
     res = cli("table", "--metric", "bogus")
     assert res.exit_code != 0 and "--metric 'bogus' is not a result metric" in error_text(res)
+
+
+def test_notes_flag_stale_specs_mixed_settings_and_partial_results(tmp_path, specs, benchmark):
+    conf = np.array([[5, 1, 0], [1, 5, 0], [0, 0, 0]])
+    kvasir, cryo = specs["kvasir_instrument"].eval_sets()[0], specs["cryonuseg"].eval_sets()[0]
+    write_result(tmp_path / "m", eval_set=kvasir, model_id="m", checkpoint_sha256="a", settings={},
+                 confusion=conf, images_scored=1)
+    path = write_result(tmp_path / "m", eval_set=cryo, model_id="m", checkpoint_sha256="b", settings={},
+                        confusion=conf, images_scored=1, partial=True)
+    path.write_text(path.read_text().replace(specs["cryonuseg"].spec_hash, "0123456789abcdef"))
+    results = load_results([tmp_path])
+    (row,) = aggregate_results(results, benchmark, specs)
+    assert row.aggregate.datasets["kvasir_instrument"] == pytest.approx(100 * (5 / 7))
+    assert row.aggregate.datasets["cryonuseg"] is None
+    assert "cryonuseg: partial (1 of 30 images), not counted" in row.notes
+    assert "mixes 2 checkpoint/settings combinations" in row.notes
+    (row,) = aggregate_results(results, benchmark, specs, include_partial=True)
+    assert row.aggregate.datasets["cryonuseg"] == pytest.approx(100 * (5 / 7))
+    assert "cryonuseg: scored under an older spec (0123456789abcdef); re-run it" in row.notes
+
+
+def test_same_model_in_two_folders_gets_two_labelled_rows(tmp_path, specs, benchmark):
+    conf = np.array([[5, 1, 0], [1, 5, 0], [0, 0, 0]])
+    kvasir = specs["kvasir_instrument"].eval_sets()[0]
+    for run in ("run1", "run2"):
+        write_result(tmp_path / run / "catseg-b", eval_set=kvasir, model_id="catseg-b", checkpoint_sha256=None,
+                     settings={}, confusion=conf, images_scored=1)
+    rows = aggregate_results(load_results([tmp_path]), benchmark, specs)
+    assert [r.label for r in rows] == ["catseg-b (run1/catseg-b)", "catseg-b (run2/catseg-b)"]
