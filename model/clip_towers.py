@@ -1,0 +1,103 @@
+"""CLIP towers built from open_clip, plus CAT-Seg's dense image path.
+
+The towers are plain open_clip `CLIP` modules built offline (no pretrained tag, so no download)
+with QuickGELU, the activation the OpenAI weights were trained with. Their parameter names are the
+OpenAI ones, so an official CAT-Seg checkpoint maps onto them after merging q/k/v (see
+`model.checkpoint`).
+
+open_clip has no dense path, so `encode_image_dense` runs the visual tower itself:
+
+* the position table keeps the size it was trained at (197 rows for ViT-B/16) and is resized
+  bicubically to the run-time patch grid on every forward, as the official code does;
+* the outputs of the guidance-tap blocks are returned raw (before `ln_post`, no projection);
+* the last block runs CAT-Seg's dense variant (`dense_last_block`), and `ln_post` and the
+  projection are applied to every token, giving one C-d embedding per patch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from torch import Tensor, nn
+
+from model.configs import CATSegConfig
+
+
+def build_clip(config: CATSegConfig) -> CLIP:
+    """A randomly initialised open_clip CLIP with the variant's towers (QuickGELU, OpenAI names)."""
+    vision = CLIPVisionCfg(
+        layers=config.vision.layers,
+        width=config.vision.width,
+        head_width=config.vision.head_width,
+        patch_size=config.vision.patch_size,
+        image_size=config.vision.pos_embed_image_size,
+    )
+    text = CLIPTextCfg(
+        context_length=config.text.context_length,
+        vocab_size=config.text.vocab_size,
+        width=config.text.width,
+        heads=config.text.heads,
+        layers=config.text.layers,
+    )
+    return CLIP(embed_dim=config.embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
+
+
+def causal_text_mask(context_length: int) -> Tensor:
+    """The text tower's additive causal mask (what open_clip registers as `attn_mask`)."""
+    return torch.full((context_length, context_length), float("-inf")).triu_(1)
+
+
+def resized_position_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
+    """The (1 + gh*gw, D) position table for a gh x gw patch grid.
+
+    The class position is kept; the square patch part is resized with bicubic interpolation
+    (align_corners=False, no antialias). A table that already fits is returned as is.
+    """
+    gh, gw = grid
+    if table.shape[0] == 1 + gh * gw:
+        return table
+    side = int(round((table.shape[0] - 1) ** 0.5))
+    cls_pos, patch_pos = table[:1], table[1:]
+    patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(patch_pos, size=(gh, gw), mode="bicubic", align_corners=False)
+    patch_pos = patch_pos.reshape(table.shape[1], gh * gw).T
+    return torch.cat([cls_pos, patch_pos], dim=0)
+
+
+def dense_last_block(block: nn.Module, x: Tensor) -> Tensor:
+    """CAT-Seg's replacement for the last visual block: every token becomes its own value vector.
+
+    There is no attention mixing: token i becomes out_proj(v_i) plus the block's *input class
+    token* (not x_i), then the usual MLP residual. x is (B, N, D), batch first.
+    """
+    width = x.shape[-1]
+    attn = block.attn
+    v = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+    v = attn.out_proj(v) + x[:, :1]
+    return v + block.mlp(block.ln_2(v))
+
+
+def encode_image_dense(clip: CLIP, images: Tensor, taps: tuple[int, ...]) -> tuple[Tensor, list[Tensor]]:
+    """Dense CLIP features of normalised images (B, 3, S, S).
+
+    Returns the projected, `ln_post`-normalised tokens (B, 1 + g*g, C) (token 0 is the class
+    token) and the raw outputs (B, 1 + g*g, D) of the blocks listed in `taps`.
+    """
+    visual = clip.visual
+    x = visual.conv1(images)
+    batch, width, gh, gw = x.shape
+    x = x.reshape(batch, width, gh * gw).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).expand(batch, 1, width)
+    x = torch.cat([cls, x], dim=1)
+    x = x + resized_position_table(visual.positional_embedding, (gh, gw)).to(x.dtype)
+    x = visual.ln_pre(x)
+    blocks = visual.transformer.resblocks
+    tapped = []
+    for index, block in enumerate(blocks[:-1]):
+        x = block(x)
+        if index in taps:
+            tapped.append(x)
+    x = dense_last_block(blocks[-1], x)
+    x = visual.ln_post(x) @ visual.proj
+    return x, tapped

@@ -1,0 +1,129 @@
+"""Architecture configs of the CAT-Seg variants (CVPR 2024 version), one frozen dataclass each.
+
+Every hyper-parameter of the model lives here and nowhere else. Values of `catseg-b` / `catseg-l`
+follow the official `configs/vitb_384.yaml` / `configs/vitl_336.yaml` plus the constants hard-coded
+in the official model (CLIP resolution, guidance taps, `pad_len`, upsampling widths);
+`catseg-tiny` runs the same code path with small widths, for tests and the demo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# OpenAI CLIP normalisation on the 0-255 scale (the official CLIP_PIXEL_MEAN / CLIP_PIXEL_STD).
+CLIP_PIXEL_MEAN = (122.7709383, 116.7460125, 104.09373615)
+CLIP_PIXEL_STD = (68.5005327, 66.6321579, 70.3231630)
+
+# The single prompt template of the CVPR configs (PROMPT_ENSEMBLE_TYPE "single"); no final period.
+PROMPT_TEMPLATE = "A photo of a {} in the scene"
+
+# The official CVPR weights live in a Hugging Face *Space*, not a model repository.
+HUB_REPO_ID = "hamacojr/CAT-Seg-weights"
+HUB_REPO_TYPE = "space"
+
+
+@dataclass(frozen=True)
+class VisionTowerConfig:
+    """A CLIP ViT image tower (open_clip `CLIPVisionCfg` subset)."""
+
+    width: int  # transformer width D (also the width of the guidance taps)
+    layers: int  # number of residual attention blocks; the last one runs the dense path
+    head_width: int  # D / heads (open_clip builds heads = width // head_width)
+    patch_size: int  # conv1 kernel = stride
+    pos_embed_image_size: int  # image size whose patch grid the stored position table covers
+    # (224 for ViT-B/16: a 14x14 table, interpolated to the run-time grid on every forward)
+
+
+@dataclass(frozen=True)
+class TextTowerConfig:
+    """A CLIP causal text transformer (open_clip `CLIPTextCfg` subset)."""
+
+    width: int
+    layers: int
+    heads: int
+    context_length: int = 77  # tokens per prompt, OpenAI BPE
+    vocab_size: int = 49408  # OpenAI BPE vocabulary
+
+
+@dataclass(frozen=True)
+class CATSegConfig:
+    name: str  # registry name, e.g. "catseg-b"
+    description: str
+    embed_dim: int  # CLIP joint embedding width C: the cost volume compares C-d vectors
+    vision: VisionTowerConfig
+    text: TextTowerConfig
+    clip_resolution: int  # CLIP input side; a crop is bilinearly resized to it (384 B, 336 L)
+    guidance_taps: tuple[int, int]  # visual blocks whose raw outputs guide the decoder;
+    # the shallower one feeds the 48x48 stage, the deeper one the 96x96 stage
+    crop_size: int = 384  # side of one window / training crop, in pixels
+    hidden_dim: int = 128  # aggregator width (HIDDEN_DIMS)
+    appearance_guidance_proj_dim: int = 128  # image guidance in the spatial blocks
+    text_guidance_proj_dim: int = 128  # text guidance in the class blocks
+    num_layers: int = 2  # aggregator layers (spatial block + class block each)
+    num_heads: int = 4  # heads of both the Swin and the linear class attention
+    window_size: int = 12  # Swin window; the second spatial block shifts by half of it
+    pad_len: int = 256  # class axis padded to (or top-k selected down to) this many classes
+    cost_embed_kernel: int = 7  # conv over each class's cosine map (conv1)
+    decoder_dims: tuple[int, int] = (64, 32)  # output widths of the two upsampling stages
+    decoder_guidance_dims: tuple[int, int] = (256, 128)  # widths of the tap upsamplers
+    decoder_guidance_proj_dims: tuple[int, int] = (32, 16)  # guidance concatenated per stage
+    train_pooling: int = 2  # class-block average pooling in training (24 -> 12 tokens a side)
+    eval_pooling: int = 1  # ... and at evaluation (the eval.sh override [1,1])
+    pixel_mean: tuple[float, float, float] = CLIP_PIXEL_MEAN
+    pixel_std: tuple[float, float, float] = CLIP_PIXEL_STD
+    prompt_template: str = PROMPT_TEMPLATE
+    hub_filename: str | None = None  # file of the official weights in HUB_REPO_ID
+    hub_sha256: str | None = None  # its LFS sha256
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the CLIP patch grid = side of the cost volume (24 for B and L)."""
+        return self.clip_resolution // self.vision.patch_size
+
+    @property
+    def logit_size(self) -> int:
+        """Side of the output logits: a quarter of the crop (two x2 upsampling stages)."""
+        return self.feature_size * 4
+
+
+CATSEG_B = CATSegConfig(
+    name="catseg-b",
+    description="CAT-Seg (CVPR 2024) on OpenAI CLIP ViT-B/16 at 384",
+    embed_dim=512,
+    vision=VisionTowerConfig(width=768, layers=12, head_width=64, patch_size=16, pos_embed_image_size=224),
+    text=TextTowerConfig(width=512, layers=12, heads=8),
+    clip_resolution=384,
+    guidance_taps=(3, 7),
+    hub_filename="model_base.pth",
+    hub_sha256="a201a50f94f4c04196e3083773832b736c2b8b81d27ea2c59cc13af3aff05760",
+)
+
+CATSEG_L = CATSegConfig(
+    name="catseg-l",
+    description="CAT-Seg (CVPR 2024) on OpenAI CLIP ViT-L/14@336",
+    embed_dim=768,
+    vision=VisionTowerConfig(width=1024, layers=24, head_width=64, patch_size=14, pos_embed_image_size=336),
+    text=TextTowerConfig(width=768, layers=12, heads=12),
+    clip_resolution=336,
+    guidance_taps=(7, 15),
+    hub_filename="model_large.pth",
+    hub_sha256="80722f4b328161aa15d25d278e832a824b72af4486b013f664757ae7cc020f61",
+)
+
+CATSEG_TINY = CATSegConfig(
+    name="catseg-tiny",
+    description="CAT-Seg code path with tiny widths (random weights; tests and demo)",
+    embed_dim=32,
+    vision=VisionTowerConfig(width=64, layers=4, head_width=32, patch_size=16, pos_embed_image_size=224),
+    text=TextTowerConfig(width=32, layers=2, heads=2),
+    clip_resolution=384,
+    guidance_taps=(1, 2),
+    hidden_dim=32,
+    appearance_guidance_proj_dim=32,
+    text_guidance_proj_dim=32,
+    decoder_dims=(32, 16),
+    decoder_guidance_dims=(32, 16),
+    decoder_guidance_proj_dims=(8, 8),
+)
+
+CONFIGS: dict[str, CATSegConfig] = {c.name: c for c in (CATSEG_B, CATSEG_L, CATSEG_TINY)}
