@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from catseg_bench.errors import BenchError
-from catseg_bench.prepare.download import Fetcher, download, download_drive_folder
+from catseg_bench.prepare.download import Fetcher, download, download_drive_folder, parse_embedded_folder_view
 from catseg_bench.prepare.extract import extract
 from test_prepare_support import (
     encrypted_zip_bytes, make_test_spec, png, rar4_bytes, read, sha, start_server, tar_bytes, zip_bytes,
@@ -114,6 +114,21 @@ def test_drive_folder_from_mirror_index(server, tmp_path):
     assert (out / "S2" / "b c.tif").read_bytes() == b"bc"
     assert (out / "gt" / "a.tif").read_bytes() == b"g"
     assert (out / ".complete").exists()
+
+
+def test_drive_embedded_folder_view_is_parsed():
+    page = (
+        '<div class="flip-entries"><div class="flip-entry" id="entry-1aB" tabindex="0">'
+        '<div class="flip-entry-info"><a href="https://drive.google.com/file/d/1aB_c-D/view?usp=drive_web" target="_blank">'
+        '<div class="flip-entry-visual"><img src="x"></div><div class="flip-entry-title">part1.zip</div></a></div></div>'
+        '<div class="flip-entry" id="entry-2"><div class="flip-entry-info">'
+        '<a href="https://drive.google.com/drive/folders/2Fold" target="_blank"><div class="flip-entry-list-icon"></div>'
+        '<div class="flip-entry-title">S2 &amp; gt</div></a></div></div></div>'
+    )
+    assert parse_embedded_folder_view(page) == [
+        ("https://drive.google.com/file/d/1aB_c-D/view?usp=drive_web", "part1.zip"),
+        ("https://drive.google.com/drive/folders/2Fold", "S2 & gt"),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ extraction

@@ -315,16 +315,8 @@ def list_drive_folder(url: str, fetcher: Fetcher, _prefix: str = "", _depth: int
         raise BenchError(f"{url}: not a Google Drive folder URL (https://drive.google.com/drive/folders/<ID>)")
     page = _read_text(f"https://drive.google.com/embeddedfolderview?id={match.group(1)}", fetcher)
     entries = []
-    for entry in re.findall(r'<div class="flip-entry"[^>]*>(.*?)</div>\s*</div>\s*</div>', page, re.S) or re.findall(
-        r'<a href="[^"]+"[^>]*>.*?flip-entry-title">[^<]+<', page, re.S
-    ):
-        link = re.search(r'href="([^"]+)"', entry)
-        title = re.search(r'flip-entry-title">([^<]+)<', entry)
-        if not (link and title):
-            continue
-        href, name = html.unescape(link.group(1)), html.unescape(title.group(1)).strip()
-        sub = _DRIVE_FOLDER.match(href)
-        if sub:
+    for href, name in parse_embedded_folder_view(page):
+        if _DRIVE_FOLDER.match(href):
             entries.extend(list_drive_folder(href, fetcher, _prefix + name + "/", _depth + 1))
             continue
         file_match = re.search(r"/file/d/([\w-]+)", href)
@@ -336,6 +328,13 @@ def list_drive_folder(url: str, fetcher: Fetcher, _prefix: str = "", _depth: int
             "download folder under the name the spec gives, then rerun"
         )
     return entries
+
+
+def parse_embedded_folder_view(page: str) -> list[tuple[str, str]]:
+    """(link, title) of each entry of Drive's ``embeddedfolderview`` page: every entry is an
+    ``<a href=...>`` followed, before the next link, by a ``flip-entry-title`` element."""
+    pairs = re.findall(r'<a href="([^"]+)"(?:(?!<a ).)*?class="flip-entry-title">([^<]+)<', page, re.S)
+    return [(html.unescape(href), html.unescape(title).strip()) for href, title in pairs]
 
 
 def _read_text(url: str, fetcher: Fetcher) -> str:

@@ -204,8 +204,8 @@ def manual_instructions(spec: DatasetSpec, missing: Iterable[Source], folder: Pa
         alt = f" (or {', '.join(source.alternatives)})" if source.alternatives else ""
         where = f" from {source.url}" if source.url else ""
         lines.append(f"  - {source.name}{alt}{where}")
-    if spec.prepare.get("instructions"):
-        lines.append(f"  how: {spec.prepare['instructions']}")
+    if spec.prepare.get("notes"):
+        lines.append(f"  how: {spec.prepare['notes']}")
     lines.append(f"  put them in {folder}/ and rerun `bench prepare {spec.name}`")
     return "\n".join(lines)
 
