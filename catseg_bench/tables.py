@@ -158,7 +158,7 @@ def print_table(
         raise BenchError("nothing to show: give result folders, or --published seed|mess2023")
     table = build_table(rows, reference, benchmark, specs, metric=metric, compare=compare)
     if fmt == "rich":
-        console.print(render_rich(table, digits))
+        console.print(render_rich(table, digits, width=console.width))
     else:
         console.file.write(renderers[fmt](table, digits))
         console.file.flush()
@@ -254,35 +254,51 @@ def render_csv(table: Table, digits: int = 2) -> str:
     return buffer.getvalue()
 
 
-def render_rich(table: Table, digits: int = 2):
-    """Rich renderables: one block per domain (datasets + avg.), then a summary block, then notes."""
+_NARROW_HEADER = 11  # a value column never gets narrower than its numbers, nor wider than this, in a narrow terminal
+
+
+def render_rich(table: Table, digits: int = 2, width: int | None = None):
+    """Rich renderables: one block per domain (datasets + avg.), then a summary block, then notes.
+
+    Numbers are never shortened: when a block is wider than `width`, its value columns get fixed
+    widths (the widest number, or the header's longest word up to 11 characters) and the headers
+    and model names wrap instead.
+    """
+    from rich import box
     from rich.console import Group
     from rich.table import Table as RichTable
     from rich.text import Text
 
+    labels = [row.label for row in table.rows]
+
     def block(title: str, cols: list[Column]) -> RichTable:
-        grid = RichTable(title=title, title_justify="left", header_style="bold")
-        grid.add_column("Model", no_wrap=True)
-        for column in cols:
-            grid.add_column(column.header if not column.is_aggregate or column.key == "Mean" or title == "Summary"
-                            else "avg.", justify="right", style="bold" if column.is_aggregate else None)
-        for row in table.rows:
-            cells = []
-            for column in cols:
+        headers = [c.header if not c.is_aggregate or c.key == "Mean" or title == "Summary" else "avg." for c in cols]
+        cells = [[_cell(row.values[c.key], row.kind, digits) for row in table.rows] for c in cols]
+        numbers = [max(map(len, column_cells), default=1) for column_cells in cells]
+        natural = max(map(len, labels), default=5) + sum(max(n, len(h)) for n, h in zip(numbers, headers)) + 2 * len(cols)
+        narrow = width is not None and natural > width
+        grid = RichTable(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        grid.add_column("Model", overflow="fold", min_width=min(12, max(map(len, labels), default=5)))
+        for column, header, number in zip(cols, headers, numbers):
+            fixed = max(number, min(_NARROW_HEADER, max(map(len, header.split())))) if narrow else None
+            grid.add_column(header, justify="right", overflow="fold", width=fixed, min_width=number,
+                            style="bold" if column.is_aggregate else None)
+        for index, row in enumerate(table.rows):
+            texts = []
+            for column, column_cells in zip(cols, cells):
                 value = row.values[column.key]
                 style = ""
                 if row.kind == DELTA and value is not None:
                     style = "green" if value > 0 else "red" if value < 0 else ""
-                cells.append(Text(_cell(value, row.kind, digits), style=style))
+                texts.append(Text(column_cells[index], style=style))
             label_style = {PUBLISHED: "dim", OURS: "bold cyan", DELTA: "italic"}[row.kind]
-            grid.add_row(Text(row.label, style=label_style), *cells)
+            grid.add_row(Text(row.label, style=label_style), *texts)
         return grid
 
     blocks = []
     for domain in table.domains:
         blocks.append(block(domain, [c for c in table.columns if c.domain == domain]))
-    summary = [c for c in table.columns if c.is_aggregate]
-    blocks.append(block("Summary", summary))
+    blocks.append(block("Summary", [c for c in table.columns if c.is_aggregate]))
     blocks.extend(Text(f"• {note}", style="dim") for note in table.notes)
     return Group(Text(table.title, style="bold"), *blocks)
 
