@@ -236,3 +236,18 @@ def test_same_model_in_two_folders_gets_two_labelled_rows(tmp_path, specs, bench
                      settings={}, confusion=conf, images_scored=1)
     rows = aggregate_results(load_results([tmp_path]), benchmark, specs)
     assert [r.label for r in rows] == ["catseg-b (run1/catseg-b)", "catseg-b (run2/catseg-b)"]
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_rich_never_shortens_numbers(width, specs, benchmark):
+    from rich.console import Console
+
+    from catseg_bench.tables import print_table
+
+    console = Console(width=width, record=True, file=io.StringIO())
+    table = print_table(console, [], published="seed", fmt="rich")
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    summary = text[text.index("Summary"):]
+    for row in table.rows:
+        assert f"{row.values['Mean']:.2f}" in summary and f"{row.values['Agriculture and Biology']:.2f}" in summary
