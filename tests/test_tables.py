@@ -251,3 +251,12 @@ def test_rich_never_shortens_numbers(width, specs, benchmark):
     summary = text[text.index("Summary"):]
     for row in table.rows:
         assert f"{row.values['Mean']:.2f}" in summary and f"{row.values['Agriculture and Biology']:.2f}" in summary
+
+
+def test_published_by_path(cli, tmp_path):
+    from catseg_bench.results import published_dir
+
+    own = tmp_path / "mine.json"
+    own.write_text((published_dir() / "seed_table1.json").read_text().replace('"name": "seed"', '"name": "mine"'))
+    rows = csv_rows(cli("table", "--published", own, "--format", "csv"))
+    assert len(rows) == 13 and rows[0]["model"] == "Random (LB)"
