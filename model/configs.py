@@ -118,12 +118,13 @@ CATSEG_TINY = CATSegConfig(
     text=TextTowerConfig(width=32, layers=2, heads=2),
     clip_resolution=384,
     guidance_taps=(1, 2),
-    hidden_dim=32,
-    appearance_guidance_proj_dim=32,
-    text_guidance_proj_dim=32,
-    decoder_dims=(32, 16),
-    decoder_guidance_dims=(32, 16),
-    decoder_guidance_proj_dims=(8, 8),
+    hidden_dim=16,
+    appearance_guidance_proj_dim=16,
+    text_guidance_proj_dim=16,
+    pad_len=32,  # more than 32 classes takes the top-k path, as B/L do above 256
+    decoder_dims=(16, 16),  # GroupNorm takes width // 16 groups
+    decoder_guidance_dims=(16, 8),
+    decoder_guidance_proj_dims=(4, 4),
 )
 
 CONFIGS: dict[str, CATSegConfig] = {c.name: c for c in (CATSEG_B, CATSEG_L, CATSEG_TINY)}
