@@ -1,0 +1,135 @@
+"""`bench run`: evaluate a model on the benchmark (or a selection) and end with Table 1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from catseg_bench import distributed
+from catseg_bench.data import resolve_data_root
+from catseg_bench.errors import BenchError
+from catseg_bench.runner import RANDOM_MODEL, BenchmarkRunner, RunOptions, SetOutcome
+from catseg_bench.segmenters import build_segmenter, resolve_device
+from catseg_bench.selection import select_eval_sets
+from catseg_bench.specs import load_all
+from catseg_bench.synth import write_suite
+from catseg_bench.tables import print_table
+
+DEMO_MODEL = "catseg-tiny"
+DEMO_IMAGES_PER_SET = 2
+DEMO_NOTICE = (
+    "DEMO: catseg-tiny with UNTRAINED (random, seeded) weights on a SYNTHETIC suite. "
+    "The numbers below exercise the whole pipeline; they are NOT MESS numbers."
+)
+
+
+class _ImagesPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} img/s" if speed else "– img/s", style="cyan")
+
+
+def _summary(outcomes: list[SetOutcome]) -> Table:
+    table = Table(title="Run summary", title_justify="left")
+    for header in ("eval set", "status", "mIoU", "images", "seconds", "images/s", "peak memory (MiB)", "note"):
+        table.add_column(header, justify="right" if header not in ("eval set", "status", "note") else "left")
+    styles = {"failed": "red", "skipped": "dim", "resumed": "yellow", "done": "green"}
+    for o in outcomes:
+        def fmt(value, spec):
+            return "–" if value is None else format(value, spec)
+        note = o.message or ("; ".join(o.stale_reasons) and f"redone: {'; '.join(o.stale_reasons)}")
+        table.add_row(
+            o.eval_set, Text(o.status, style=styles.get(o.status, "")), fmt(o.miou, ".2f"), str(o.images),
+            fmt(o.seconds, ".1f"), fmt(o.images_per_second, ".2f"),
+            fmt(None if o.peak_memory_bytes is None else o.peak_memory_bytes / 2**20, ".0f"), note or "",
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        model: str = typer.Option(DEMO_MODEL, "--model", help="catseg-b, catseg-l, catseg-tiny or random."),
+        checkpoint: Optional[str] = typer.Option(
+            None, "--checkpoint", help="Path, URL or 'hub' (the official weights); none = random init."
+        ),
+        datasets: str = typer.Option("all", "--datasets", help="all, domain:NAME, or NAME[,NAME...]."),
+        data_root: Optional[Path] = typer.Option(None, "--data-root", help="Prepared data (default $CATSEG_BENCH_DATA)."),
+        output: Path = typer.Option(Path("bench_out"), "--output", help="Results go to OUTPUT/<model>/."),
+        specs: list[Path] = typer.Option([], "--specs", help="Extra folder(s) of dataset specs."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="First N images per set (partial results)."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+        precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+        mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole."),
+        batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward (all their windows at once)."),
+        workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=0, help="DataLoader decoding workers."),
+        save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write prediction PNGs."),
+        published: str = typer.Option("seed", "--published", help="Published rows beside ours: seed, mess2023, none."),
+        include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
+        demo: bool = typer.Option(False, "--demo", help="Synthetic suite + untrained catseg-tiny on the CPU."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the demo's data and weights."),
+    ) -> None:
+        """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
+        console = Console(stderr=False)
+        torch_device = resolve_device("cpu" if demo else device)
+        if torch_device.type == "cuda":
+            torch.cuda.set_device(torch_device.index if torch_device.index is not None else distributed.local_rank())
+            torch_device = torch.device("cuda", torch.cuda.current_device())
+        world = distributed.init_world(torch_device)
+
+        all_specs, benchmarks = load_all(specs)
+        benchmark = benchmarks["mess"]
+        eval_sets = select_eval_sets(datasets, all_specs, benchmark)
+        if demo:
+            if model != DEMO_MODEL or checkpoint:
+                raise BenchError("--demo always runs catseg-tiny with untrained weights; drop --model/--checkpoint")
+            data_root = Path(output) / "demo-data"
+            if world.is_main:
+                write_suite(data_root, [s for s in all_specs.values() if s.name in benchmark.members],
+                            images_per_set=DEMO_IMAGES_PER_SET, seed=seed)
+            distributed.barrier(world)
+            torch.manual_seed(seed)
+            console.print(Panel(DEMO_NOTICE, style="bold yellow"))
+        root = resolve_data_root(data_root)
+
+        segmenter = None if model == RANDOM_MODEL else build_segmenter(model, checkpoint, torch_device, precision, mode)
+        options = RunOptions(data_root=root, output=output, batch_size=batch_size, workers=workers,
+                             limit=limit, save_predictions=save_predictions)
+        progress = Progress(
+            TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), _ImagesPerSecond(),
+            TimeRemainingColumn(), console=console, disable=not world.is_main,
+        )
+        tasks: dict[str, int] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total, completed=done)
+            progress.update(tasks[name], completed=done)
+
+        runner = BenchmarkRunner(segmenter, options, torch_device, world, on_progress)
+        with progress:
+            outcomes = runner.run(eval_sets)
+        distributed.shutdown(world)
+        if not world.is_main:
+            return
+
+        console.print(_summary(outcomes))
+        for o in outcomes:
+            if o.status == "failed":
+                console.print(f"[red]failed[/red] {o.eval_set}: {o.message}", highlight=False)
+        print_table(console, [output], published=published, fmt="rich", metric="mIoU",
+                    include_partial=include_partial)
+        if demo:
+            console.print(Panel(DEMO_NOTICE, style="bold yellow"))
+        failed = [o.eval_set for o in outcomes if o.status == "failed"]
+        if failed:
+            raise BenchError(f"{len(failed)} of {len(outcomes)} evaluation sets failed: {', '.join(failed)} (reasons above)")

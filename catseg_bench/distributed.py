@@ -1,0 +1,66 @@
+"""Several processes (`torchrun`): shard the images across ranks and sum the confusion matrices.
+
+Confusion matrices are int64 counts, so their sum is independent of how images are sharded and a
+run on N processes writes exactly the result of a run on one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, count: int) -> list[int]:
+        """The sample indices this rank evaluates: every `size`-th one, starting at `rank`."""
+        return list(range(self.rank, count, self.size))
+
+
+def init_world(device: torch.device) -> World:
+    """Join the process group that `torchrun` describes in the environment; one process otherwise."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return World(rank=dist.get_rank(), size=dist.get_world_size())
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def sum_across(world: World, tensor: torch.Tensor) -> torch.Tensor:
+    """Sum `tensor` over all ranks (in place on every rank); a no-op for one process."""
+    if world.size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def max_across(world: World, value: float) -> float:
+    if world.size == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        dist.barrier()
+
+
+def shutdown(world: World) -> None:
+    if world.size > 1 and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,74 @@
+"""Per-image progress of an interrupted evaluation, persisted so a rerun continues where it stopped.
+
+The state of one eval set (per rank under torchrun) is its partial confusion matrix and how many of
+its samples are done, saved atomically every few images. It is only reused when the run key (spec
+hash, model, checkpoint, settings) and the digest of the ordered sample names still match, so the
+resumed confusion matrix equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class PartialState:
+    run_key: str
+    names_digest: str
+    done: int
+    confusion: np.ndarray
+    seconds: float
+
+
+def names_digest(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
+
+
+def partial_path(result_dir: Path, eval_set: str, rank: int = 0, world_size: int = 1) -> Path:
+    return Path(result_dir) / f".{eval_set}.partial-{rank}of{world_size}.npz"
+
+
+def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
+    """The saved state at `path` if it belongs to this run, else None (a foreign state is ignored)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            state = PartialState(
+                run_key=str(saved["run_key"]),
+                names_digest=str(saved["names_digest"]),
+                done=int(saved["done"]),
+                confusion=saved["confusion"].astype(np.int64),
+                seconds=float(saved["seconds"]),
+            )
+    except (OSError, KeyError, ValueError):
+        return None
+    if state.run_key != run_key or state.names_digest != digest:
+        return None
+    return state
+
+
+def save_partial(path: Path, state: PartialState) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            run_key=np.array(state.run_key),
+            names_digest=np.array(state.names_digest),
+            done=np.array(state.done),
+            confusion=state.confusion,
+            seconds=np.array(state.seconds),
+        )
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def clear_partial(path: Path) -> None:
+    path.unlink(missing_ok=True)

@@ -1,0 +1,290 @@
+"""The whole benchmark in one process: build the model once, then evaluate every selected set.
+
+Per evaluation set: embed its class names once, decode images in DataLoader workers, run batched
+inference, stream the confusion matrix on the model's device, persist per-image progress, and
+write the result file atomically. A set whose result is already on disk for the same spec, model,
+checkpoint and settings is skipped; a stale one is set aside (renamed, never deleted) and redone;
+an interrupted one continues where it stopped. One failing set is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from catseg_bench import distributed
+from catseg_bench.data import open_eval_set
+from catseg_bench.errors import BenchError
+from catseg_bench.metrics import ConfusionMatrix
+from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
+from catseg_bench.random_baseline import count_label_pixels, uniform_prediction_confusion
+from catseg_bench.results import Timing, canonical_settings, read_result, result_path, write_result
+from catseg_bench.segmenters import Segmenter
+from catseg_bench.specs import EvalSet
+
+RANDOM_MODEL = "random"
+SAVE_PROGRESS_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    data_root: Path
+    output: Path  # results go to output/<model id>/
+    batch_size: int = 1
+    workers: int = 2
+    limit: int | None = None  # first N images of each set (sorted order); results are partial
+    save_predictions: bool = False
+
+
+@dataclass
+class SetOutcome:
+    eval_set: str
+    status: str  # done | skipped | resumed | failed
+    message: str = ""
+    miou: float | None = None
+    seconds: float | None = None
+    images: int = 0
+    peak_memory_bytes: int | None = None
+    stale_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.images / self.seconds if self.seconds else None
+
+
+class _PreparedItems(Dataset):
+    """Decodes and prepares images in DataLoader workers.
+
+    A decoding error becomes a value, so that the main process reports it as one clean line.
+    """
+
+    def __init__(self, dataset: Dataset, indices: list[int], prepare: Callable[[np.ndarray], np.ndarray]):
+        self.dataset = dataset
+        self.indices = indices
+        self.prepare = prepare
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        try:
+            item = self.dataset[self.indices[i]]
+        except BenchError as err:
+            return {"error": err.message}
+        image = item["image"]
+        return {**item, "image": self.prepare(image), "size": tuple(image.shape[:2])}
+
+
+def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return items
+
+
+def run_key(eval_set: EvalSet, model_id: str, checkpoint_sha256: str | None, settings: dict[str, Any]) -> str:
+    return "|".join([eval_set.name, eval_set.spec_hash, model_id, str(checkpoint_sha256), canonical_settings(settings)])
+
+
+def result_settings(segmenter_settings: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    return {**segmenter_settings, "limit": limit}
+
+
+def _peak_memory_bytes(device: torch.device) -> int:
+    """Peak accelerator memory on a GPU; the process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _set_aside(json_path: Path) -> None:
+    """Keep a stale result (and its matrix) under a name no table reads, instead of overwriting it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for path in (json_path, json_path.with_name(json_path.name.removesuffix(".json") + ".confusion.npy")):
+        if path.exists():
+            path.rename(path.with_name(f"{path.name}.stale-{stamp}"))
+
+
+def _existing(json_path: Path, eval_set: EvalSet, model_id: str, sha: str | None, settings: dict) -> list[str] | None:
+    """None when no result exists; [] when it answers this run; else why it is stale."""
+    if not json_path.exists():
+        return None
+    try:
+        existing = read_result(json_path)
+    except BenchError as err:
+        return [f"unreadable ({err.message})"]
+    reasons = existing.stale_reasons(spec_hash=eval_set.spec_hash, model_id=model_id, checkpoint_sha256=sha, settings=settings)
+    # A --limit run is partial by design: with the same limit (part of the settings) it is current.
+    if existing.partial and settings.get("limit") is not None and len(reasons) == 1:
+        return []
+    return reasons
+
+
+def _save_prediction(directory: Path, name: str, pred: torch.Tensor, num_classes: int) -> None:
+    path = directory / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = pred.cpu().numpy().astype(np.uint8 if num_classes <= 256 else np.uint16)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(array).save(tmp)
+    tmp.replace(path)
+
+
+class BenchmarkRunner:
+    """Evaluates one segmenter (or the random lower bound) on a list of evaluation sets."""
+
+    def __init__(
+        self,
+        segmenter: Segmenter | None,
+        options: RunOptions,
+        device: torch.device,
+        world: distributed.World = distributed.World(),
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ):
+        self.segmenter = segmenter
+        self.options = options
+        self.device = device
+        self.world = world
+        self.on_progress = on_progress or (lambda name, done, total: None)
+        self.model_id = segmenter.model_id if segmenter else RANDOM_MODEL
+        self.checkpoint_sha256 = segmenter.checkpoint_sha256 if segmenter else None
+        base = segmenter.settings() if segmenter else {"predictions": "uniform over the classes (expected confusion matrix)"}
+        self.settings = result_settings(base, options.limit)
+        self.result_dir = Path(options.output) / self.model_id
+
+    def run(self, eval_sets: list[EvalSet]) -> list[SetOutcome]:
+        return [self.run_one(eval_set) for eval_set in eval_sets]
+
+    def run_one(self, eval_set: EvalSet) -> SetOutcome:
+        json_path = result_path(self.result_dir, eval_set.name)
+        stale = _existing(json_path, eval_set, self.model_id, self.checkpoint_sha256, self.settings)
+        if stale == []:
+            done = read_result(json_path)
+            return SetOutcome(eval_set.name, "skipped", "result is current", done.metrics.get("mIoU"),
+                              done.timing.get("seconds"), done.images_scored, done.timing.get("peak_memory_bytes"))
+        try:
+            outcome = self._evaluate(eval_set, json_path, stale or [])
+        except BenchError as err:
+            return SetOutcome(eval_set.name, "failed", err.message)
+        except (RuntimeError, ValueError, OSError) as err:
+            return SetOutcome(eval_set.name, "failed", f"{type(err).__name__}: {err}")
+        outcome.stale_reasons = stale or []
+        return outcome
+
+    def _evaluate(self, eval_set: EvalSet, json_path: Path, stale: list[str]) -> SetOutcome:
+        dataset = open_eval_set(eval_set, self.options.data_root)
+        total = len(dataset) if self.options.limit is None else min(len(dataset), self.options.limit)
+        if total == 0:
+            raise BenchError(f"{eval_set.name}: no images found under {self.options.data_root}; run `bench prepare {eval_set.spec.name}`")
+        partial = self.options.limit is not None and total < len(dataset)
+        if self.segmenter is None:
+            return self._evaluate_random(eval_set, dataset, total, json_path, stale, partial)
+
+        indices = self.world.shard(total)
+        shard_names = [dataset.names[i] for i in indices]
+        key = run_key(eval_set, self.model_id, self.checkpoint_sha256, self.settings)
+        state_path = partial_path(self.result_dir, eval_set.name, self.world.rank, self.world.size)
+        state = load_partial(state_path, key, names_digest(shard_names))
+        start = state.done if state else 0
+        confusion = ConfusionMatrix(eval_set.num_classes, eval_set.ignore_index, self.device)
+        if state:
+            confusion.matrix += torch.from_numpy(state.confusion).to(self.device)
+        elapsed_before = state.seconds if state else 0.0
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.segmenter.set_classes(eval_set.class_names)
+        loader = DataLoader(
+            _PreparedItems(dataset, indices[start:], self.segmenter.prepare_image),
+            batch_size=self.options.batch_size,
+            num_workers=self.options.workers,
+            collate_fn=_collate,
+            pin_memory=False,
+        )
+        prediction_dir = self.result_dir / "predictions" / eval_set.name
+        started = time.perf_counter()
+        last_save = started
+        done = start
+        self.on_progress(eval_set.name, done * self.world.size, total)
+        for batch in loader:
+            for item in batch:
+                if "error" in item:
+                    raise BenchError(item["error"])
+            preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
+            for item, pred in zip(batch, preds):
+                confusion.update(pred, item["label"], image=f"{eval_set.name}/{item['name']}")
+                if self.options.save_predictions:
+                    _save_prediction(prediction_dir, item["name"], pred, eval_set.num_classes)
+            done += len(batch)
+            now = time.perf_counter()
+            if now - last_save >= SAVE_PROGRESS_SECONDS and done < len(indices):
+                save_partial(state_path, PartialState(key, names_digest(shard_names), done,
+                                                      confusion.numpy(), elapsed_before + now - started))
+                last_save = now
+            self.on_progress(eval_set.name, min(done * self.world.size, total), total)
+
+        seconds = distributed.max_across(self.world, elapsed_before + time.perf_counter() - started)
+        distributed.sum_across(self.world, confusion.matrix)
+        peak = _peak_memory_bytes(self.device)
+        if self.world.is_main:
+            if stale and json_path.exists():
+                _set_aside(json_path)
+            write_result(
+                self.result_dir,
+                eval_set=eval_set,
+                model_id=self.model_id,
+                checkpoint_sha256=self.checkpoint_sha256,
+                settings=self.settings,
+                confusion=confusion,
+                images_scored=total,
+                images_total=len(dataset),
+                partial=partial,
+                timing=Timing(seconds=seconds, peak_memory_bytes=peak),
+            )
+        distributed.barrier(self.world)
+        clear_partial(state_path)
+        return SetOutcome(eval_set.name, "resumed" if start else "done", "", read_result(json_path).metrics.get("mIoU"),
+                          seconds, total, peak)
+
+    def _evaluate_random(self, eval_set, dataset, total, json_path, stale, partial) -> SetOutcome:
+        started = time.perf_counter()
+        counts = count_label_pixels(_FirstLabels(dataset, total), eval_set.num_classes, eval_set.ignore_index)
+        seconds = time.perf_counter() - started
+        if self.world.is_main:
+            if stale and json_path.exists():
+                _set_aside(json_path)
+            write_result(
+                self.result_dir,
+                eval_set=eval_set,
+                model_id=self.model_id,
+                checkpoint_sha256=None,
+                settings=self.settings,
+                confusion=uniform_prediction_confusion(counts),
+                images_scored=total,
+                images_total=len(dataset),
+                partial=partial,
+                timing=Timing(seconds=seconds),
+            )
+        self.on_progress(eval_set.name, total, total)
+        return SetOutcome(eval_set.name, "done", "", read_result(json_path).metrics.get("mIoU"), seconds, total)
+
+
+class _FirstLabels:
+    """The labels of the first `count` samples of a dataset (what `--limit` scores)."""
+
+    def __init__(self, dataset, count: int):
+        self.dataset = dataset
+        self.names = dataset.names[:count]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read_label(self, index: int) -> np.ndarray:
+        return self.dataset.read_label(index)
+
+    def label_path(self, index: int):
+        return self.dataset.label_path(index)

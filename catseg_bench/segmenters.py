@@ -1,0 +1,85 @@
+"""What the runner evaluates: a segmenter turns a batch of images into class-index maps.
+
+To evaluate another model, write a class with the same four members as :class:`CatSegSegmenter`
+and add it to :func:`build_segmenter`; the runner, resume, scoring and tables need nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+import model as catseg_model
+from catseg_bench.errors import BenchError
+from model.inference import MODES, PRECISIONS, predict_labels, resize_short_side
+
+
+class Segmenter(Protocol):
+    model_id: str
+    checkpoint_sha256: str | None
+
+    def settings(self) -> dict[str, Any]:
+        """Everything about inference that changes the numbers (part of a result's identity)."""
+
+    def set_classes(self, class_names: tuple[str, ...]) -> None:
+        """Prepare for one evaluation set's vocabulary (e.g. embed the class names once)."""
+
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        """Per-image CPU work (e.g. the test-time resize); runs in the DataLoader workers."""
+
+    def predict(self, images: list[np.ndarray], original_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """Class indices (H, W) int64 for each prepared image, at its original size."""
+
+
+class CatSegSegmenter:
+    """CAT-Seg from `model/`: patch inference of the paper, argmax over the sigmoid probabilities."""
+
+    def __init__(self, name: str, checkpoint: str | None, device: torch.device, precision: str, mode: str):
+        if precision not in PRECISIONS:
+            raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        if mode not in MODES:
+            raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
+        try:
+            self.net = catseg_model.create_model(name, checkpoint=checkpoint, device=device)
+        except catseg_model.CheckpointError as err:
+            raise BenchError(str(err)) from None
+        self.net.eval()
+        self.model_id = name
+        self.checkpoint_sha256 = self.net.checkpoint_sha256
+        self.precision = precision
+        self.mode = mode
+        self.class_embeds: torch.Tensor | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"mode": self.mode, "precision": self.precision}
+
+    def set_classes(self, class_names: tuple[str, ...]) -> None:
+        self.class_embeds = catseg_model.encode_classes(self.net, list(class_names))
+
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        return resize_short_side(image)
+
+    def predict(self, images: list[np.ndarray], original_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        return predict_labels(
+            self.net, images, self.class_embeds, mode=self.mode, precision=self.precision, original_sizes=original_sizes
+        )
+
+
+def resolve_device(value: str) -> torch.device:
+    """`auto` is the GPU when there is one; asking for `cuda` without one is an error."""
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if value.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {value}: no CUDA device is visible; use --device cpu or auto")
+    if value not in ("cpu",) and not value.startswith("cuda"):
+        raise BenchError(f"--device {value}: choose auto, cpu or cuda[:N]")
+    return torch.device(value)
+
+
+def build_segmenter(name: str, checkpoint: str | None, device: torch.device, precision: str, mode: str) -> Segmenter:
+    if name in catseg_model.list_models():
+        return CatSegSegmenter(name, checkpoint, device, precision, mode)
+    known = ", ".join([*catseg_model.list_models(), "random"])
+    raise BenchError(f"--model {name}: unknown model; choose one of {known}")

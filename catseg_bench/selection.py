@@ -1,0 +1,46 @@
+"""Turn a `--datasets` value into the evaluation sets to run, in benchmark (Table 1) order."""
+
+from __future__ import annotations
+
+from catseg_bench.errors import BenchError
+from catseg_bench.specs import Benchmark, DatasetSpec, EvalSet
+
+
+def select_eval_sets(value: str, specs: dict[str, DatasetSpec], benchmark: Benchmark) -> list[EvalSet]:
+    """`all` (the benchmark's datasets), `domain:NAME`, or a comma list of dataset or eval-set names.
+
+    A composite dataset (PAXRay-4) expands to its subsets; `paxray4.lungs` selects one subset.
+    """
+    value = value.strip()
+    if value == "all":
+        return [es for name in benchmark.members for es in specs[name].eval_sets()]
+    if value.startswith("domain:"):
+        wanted = value.removeprefix("domain:").strip().lower()
+        for domain in benchmark.domains:
+            if wanted in (domain.name.lower(), domain.display_name.lower()):
+                return [es for name in domain.datasets for es in specs[name].eval_sets()]
+        user_domain = [s for s in specs.values() if s.domain.lower() == wanted]
+        if user_domain:
+            return [es for spec in user_domain for es in spec.eval_sets()]
+        known = ", ".join(d.name for d in benchmark.domains)
+        raise BenchError(f"--datasets {value}: no such domain; known domains: {known}")
+
+    selected: list[EvalSet] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        found = _find(item, specs)
+        selected.extend(es for es in found if es not in selected)
+    if not selected:
+        raise BenchError(f"--datasets {value!r} selects nothing; use all, domain:NAME or dataset names")
+    return selected
+
+
+def _find(item: str, specs: dict[str, DatasetSpec]) -> list[EvalSet]:
+    if item in specs:
+        return specs[item].eval_sets()
+    for spec in specs.values():
+        for eval_set in spec.eval_sets():
+            if eval_set.name == item:
+                return [eval_set]
+    raise BenchError(f"--datasets: unknown dataset '{item}'; see `bench datasets list` (add your own with --specs DIR)")
