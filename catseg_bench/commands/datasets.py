@@ -1,0 +1,281 @@
+"""`bench datasets`: list, show, check, synth and export the evaluation datasets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from catseg_bench.errors import BenchError
+from catseg_bench.selection import select_eval_sets
+from catseg_bench.specs import DatasetSpec, EvalSet, load_benchmark, load_specs
+
+SpecsOption = Annotated[
+    Optional[list[Path]],
+    typer.Option("--specs", help="Folder of your own dataset specs (*.toml), loaded beside the built-in ones; repeatable."),
+]
+DataRootOption = Annotated[
+    Optional[Path],
+    typer.Option("--data-root", help="Folder holding the prepared datasets (default: $CATSEG_BENCH_DATA)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+# Findings shown per evaluation set and kind before "... and N more" (all are in --json).
+_SHOWN_PER_KIND = 20
+
+
+def _console() -> Console:
+    """Rich output; when not a terminal (pipes, files, tests), wide enough that paths are not wrapped."""
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
+def _eval_sets(names: list[str] | None, specs: dict[str, DatasetSpec], specs_dirs: list[Path] | None) -> list[EvalSet]:
+    """NAMES as evaluation sets: none or "all" = every spec (yours too); else dataset, eval-set or domain:NAME."""
+    if not names or names == ["all"]:
+        return [es for spec in specs.values() for es in spec.eval_sets()]
+    return select_eval_sets(",".join(names), specs, load_benchmark("mess", specs_dirs or ()))
+
+
+def spec_summary(spec: DatasetSpec) -> dict[str, Any]:
+    """The `datasets list --json` record of one spec."""
+    record: dict[str, Any] = {
+        "name": spec.name,
+        "display_name": spec.display_name,
+        "domain": spec.domain,
+        "split": spec.split,
+        "num_classes": spec.num_classes,
+        "num_images": spec.num_images,
+        "class_names": None if spec.is_composite else list(spec.class_names),
+    }
+    if spec.is_composite:
+        record["subsets"] = [
+            {"name": es.subset, "eval_set": es.name, "class_names": list(es.class_names)} for es in spec.eval_sets()
+        ]
+    record.update(
+        license=spec.license,
+        link=spec.link,
+        eval_sets=[es.name for es in spec.eval_sets()],
+        spec_hash=spec.spec_hash,
+        path=str(spec.path),
+    )
+    return record
+
+
+def spec_details(spec: DatasetSpec) -> dict[str, Any]:
+    """Every field of a spec, for `datasets show --json`."""
+    return {
+        **spec_summary(spec),
+        "ignore_index": spec.ignore_index,
+        "background_index": spec.background_index,
+        "classes_of_interest": None if spec.classes_of_interest is None else list(spec.classes_of_interest),
+        "label_dtype": spec.label_dtype,
+        "mess_name": spec.mess_name,
+        "paper": spec.paper,
+        "citation": spec.citation,
+        "description": spec.description,
+        "notes": spec.notes,
+        "data": {
+            "image_dir": spec.data.image_dir,
+            "label_dir": spec.data.label_dir,
+            "image_ext": spec.data.image_ext,
+            "label_ext": spec.data.label_ext,
+            "images_without_labels": spec.data.images_without_labels,
+        },
+        "prepare": spec.prepare,
+        "subsets": [
+            {
+                "name": s.name,
+                "eval_set": f"{spec.name}.{s.name}",
+                "label_dir": s.label_dir,
+                "class_names": list(s.class_names),
+                "classes_of_interest": None if s.classes_of_interest is None else list(s.classes_of_interest),
+                "mess_name": s.mess_name,
+            }
+            for s in spec.subsets
+        ],
+    }
+
+
+def list_datasets(specs_dirs: SpecsOption = None, as_json: JsonOption = False) -> None:
+    """Every dataset spec: MESS datasets in Table-1 order, then yours."""
+    specs = load_specs(specs_dirs or ())
+    if as_json:
+        typer.echo(json.dumps([spec_summary(s) for s in specs.values()], indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(specs)} datasets")
+    for column in ("name", "display name", "domain", "split", "classes", "images", "license"):
+        table.add_column(column, justify="right" if column in ("classes", "images") else "left")
+    for spec in specs.values():
+        classes = f"{len(spec.subsets)}x{spec.num_classes}" if spec.is_composite else str(spec.num_classes)
+        table.add_row(
+            Text(spec.name), Text(spec.display_name), Text(spec.domain), Text(spec.split),
+            classes, str(spec.num_images), Text(spec.license),
+        )
+    _console().print(table)
+
+
+def _class_table(es: EvalSet, spec: DatasetSpec) -> Table:
+    table = Table(title=f"{es.name}: {es.num_classes} classes (the prompts), ignore {es.ignore_index}")
+    table.add_column("index", justify="right")
+    table.add_column("class name")
+    table.add_column("role")
+    for index, name in enumerate(es.class_names):
+        role = "background" if index == spec.background_index else ""
+        role += ("; " if role else "") + ("of interest" if index in es.classes_of_interest else "not of interest")
+        table.add_row(str(index), Text(name), role)
+    return table
+
+
+def show_dataset(
+    name: Annotated[str, typer.Argument(help="Dataset name (or eval-set name such as paxray4.lungs).")],
+    specs_dirs: SpecsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """All fields of one dataset spec."""
+    spec = _eval_sets([name], load_specs(specs_dirs or ()), specs_dirs)[0].spec
+    details = spec_details(spec)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column()
+    for key in ("name", "display_name", "domain", "split", "num_images", "num_classes", "ignore_index",
+                "background_index", "label_dtype", "mess_name", "license", "link", "paper", "citation",
+                "description", "notes", "spec_hash", "path"):
+        if details[key] is not None:
+            fields.add_row(key, Text(str(details[key])))
+    for key, value in details["data"].items():
+        if value is not None:
+            fields.add_row(f"data.{key}", Text(str(value)))
+    for key, value in details["prepare"].items():
+        fields.add_row(f"prepare.{key}", Text(value if isinstance(value, str) else json.dumps(value)))
+    for subset in details["subsets"]:
+        fields.add_row(f"subset {subset['name']}", Text(f"label_dir {subset['label_dir']}"))
+    console.print(fields)
+    for es in spec.eval_sets():
+        console.print(_class_table(es, spec))
+
+
+def _display_path(file: str, root: Path) -> str:
+    try:
+        return Path(file).relative_to(root).as_posix()
+    except ValueError:
+        return file
+
+
+def check_datasets(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Datasets or eval sets to check (default: all).")] = None,
+    data_root: DataRootOption = None,
+    specs_dirs: SpecsOption = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes reading labels (default: one per core).")] = None,
+    decode_images: Annotated[bool, typer.Option("--decode-images", help="Decode every image, not just its header.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check prepared data: folders, pairing, counts, label values, image/label sizes. Exit 1 on any problem."""
+    from catseg_bench.data import check_eval_set, expected_image_count, resolve_data_root
+    from catseg_bench.data.hf_export import export_dir, read_export_marker
+
+    root = resolve_data_root(data_root)
+    eval_sets = _eval_sets(names, load_specs(specs_dirs or ()), specs_dirs)
+    report = []
+    for es in eval_sets:
+        findings = check_eval_set(es, root, workers=workers, decode_images=decode_images)
+        try:
+            source = "export" if read_export_marker(export_dir(root, es)) else "folder"
+            expected = expected_image_count(es, root)[0]
+        except BenchError:
+            source, expected = "export", None
+        report.append((es, source, expected, findings))
+    problems = sum(len(f) for *_, f in report)
+    if as_json:
+        typer.echo(json.dumps({
+            "data_root": str(root),
+            "eval_sets": [
+                {"name": es.name, "source": source, "expected_images": expected, "problems": len(findings)}
+                for es, source, expected, findings in report
+            ],
+            "findings": [vars(f) for *_, findings in report for f in findings],
+        }, indent=2))
+    else:
+        _print_check(root, report, problems)
+    if problems:
+        raise typer.Exit(code=1)
+
+
+def _print_check(root: Path, report: list, problems: int) -> None:
+    console = _console()
+    summary = Table(title=f"datasets under {root}")
+    for column in ("eval set", "source", "expected images", "problems"):
+        summary.add_column(column, justify="right" if column in ("expected images", "problems") else "left")
+    for es, source, expected, findings in report:
+        status = Text(str(len(findings)), style="red" if findings else "green")
+        summary.add_row(Text(es.name), source, "?" if expected is None else str(expected), status)
+    console.print(summary)
+    if problems:
+        table = Table(title="problems")
+        table.add_column("eval set", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("file", no_wrap=True, overflow="fold")
+        table.add_column("problem", overflow="fold")
+        for es, _, _, findings in report:
+            shown: dict[str, int] = {}
+            for finding in findings:
+                shown[finding.kind] = shown.get(finding.kind, 0) + 1
+                if shown[finding.kind] <= _SHOWN_PER_KIND:
+                    table.add_row(Text(es.name), finding.kind, Text(_display_path(finding.file, root)), Text(finding.message))
+            for kind, count in shown.items():
+                if count > _SHOWN_PER_KIND:
+                    table.add_row(Text(es.name), kind, "", f"... and {count - _SHOWN_PER_KIND} more (see --json)")
+        console.print(table)
+        console.print(f"[red]{problems} problem(s)[/red] in {sum(1 for *_, f in report if f)} of {len(report)} evaluation set(s)")
+    else:
+        console.print(f"[green]all {len(report)} evaluation set(s) OK[/green]")
+
+
+def synth_datasets(
+    names: Annotated[list[str], typer.Argument(help="Datasets to synthesise, or 'all'.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or an earlier synthetic suite).")],
+    images: Annotated[int, typer.Option("--images", help="Labelled images per evaluation set.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same files.")] = 0,
+    specs_dirs: SpecsOption = None,
+) -> None:
+    """Write small synthetic images and labels in each spec's exact layout (a data root for tests and the demo)."""
+    from catseg_bench.synth import write_suite
+
+    specs = load_specs(specs_dirs or ())
+    chosen = list(dict.fromkeys(es.spec.name for es in _eval_sets(names, specs, specs_dirs)))
+    written = write_suite(out, [specs[name] for name in chosen], images_per_set=images, seed=seed)
+    typer.echo(f"wrote {sum(written.values())} image/label pairs for {len(written)} evaluation set(s) under {out}")
+
+
+def export_datasets(
+    name: Annotated[str, typer.Argument(help="Dataset (all its eval sets) or eval-set name.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder receiving <eval set name>/ Hugging Face copies.")],
+    data_root: DataRootOption = None,
+    specs_dirs: SpecsOption = None,
+) -> None:
+    """Copy an evaluation set into a Hugging Face `datasets` folder (lossless; readable as a data root)."""
+    from catseg_bench.data import export_eval_set, resolve_data_root
+
+    root = resolve_data_root(data_root)
+    for es in _eval_sets([name], load_specs(specs_dirs or ()), specs_dirs):
+        target = export_eval_set(es, root, to)
+        typer.echo(f"exported {es.name} to {target}")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="List, inspect, check, synthesise and export evaluation datasets.", no_args_is_help=True)
+    group.command("list")(list_datasets)
+    group.command("show")(show_dataset)
+    group.command("check")(check_datasets)
+    group.command("synth")(synth_datasets)
+    group.command("export")(export_datasets)
+    app.add_typer(group, name="datasets")
