@@ -35,10 +35,9 @@ def make_eval_set(tmp_path: Path, **overrides):
     return parse_dataset_spec(tmp_path / "specs" / "toy.toml", raw).eval_sets()[0]
 
 
-def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+def write_png(path: Path, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
-    image.save(path)
+    Image.fromarray(array).save(path)
     return path
 
 
@@ -187,10 +186,9 @@ def test_dataset_pickles_for_dataloader_workers(tmp_path):
     np.testing.assert_array_equal(clone[0]["image"], dataset[0]["image"])
 
 
-def _png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+def _png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    image = Image.fromarray(array) if mode is None else Image.fromarray(array, mode=mode)
-    image.save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
