@@ -14,6 +14,7 @@ in its metadata (`save_safetensors`, `bench convert`).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import pickle
 import tempfile
@@ -114,7 +115,7 @@ def download_url(url: str, cache_dir: Path | None = None, expected_sha256: str |
         if exc.code != 416:  # 416: the range starts at the end, i.e. the .part file is complete
             raise CheckpointError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from exc
         expected_size = start
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise CheckpointError(
             f"downloading {url} was interrupted ({exc}); {part} keeps what arrived: run again to resume"
         ) from exc
@@ -214,7 +215,8 @@ def convert_official(state: dict[str, Tensor], config: CATSegConfig, origin: str
         )
     out: dict[str, Tensor] = {}
     qkv: dict[str, dict[str, Tensor]] = {}
-    for key, value in state.items():
+    for official_key, value in state.items():
+        key = official_key
         if key.endswith(".swin_block.block_2.attn_mask"):
             expected = shifted_window_mask(config.feature_size, config.window_size, config.window_size // 2)
             if value.shape != expected.shape or not torch.equal(value.float(), expected):
@@ -230,16 +232,27 @@ def convert_official(state: dict[str, Tensor], config: CATSegConfig, origin: str
         for part in ("q", "k", "v"):
             suffix = f".attn.{part}_proj_weight"
             if key.startswith("clip.") and key.endswith(suffix):
-                qkv.setdefault(key[: -len(suffix)], {})[part] = value
+                qkv.setdefault(key[: -len(suffix)], {"attn": official_key[: -len(suffix)] + ".attn"})[part] = value
                 break
         else:
             out[key] = value
     for prefix, parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            missing = sorted({"q", "k", "v"} - set(parts))
-            raise CheckpointError(f"checkpoint {origin} is incomplete: {prefix}.attn lacks {', '.join(missing)}_proj_weight")
+        missing = [p for p in ("q", "k", "v") if p not in parts]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {origin} is incomplete: {parts['attn']} lacks {', '.join(missing)}_proj_weight"
+            )
         out[f"{prefix}.attn.in_proj_weight"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
     return out
+
+
+def official_name(key: str) -> str:
+    """Our key -> the official checkpoint's name for it (for messages about official files)."""
+    for official, ours in OFFICIAL_TO_OURS:
+        if key.startswith(ours):
+            key = official + key[len(ours) :]
+            break
+    return key.replace(".attn.in_proj_weight", ".attn.{q,k,v}_proj_weight")
 
 
 def guess_variant(state: dict[str, Tensor]) -> str | None:
@@ -260,18 +273,23 @@ def _listed(keys: list[str]) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > LISTED_KEYS else "")
 
 
-def check_state_dict(state: dict[str, Tensor], expected: dict[str, tuple[int, ...]], config: CATSegConfig, origin: str) -> None:
-    """Refuse unless `state` has exactly the expected keys with the expected shapes."""
+def check_state_dict(state: dict[str, Tensor], expected: dict[str, tuple[int, ...]], config: CATSegConfig, origin: str,
+                     official: bool = False) -> None:
+    """Refuse unless `state` has exactly the expected keys with the expected shapes.
+
+    With `official`, offending keys are named as the official checkpoint names them.
+    """
+    name = official_name if official else (lambda key: key)
     variant = guess_variant(state)
     if variant is not None and variant != config.name:
         raise CheckpointError(
             f"checkpoint {origin} holds a {variant} model, not {config.name}: choose --model {variant} "
             f"or a {config.name} checkpoint"
         )
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    missing = [name(k) for k in expected if k not in state]
+    unexpected = [name(k) for k in state if k not in expected]
     wrong_shape = [
-        f"{k} {tuple(state[k].shape)} (expected {expected[k]})"
+        f"{name(k)} {tuple(state[k].shape)} (expected {expected[k]})"
         for k in expected
         if k in state and tuple(state[k].shape) != expected[k]
     ]
@@ -300,9 +318,10 @@ def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tup
                 f"checkpoint {path} holds a {metadata.get('model')} model, not {config.name}: "
                 f"choose --model {metadata.get('model')} or a {config.name} checkpoint"
             )
-    elif is_official(state):
+    official = not metadata and is_official(state)
+    if official:
         state = convert_official(state, config, str(path))
-    check_state_dict(state, expected, config, str(path))
+    check_state_dict(state, expected, config, str(path), official)
     return state, sha
 
 

@@ -1,0 +1,211 @@
+"""Parity with the official CAT-Seg code on the b12 fixture (../shared/parity, see its README).
+
+The official-format ViT-B state dict is rebuilt from the README's deterministic weight formula
+(float64, cast once to float32), written as a detectron2-style file and loaded through the real
+checkpoint path. One sliding-window forward through the Python API and one through `bench predict`
+must reproduce the official outputs to the README's tolerances.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+import model
+from model.aggregator import shifted_window_mask
+from model.text import class_prompts, tokenize
+
+EMBED = ("class_embedding", "positional_embedding", "token_embedding.weight", "padding_tokens", "padding_guidance")
+FANIN_FIRST = ("visual.proj", "text_projection", "upsample1.weight", "upsample2.weight", "decoder1.up.weight",
+               "decoder2.up.weight")
+
+
+def sinhash(key: str, seed: int, n: int) -> np.ndarray:
+    """Uniform values in [0, 1) from a key and a seed (parity README section 2)."""
+    c = zlib.crc32(key.encode("utf-8")) / 2**32 * 1000 + seed
+    i = np.arange(n, dtype=np.float64)
+    return np.modf(np.abs(np.sin(i * 12.9898 + c) * 43758.5453))[0]
+
+
+def fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """The README's fill rule for one official key: (float32 tensor, rule name)."""
+    shape = tuple(int(s) for s in shape)
+    n = int(np.prod(shape))
+    if key.endswith("logit_scale"):
+        return np.full(n, np.log(1 / 0.07)).astype(np.float32).reshape(shape), "const"
+    z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+    if key.endswith(EMBED):
+        v, rule = 0.02 * z, "embed"
+    elif key.endswith("bias"):
+        v, rule = 0.02 * z, "bias"
+    elif len(shape) == 1 and key.endswith(".weight"):
+        v, rule = 1.0 + 0.1 * z, "norm"
+    else:
+        fan_in = shape[0] if key.endswith(FANIN_FIRST) else int(np.prod(shape[1:]))
+        v, rule = z / np.sqrt(fan_in), "matrix"
+    return v.astype(np.float32).reshape(shape), rule
+
+
+def checksum_errors(tensor: torch.Tensor, reference: dict) -> tuple[float, float, float]:
+    """(relative abs-sum, relative sq-sum, sum / abs-sum) differences, the README's rule."""
+    t = tensor.double()
+    abs_sum, sq_sum, total = t.abs().sum().item(), (t * t).sum().item(), t.sum().item()
+    return (
+        abs(abs_sum - reference["abs_sum"]) / reference["abs_sum"],
+        abs(sq_sum - reference["sq_sum"]) / reference["sq_sum"],
+        abs(total - reference["sum"]) / reference["abs_sum"],
+    )
+
+
+@pytest.fixture(scope="module")
+def fixture(shared_dir):
+    parity = shared_dir / "parity"
+    return {
+        "npz": dict(np.load(parity / "b12.npz")),
+        "checksums": json.loads((parity / "b12_checksums.json").read_text()),
+        "fill_check": json.loads((parity / "fill_check_b_seed0.json").read_text()),
+        "keys": json.loads((parity / "keys_b.json").read_text()),
+        "classes": json.loads((parity / "b12_classes.json").read_text()),
+        "image_png": parity / "b12_image.png",
+    }
+
+
+@pytest.fixture(scope="module")
+def official_checkpoint(fixture, tmp_path_factory):
+    """The formula-filled official B checkpoint, written as detectron2 does; plus per-key stats."""
+    state, stats = {}, {}
+    for key, shape in fixture["keys"].items():
+        if key.endswith("swin_block.block_2.attn_mask"):
+            state[key] = shifted_window_mask(24, 12, 6)  # computed, not filled (README section 2)
+            continue
+        array, rule = fill(key, shape, seed=0)
+        flat = array.astype(np.float64).ravel()
+        stats[key] = {"rule": rule, "sum": flat.sum(), "abs_sum": np.abs(flat).sum(), "first4": array.ravel()[:4].tolist()}
+        state[key] = torch.from_numpy(array)
+    path = tmp_path_factory.mktemp("parity") / "model_b12.pth"
+    torch.save({"model": state, "iteration": 0}, path)
+    return path, stats
+
+
+@pytest.fixture(scope="module")
+def b12_run(official_checkpoint, fixture):
+    """One sliding-window forward of the B model through the Python API, with intermediates."""
+    net = model.create_model("catseg-b", checkpoint=official_checkpoint[0])
+    captured = {}
+
+    def keep(name, what):
+        def hook(module, args, out):
+            captured[name] = args if what == "in" else out
+        return hook
+
+    hooks = [
+        net.aggregator.register_forward_hook(keep("aggregator_in", "in")),
+        net.aggregator.cost_embed.register_forward_hook(keep("cost_embed_in", "in")),
+        net.aggregator.cost_embed.register_forward_hook(keep("corr_embed_conv1_out", "out")),
+        net.upsample1.register_forward_hook(keep("guidance_res4", "out")),
+        net.upsample2.register_forward_hook(keep("guidance_res5", "out")),
+        net.decoder.up1.register_forward_hook(keep("decoder1_out", "out")),
+        net.decoder.up2.register_forward_hook(keep("decoder2_out", "out")),
+        net.register_forward_hook(keep("logits", "out")),
+    ]
+    for i, layer in enumerate(net.aggregator.layers):
+        hooks.append(layer.swin_block.register_forward_hook(keep(f"layer{i}_swin_out", "out")))
+        hooks.append(layer.register_forward_hook(keep(f"layer{i}_out", "out")))
+    text = model.encode_classes(net, fixture["classes"])
+    probs = model.predict_probs(net, [fixture["npz"]["image"]], text)[0]
+    for hook in hooks:
+        hook.remove()
+    return {"net": net, "text": text, "probs": probs, **captured}
+
+
+def test_formula_weights_match_the_fill_check(official_checkpoint, fixture):
+    stats = official_checkpoint[1]
+    assert stats.keys() == fixture["fill_check"].keys()
+    for key, expected in fixture["fill_check"].items():
+        got = stats[key]
+        assert got["rule"] == expected["rule"], key
+        assert got["first4"] == pytest.approx(expected["first4"], rel=1e-6, abs=1e-9), key
+        assert abs(got["sum"] - expected["sum"]) <= 1e-6 * expected["abs_sum"] + 1e-9, key
+        assert got["abs_sum"] == pytest.approx(expected["abs_sum"], rel=1e-6), key
+
+
+def test_the_checkpoint_loads_with_the_official_parameter_count(b12_run, official_checkpoint):
+    net = b12_run["net"]
+    assert sum(p.numel() for p in net.parameters()) == 154_289_378
+    assert net.checkpoint_sha256 is not None and len(net.checkpoint_sha256) == 64
+
+
+def test_tokens_are_exact(fixture):
+    config = model.get_config("catseg-b")
+    tokens = tokenize(class_prompts(fixture["classes"], config.prompt_template), config.text.context_length)
+    np.testing.assert_array_equal(tokens.numpy(), fixture["npz"]["tokens"])
+
+
+def test_text_embeddings(b12_run, fixture):
+    assert np.abs(b12_run["text"].numpy() - fixture["npz"]["text_embeds"]).max() < 1e-5
+
+
+def test_test_time_resize_is_exact(fixture):
+    np.testing.assert_array_equal(model.resize_short_side(fixture["npz"]["image"]), fixture["npz"]["image_resized"])
+
+
+def test_dense_clip_features_and_guidance(b12_run, fixture):
+    img_feats = b12_run["aggregator_in"][0]  # (5, 512, 24, 24): the dense features without CLS
+    reference = fixture["npz"]["clip_dense_features"][:, 1:].astype(np.float32)  # fp16 in the file
+    ours = img_feats.flatten(2).transpose(1, 2).numpy()
+    np.testing.assert_allclose(ours, reference, atol=2e-3, rtol=2e-3)
+    checksums = fixture["checksums"]
+    for name, tensor in (("agg_img_feats", img_feats), ("guidance_res4", b12_run["guidance_res4"]),
+                         ("guidance_res5", b12_run["guidance_res5"])):
+        assert list(tensor.shape) == checksums[name]["shape"]
+        assert max(checksum_errors(tensor, checksums[name])) < 1e-5, name
+
+
+def test_cost_volume(b12_run, fixture):
+    corr = b12_run["cost_embed_in"][0].reshape(5, 1, 12, 24, 24)
+    assert np.abs(corr.numpy() - fixture["npz"]["corr"]).max() < 1e-6
+
+
+def test_aggregator_intermediates_match_the_checksums(b12_run, fixture):
+    for name in ("corr_embed_conv1_out", "layer0_swin_out", "layer0_out", "layer1_swin_out", "layer1_out",
+                 "decoder1_out", "decoder2_out"):
+        reference = fixture["checksums"][name]
+        assert list(b12_run[name].shape) == reference["shape"], name
+        assert max(checksum_errors(b12_run[name], reference)) < 1e-5, name
+
+
+def test_window_logits(b12_run, fixture):
+    assert np.abs(b12_run["logits"].numpy() - fixture["npz"]["aggregator_logits"]).max() < 1e-4
+
+
+def test_probabilities_and_argmax(b12_run, fixture):
+    npz = fixture["npz"]
+    probs = b12_run["probs"].numpy()
+    assert probs.shape == (12, 480, 640) and probs.dtype == np.float32
+    assert np.abs(probs - npz["probs"]).max() < 1e-5
+    decided = npz["top1_minus_top2"] > 1e-5
+    assert np.array_equal(probs.argmax(0)[decided], npz["argmax"][decided])
+
+
+def test_bench_predict_reproduces_the_probabilities(official_checkpoint, fixture, tmp_path, cli):
+    classes_file = tmp_path / "classes.txt"
+    classes_file.write_text("\n".join(fixture["classes"]) + "\n", encoding="utf-8")
+    probs_path, pred_path = tmp_path / "probs.npy", tmp_path / "pred.png"
+    result = cli("predict", fixture["image_png"], "--model", "catseg-b", "--checkpoint", official_checkpoint[0],
+                 "--classes-file", classes_file, "--probs", probs_path, "--out", pred_path, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    npz = fixture["npz"]
+    probs = np.load(probs_path)
+    assert probs.shape == (12, 480, 640) and probs.dtype == np.float32
+    assert np.abs(probs - npz["probs"]).max() < 1e-5
+    from PIL import Image
+
+    with Image.open(pred_path) as img:
+        assert img.mode == "L"
+        labels = np.array(img)
+    decided = npz["top1_minus_top2"] > 1e-5
+    assert np.array_equal(labels[decided], npz["argmax"][decided])

@@ -1,0 +1,104 @@
+"""`bench predict` and `bench speed` as a user runs them (catseg-tiny, random weights, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catseg_bench.commands.predict import label_png, palette, parse_classes
+from catseg_bench.errors import BenchError
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("predict") / "photo.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)).save(path, quality=95)
+    return path
+
+
+def test_predict_writes_indices_probabilities_and_an_overlay(photo, tmp_path, cli):
+    out, probs, overlay = tmp_path / "pred.png", tmp_path / "probs.npy", tmp_path / "overlay.png"
+    result = cli("predict", photo, "--model", "catseg-tiny", "--classes", "sky, tree,road", "--out", out,
+                 "--probs", probs, "--overlay", overlay, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "UNTRAINED" in result.stderr
+    for name in ("sky", "tree", "road", "pixels %"):
+        assert name in result.stdout
+    p = np.load(probs)
+    assert p.shape == (3, 90, 160) and p.dtype == np.float32
+    assert ((p > 0) & (p < 1)).all()
+    with Image.open(out) as img:
+        assert img.mode == "L" and img.size == (160, 90)
+        np.testing.assert_array_equal(np.array(img), p.argmax(0))
+    with Image.open(overlay) as img:
+        assert img.mode == "RGB" and img.size[1] == 90 and img.size[0] > 160  # image + legend
+        legend_colours = {tuple(c) for c in np.array(img)[:, 160:].reshape(-1, 3)}
+    present = np.unique(p.argmax(0))
+    assert all(tuple(int(v) for v in palette(3)[i]) in legend_colours for i in present)
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+
+def test_class_files_keep_synonyms_and_more_than_256_classes_need_16_bit_pngs(tmp_path):
+    names = tmp_path / "classes.txt"
+    names.write_text("sofa, couch, lounge\n\nbed \ntraffic light\n", encoding="utf-8")
+    assert parse_classes(None, names) == ["sofa, couch, lounge", "bed", "traffic light"]
+    assert parse_classes("a,b , c", None) == ["a", "b", "c"]
+    labels = np.array([[0, 299], [256, 5]])
+    wide = label_png(labels, 300)
+    assert wide.mode == "I;16"
+    path = tmp_path / "wide.png"
+    wide.save(path)
+    with Image.open(path) as img:
+        np.testing.assert_array_equal(np.array(img), labels)
+    assert label_png(np.array([[0, 255]]), 256).mode == "L"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--classes", "a,b", "--classes-file", "x.txt"], "exactly one of --classes"),
+        ([], "exactly one of --classes"),
+        (["--classes", "a,,b"], "empty class name"),
+        (["--classes-file", "absent.txt"], "absent.txt: cannot read the class file"),
+        (["--classes", "a", "--model", "catseg-xl"], "--model catseg-xl: unknown model"),
+        (["--classes", "a", "--mode", "tiles"], "--mode tiles"),
+        (["--classes", "a", "--checkpoint", "absent.pth"], "absent.pth does not exist"),
+    ],
+)
+def test_predict_explains_bad_arguments(photo, cli, args, message):
+    if "--model" not in args:
+        args = [*args, "--model", "catseg-tiny"]
+    result = cli("predict", photo, *args, "--device", "cpu")
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_predict_refuses_missing_and_corrupt_images(tmp_path, cli):
+    missing = cli("predict", tmp_path / "none.png", "--model", "catseg-tiny", "--classes", "a")
+    assert missing.exit_code == 1 and "none.png: image not found" in missing.output
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = cli("predict", broken, "--model", "catseg-tiny", "--classes", "a")
+    assert result.exit_code == 1 and "broken.png: not a readable image" in result.output
+
+
+def test_parse_classes_rejects_an_empty_file(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(BenchError, match="no class names"):
+        parse_classes(None, empty)
+
+
+def test_speed_reports_throughput_and_memory(cli):
+    result = cli("speed", "--model", "catseg-tiny", "--device", "cpu", "--images", "1", "--warmup", "0",
+                 "--classes", "2", "--size", "64x96", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["model"] == "catseg-tiny" and row["classes"] == 2 and row["images"] == 1
+    assert row["images_per_second"] > 0 and row["peak_memory_bytes"] > 0
+    bad = cli("speed", "--model", "catseg-tiny", "--precision", "fp16")
+    assert bad.exit_code == 1 and "--precision fp16" in bad.output
