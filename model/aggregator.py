@@ -2,7 +2,8 @@
 
 Shapes: B images (windows), T classes, h x w patch grid (24 x 24), E = hidden width (128).
 The cost embedding is kept as (B, E, T, h, w) between blocks. Module and parameter names follow
-the official `Aggregator` so that checkpoint conversion is a prefix swap (`model.checkpoint`).
+the official `Aggregator` (its `conv1` is our `cost_embed`; its decoder is `model.decoder`), so
+checkpoint conversion is a prefix table (`model.checkpoint.OFFICIAL_TO_OURS`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from model.configs import CATSegConfig
 def cost_volume(img_feats: Tensor, text: Tensor) -> Tensor:
     """Cosine similarity of every patch with every class, (B, C, h, w) x (B, T, C) -> (B, T, h, w).
 
-    No temperature and no logit scale: values lie in [-1, 1].
+    No temperature and no logit scale: values lie in [-1, 1]. Computed in float32 even under
+    autocast: CLIP cosines of different classes differ by about 1e-2, close to bf16's resolution.
     """
-    img_feats = F.normalize(img_feats, dim=1)
-    text = F.normalize(text, dim=-1)
-    return torch.einsum("bchw,btc->bthw", img_feats, text)
+    with torch.autocast(img_feats.device.type, enabled=False):
+        img_feats = F.normalize(img_feats.float(), dim=1)
+        text = F.normalize(text.float(), dim=-1)
+        return torch.einsum("bchw,btc->bthw", img_feats, text)
 
 
 def select_top_classes(corr: Tensor, k: int) -> Tensor:
@@ -176,20 +179,27 @@ def _elu1(x: Tensor) -> Tensor:
 
 def linear_attention(q: Tensor, k: Tensor, v: Tensor, length: int, pad: tuple[Tensor, Tensor, int] | None = None,
                      eps: float = 1e-6) -> Tensor:
-    """"Transformers are RNNs" attention with the elu+1 feature map over the class axis.
+    """Linear attention ("Transformers are RNNs", elu+1 feature map) over the class axis.
 
     q, k, v: (..., S, heads, d) for the S real classes. `pad` = (k_pad, v_pad, count) adds
     `count` identical padding tokens (k_pad, v_pad: (heads, d)) to the keys and values: their
     queries are never needed, so their share of the sums is added in closed form. `length` is
     the full sequence length (real + padding); v is divided by it before the key-value product
-    and the result multiplied back, as in the official fp16 guard.
+    and the result multiplied back, as in the official fp16 guard. Runs in float32 under
+    autocast: the normaliser is a sum over up to 256 classes.
     """
+    with torch.autocast(q.device.type, enabled=False):
+        return _linear_attention_fp32(q.float(), k.float(), v.float(), length, pad, eps)
+
+
+def _linear_attention_fp32(q: Tensor, k: Tensor, v: Tensor, length: int, pad: tuple[Tensor, Tensor, int] | None,
+                           eps: float) -> Tensor:
     q, k = _elu1(q), _elu1(k)
     kv = torch.einsum("...shd,...shv->...hdv", k, v / length)
     k_sum = k.sum(dim=-3)
     if pad is not None:
         k_pad, v_pad, count = pad
-        k_pad = _elu1(k_pad)
+        k_pad, v_pad = _elu1(k_pad.float()), v_pad.float()
         kv = kv + count * torch.einsum("hd,hv->hdv", k_pad, v_pad / length)
         k_sum = k_sum + count * k_pad
     z = 1 / (torch.einsum("...lhd,...hd->...lh", q, k_sum) + eps)

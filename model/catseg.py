@@ -84,11 +84,16 @@ class CATSeg(nn.Module):
         std = torch.tensor(self.config.pixel_std, device=images.device).view(1, 3, 1, 1)
         return (images.float() - mean) / std
 
-    def text_embeddings(self, class_names: list[str]) -> Tensor:
-        """L2-normalised prompt embeddings (T, C), under autograd (training fine-tunes q/v of the
-        text tower). For evaluation use the cached `model.encode_classes`."""
+    def tokenize(self, class_names: list[str]) -> Tensor:
+        """Token ids (T, context_length) of the class prompts, on the model's device."""
         prompts = class_prompts(class_names, self.config.prompt_template)
-        tokens = tokenize(prompts, self.config.text.context_length).to(self.device)
+        return tokenize(prompts, self.config.text.context_length).to(self.device)
+
+    def text_embeddings(self, class_names: list[str] | Tensor) -> Tensor:
+        """L2-normalised prompt embeddings (T, C) of class names (or of their `tokenize` ids),
+        under autograd: training fine-tunes q/v of the text tower. For evaluation use the cached
+        `model.encode_classes`."""
+        tokens = class_names if isinstance(class_names, Tensor) else self.tokenize(class_names)
         return self.clip.encode_text(tokens, normalize=True)
 
     # ---------------------------------------------------------------------------------- forward
@@ -110,10 +115,13 @@ class CATSeg(nn.Module):
     def forward(self, images: Tensor, class_embeds: Tensor, pool_size: int | None = None) -> Tensor:
         """Per-class logits (B, T, 4g, 4g) (96 x 96 for both official variants).
 
-        images: CLIP-normalised crops (B, 3, crop, crop); class_embeds: (T, C) shared by the
-        batch or (B, T, C); pool_size: class-block pooling, by default the config's
+        images: CLIP-normalised crops (B, 3, crop, crop); class_embeds: (T, C) embeddings shared
+        by the batch, (B, T, C), or integer token ids (T, context_length) from `tokenize`, which
+        are encoded here under autograd; pool_size: class-block pooling, by default the config's
         `train_pooling` (2) in training mode and `eval_pooling` (1) in eval mode.
         """
+        if not class_embeds.is_floating_point():
+            class_embeds = self.text_embeddings(class_embeds)
         if pool_size is None:
             pool_size = self.config.train_pooling if self.training else self.config.eval_pooling
         img_feats, guidance = self.encode_image(images)

@@ -107,8 +107,10 @@ def test_training_forward_pools_classes_and_trains_only_q_and_v(tiny):
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     net.train()
+    tokens = net.tokenize(["sky", "road", "tree"])
     text = net.text_embeddings(["sky", "road", "tree"])
-    logits = net(torch.randn(2, 3, 384, 384), text)  # pool 2 in training
+    torch.testing.assert_close(net.text_embeddings(tokens), text)
+    logits = net(torch.randn(2, 3, 384, 384), tokens)  # token ids: encoded with gradients; pool 2
     assert logits.shape == (2, 3, 96, 96)
     F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits)).backward()
     for tower in (net.clip.visual.transformer, net.clip.transformer):
