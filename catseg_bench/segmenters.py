@@ -36,13 +36,19 @@ class Segmenter(Protocol):
 class CatSegSegmenter:
     """CAT-Seg from `model/`: patch inference of the paper, argmax over the sigmoid probabilities."""
 
-    def __init__(self, name: str, checkpoint: str | None, device: torch.device, precision: str, mode: str):
+    def __init__(self, name: str, checkpoint: str | None, device: torch.device, precision: str, mode: str,
+                 init_seed: int = 0):
         if precision not in PRECISIONS:
             raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
         if mode not in MODES:
             raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
+        # Without a checkpoint the weights are random but seeded: every process (torchrun ranks, a
+        # resumed run) builds the same network, and the seed is part of the result's settings.
+        self.init_seed = init_seed if checkpoint is None else None
         try:
-            self.net = catseg_model.create_model(name, checkpoint=checkpoint, device=device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                self.net = catseg_model.create_model(name, checkpoint=checkpoint, device=device)
         except catseg_model.CheckpointError as err:
             raise BenchError(str(err)) from None
         self.net.eval()
@@ -53,7 +59,10 @@ class CatSegSegmenter:
         self.class_embeds: torch.Tensor | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {"mode": self.mode, "precision": self.precision}
+        settings = {"mode": self.mode, "precision": self.precision}
+        if self.init_seed is not None:
+            settings["random_init_seed"] = self.init_seed
+        return settings
 
     def set_classes(self, class_names: tuple[str, ...]) -> None:
         self.class_embeds = catseg_model.encode_classes(self.net, list(class_names))
@@ -78,8 +87,10 @@ def resolve_device(value: str) -> torch.device:
     return torch.device(value)
 
 
-def build_segmenter(name: str, checkpoint: str | None, device: torch.device, precision: str, mode: str) -> Segmenter:
+def build_segmenter(
+    name: str, checkpoint: str | None, device: torch.device, precision: str, mode: str, init_seed: int = 0
+) -> Segmenter:
     if name in catseg_model.list_models():
-        return CatSegSegmenter(name, checkpoint, device, precision, mode)
+        return CatSegSegmenter(name, checkpoint, device, precision, mode, init_seed)
     known = ", ".join([*catseg_model.list_models(), "random"])
     raise BenchError(f"--model {name}: unknown model; choose one of {known}")

@@ -40,19 +40,31 @@ class _ImagesPerSecond(ProgressColumn):
 
 def _summary(outcomes: list[SetOutcome]) -> Table:
     table = Table(title="Run summary", title_justify="left")
-    for header in ("eval set", "status", "mIoU", "images", "seconds", "images/s", "peak memory (MiB)", "note"):
-        table.add_column(header, justify="right" if header not in ("eval set", "status", "note") else "left")
+    for header in ("eval set", "status", "mIoU", "images", "seconds", "images/s", "peak memory (MiB)"):
+        table.add_column(header, justify="left" if header in ("eval set", "status") else "right")
     styles = {"failed": "red", "skipped": "dim", "resumed": "yellow", "done": "green"}
+
+    def fmt(value, spec):
+        return "–" if value is None else format(value, spec)
+
     for o in outcomes:
-        def fmt(value, spec):
-            return "–" if value is None else format(value, spec)
-        note = o.message or ("; ".join(o.stale_reasons) and f"redone: {'; '.join(o.stale_reasons)}")
+        status = f"{o.status} (stale before)" if o.stale_reasons and o.status != "failed" else o.status
         table.add_row(
-            o.eval_set, Text(o.status, style=styles.get(o.status, "")), fmt(o.miou, ".2f"), str(o.images),
+            o.eval_set, Text(status, style=styles.get(o.status, "")), fmt(o.miou, ".2f"), str(o.images),
             fmt(o.seconds, ".1f"), fmt(o.images_per_second, ".2f"),
-            fmt(None if o.peak_memory_bytes is None else o.peak_memory_bytes / 2**20, ".0f"), note or "",
+            fmt(None if o.peak_memory_bytes is None else o.peak_memory_bytes / 2**20, ".0f"),
         )
     return table
+
+
+def _explain(console: Console, outcomes: list[SetOutcome]) -> None:
+    """One line per set that was redone because its old result was stale, and per failure."""
+    for o in outcomes:
+        if o.stale_reasons:
+            console.print(f"[yellow]redone[/yellow] {o.eval_set}: old result set aside ({'; '.join(o.stale_reasons)})",
+                          highlight=False, soft_wrap=True)
+        if o.status == "failed":
+            console.print(f"[red]failed[/red] {o.eval_set}: {o.message}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +88,7 @@ def register(app: typer.Typer) -> None:
         published: str = typer.Option("seed", "--published", help="Published rows beside ours: seed, mess2023, none."),
         include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
         demo: bool = typer.Option(False, "--demo", help="Synthetic suite + untrained catseg-tiny on the CPU."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the demo's data and weights."),
+        seed: int = typer.Option(0, "--seed", help="Seed of random weights (no --checkpoint) and of the demo's data."),
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
         console = Console(stderr=False)
@@ -97,11 +109,10 @@ def register(app: typer.Typer) -> None:
                 write_suite(data_root, [s for s in all_specs.values() if s.name in benchmark.members],
                             images_per_set=DEMO_IMAGES_PER_SET, seed=seed)
             distributed.barrier(world)
-            torch.manual_seed(seed)
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
         root = resolve_data_root(data_root)
 
-        segmenter = None if model == RANDOM_MODEL else build_segmenter(model, checkpoint, torch_device, precision, mode)
+        segmenter = None if model == RANDOM_MODEL else build_segmenter(model, checkpoint, torch_device, precision, mode, seed)
         options = RunOptions(data_root=root, output=output, batch_size=batch_size, workers=workers,
                              limit=limit, save_predictions=save_predictions)
         progress = Progress(
@@ -123,9 +134,7 @@ def register(app: typer.Typer) -> None:
             return
 
         console.print(_summary(outcomes))
-        for o in outcomes:
-            if o.status == "failed":
-                console.print(f"[red]failed[/red] {o.eval_set}: {o.message}", highlight=False)
+        _explain(console, outcomes)
         print_table(console, [output], published=published, fmt="rich", metric="mIoU",
                     include_partial=include_partial)
         if demo:

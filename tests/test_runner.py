@@ -1,0 +1,222 @@
+"""End-to-end tests of `bench run` on synthetic data: results, resume, isolation, torchrun, random."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catseg_bench.data import open_eval_set
+from catseg_bench.random_baseline import random_iou
+from catseg_bench.results import read_result
+from catseg_bench.specs import load_specs
+from catseg_bench.synth import write_suite
+
+SPECS = load_specs()
+RUN = ("run", "--model", "catseg-tiny", "--device", "cpu", "--workers", "0", "--published", "none")
+
+
+def _suite(root: Path, names: list[str], images: int) -> Path:
+    write_suite(root, [SPECS[n] for n in names], images_per_set=images, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_suite(tmp_path_factory) -> Path:
+    return _suite(tmp_path_factory.mktemp("suite"), ["cwfid", "paxray4", "kvasir_instrument"], images=2)
+
+
+@pytest.fixture(scope="module")
+def first_run(small_suite, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from catseg_bench.cli import app
+
+    out = tmp_path_factory.mktemp("out")
+    args = [*RUN, "--datasets", "cwfid,paxray4", "--data-root", str(small_suite), "--output", str(out)]
+    result = CliRunner().invoke(app, args)
+    return out, result
+
+
+def _gt_counts(root: Path, eval_set_name: str) -> np.ndarray:
+    eval_set = next(es for spec in SPECS.values() for es in spec.eval_sets() if es.name == eval_set_name)
+    dataset = open_eval_set(eval_set, root)
+    counts = np.zeros(eval_set.num_classes + 1, dtype=np.int64)
+    for i in range(len(dataset)):
+        label = dataset.read_label(i).reshape(-1)
+        label = np.where(label == eval_set.ignore_index, eval_set.num_classes, label)
+        counts += np.bincount(label, minlength=eval_set.num_classes + 1)
+    return counts
+
+
+def test_full_run_writes_a_result_per_eval_set(first_run, small_suite):
+    out, result = first_run
+    assert result.exit_code == 0, result.output
+    names = ["cwfid", "paxray4.lungs", "paxray4.mediastinum", "paxray4.bones", "paxray4.diaphragm"]
+    for name in names:
+        res = read_result(out / "catseg-tiny" / f"{name}.json")
+        assert res.model_id == "catseg-tiny"
+        assert res.images_scored == 2 and not res.partial
+        assert res.settings == {"mode": "sliding", "precision": "fp32", "random_init_seed": 0, "limit": None}
+        confusion = res.confusion()
+        # Every labelled (and ignore) pixel of the ground truth is counted exactly once, per column.
+        np.testing.assert_array_equal(confusion.sum(axis=0), _gt_counts(small_suite, name))
+        assert confusion[-1].sum() == 0  # CAT-Seg always predicts one of the K classes
+        assert 0.0 <= res.metrics["mIoU"] <= 100.0
+        assert res.timing["seconds"] > 0 and res.timing["peak_memory_bytes"] > 0
+    assert "Run summary" in result.output
+
+
+def test_rerun_skips_current_results(first_run, small_suite, cli):
+    out, _ = first_run
+    before = (out / "catseg-tiny" / "cwfid.json").read_bytes()
+    again = cli(*RUN, "--datasets", "cwfid", "--data-root", small_suite, "--output", out)
+    assert again.exit_code == 0, again.output
+    assert "skipped" in again.output
+    assert (out / "catseg-tiny" / "cwfid.json").read_bytes() == before
+
+
+def test_other_settings_make_a_result_stale_and_it_is_set_aside(first_run, small_suite, cli, tmp_path):
+    out = tmp_path / "out"
+    first = cli(*RUN, "--datasets", "cwfid", "--data-root", small_suite, "--output", out, "--limit", "1")
+    assert first.exit_code == 0, first.output
+    assert read_result(out / "catseg-tiny" / "cwfid.json").partial
+    second = cli(*RUN, "--datasets", "cwfid", "--data-root", small_suite, "--output", out)
+    assert second.exit_code == 0, second.output
+    assert "redone" in second.output and "inference settings differ" in second.output
+    redone = read_result(out / "catseg-tiny" / "cwfid.json")
+    assert not redone.partial and redone.settings["limit"] is None
+    kept = list((out / "catseg-tiny").glob("cwfid.json.stale-*"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["settings"]["limit"] == 1
+
+
+def test_limit_results_are_partial_and_kept_out_of_the_table(small_suite, cli, tmp_path):
+    out = tmp_path / "out"
+    ran = cli(*RUN, "--datasets", "kvasir_instrument", "--data-root", small_suite, "--output", out, "--limit", "1")
+    assert ran.exit_code == 0, ran.output
+    res = read_result(out / "catseg-tiny" / "kvasir_instrument.json")
+    assert res.partial and res.images_scored == 1 and res.images_total == 2
+    table = cli("table", out, "--published", "none", "--format", "csv")
+    row = next(line for line in table.stdout.splitlines() if line.startswith("catseg-tiny"))
+    header = table.stdout.splitlines()[0].split(",")
+    assert row.split(",")[header.index("KvasirInst.")] == ""
+
+
+def test_corrupt_image_fails_its_dataset_and_the_others_finish(cli, tmp_path):
+    root = _suite(tmp_path / "data", ["kvasir_instrument", "cwfid"], images=1)
+    image = next((root / SPECS["kvasir_instrument"].data.image_dir).rglob("*.png"))
+    image.write_bytes(b"not an image at all")
+    out = tmp_path / "out"
+    ran = cli(*RUN, "--datasets", "kvasir_instrument,cwfid", "--data-root", root, "--output", out)
+    assert ran.exit_code == 1
+    assert image.name in ran.output
+    assert (out / "catseg-tiny" / "cwfid.json").exists()
+    assert not (out / "catseg-tiny" / "kvasir_instrument.json").exists()
+    assert "1 of 2 evaluation sets failed: kvasir_instrument" in ran.output
+
+
+def test_random_model_gives_the_closed_form(small_suite, cli, tmp_path):
+    out = tmp_path / "out"
+    ran = cli("run", "--model", "random", "--datasets", "cwfid", "--data-root", small_suite, "--output", out,
+              "--published", "none")
+    assert ran.exit_code == 0, ran.output
+    res = read_result(out / "random" / "cwfid.json")
+    counts = _gt_counts(small_suite, "cwfid")[:-1]
+    assert res.metrics["mIoU"] == pytest.approx(100 * random_iou(counts).mean(), abs=1e-9)
+
+
+def _bench_subprocess(args: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "catseg_bench", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
+    root = _suite(tmp_path / "data", ["cwfid"], images=8)
+    reference = tmp_path / "reference"
+    full = cli(*RUN, "--datasets", "cwfid", "--data-root", root, "--output", reference)
+    assert full.exit_code == 0, full.output
+
+    out = tmp_path / "out"
+    state = out / "catseg-tiny" / ".cwfid.partial-0of1.npz"
+    proc = _bench_subprocess([*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out])
+    deadline = time.monotonic() + 300
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.exists(), "the run finished or stalled before it saved any progress"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with np.load(state) as saved:
+        assert 0 < int(saved["done"]) < 8
+    assert not (out / "catseg-tiny" / "cwfid.json").exists()
+
+    resumed = cli(*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed" in resumed.output
+    assert not state.exists()
+    np.testing.assert_array_equal(
+        read_result(out / "catseg-tiny" / "cwfid.json").confusion(),
+        read_result(reference / "catseg-tiny" / "cwfid.json").confusion(),
+    )
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_the_one_process_results(first_run, small_suite, tmp_path):
+    out, _ = first_run
+    dist_out = tmp_path / "dist"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "catseg_bench", *RUN, "--datasets", "cwfid,paxray4", "--data-root", str(small_suite),
+           "--output", str(dist_out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for name in ["cwfid", "paxray4.lungs", "paxray4.bones"]:
+        one = read_result(out / "catseg-tiny" / f"{name}.json")
+        two = read_result(dist_out / "catseg-tiny" / f"{name}.json")
+        np.testing.assert_array_equal(two.confusion(), one.confusion())
+        assert two.metrics == one.metrics and two.images_scored == one.images_scored
+
+
+def test_demo_on_a_few_datasets_says_it_is_not_mess(cli, tmp_path):
+    ran = cli("run", "--demo", "--datasets", "cwfid,kvasir_instrument", "--output", tmp_path / "demo")
+    assert ran.exit_code == 0, ran.output
+    words = re.sub(r"[\s│]+", " ", ran.output)  # the notice is wrapped inside a box
+    assert "they are NOT MESS numbers" in words
+    assert (tmp_path / "demo" / "catseg-tiny" / "cwfid.json").exists()
+    assert "CAT-Seg-B" in ran.output  # the published rows beside ours
+
+
+def test_unknown_dataset_and_missing_data_are_one_line_errors(cli, tmp_path):
+    unknown = cli(*RUN, "--datasets", "nope", "--data-root", tmp_path, "--output", tmp_path / "o")
+    assert unknown.exit_code == 1 and "unknown dataset 'nope'" in unknown.output
+    empty = cli(*RUN, "--datasets", "cwfid", "--data-root", tmp_path, "--output", tmp_path / "o")
+    assert empty.exit_code == 1
+    assert "cwfid" in empty.output and "failed" in empty.output
+
+
+def test_interrupted_image_file_is_not_counted_twice(small_suite, tmp_path):
+    """A saved state from another run key (e.g. other settings) is ignored, never merged."""
+    from catseg_bench.partial import PartialState, names_digest, save_partial, partial_path
+    from catseg_bench.runner import BenchmarkRunner, RunOptions
+    from catseg_bench.segmenters import build_segmenter
+    import torch
+
+    eval_set = SPECS["cwfid"].eval_sets()[0]
+    out = tmp_path / "out"
+    names = open_eval_set(eval_set, small_suite).names
+    bogus = np.full((4, 4), 1000, dtype=np.int64)
+    save_partial(partial_path(out / "catseg-tiny", "cwfid"), PartialState("other key", names_digest(names), 1, bogus, 1.0))
+    segmenter = build_segmenter("catseg-tiny", None, torch.device("cpu"), "fp32", "sliding")
+    outcome = BenchmarkRunner(segmenter, RunOptions(small_suite, out, workers=0), torch.device("cpu")).run_one(eval_set)
+    assert outcome.status == "done"
+    confusion = read_result(out / "catseg-tiny" / "cwfid.json").confusion()
+    np.testing.assert_array_equal(confusion.sum(axis=0), _gt_counts(small_suite, "cwfid"))
