@@ -143,7 +143,8 @@ class CATSeg(nn.Module):
         upsample1/2, the aggregator and the decoder. Frozen: everything else in CLIP (k, biases,
         out_proj, MLPs, norms, embeddings). The merged `in_proj_weight` of each block becomes a
         parametrization over q, k and v (see `_StackedQKV`); `canonical_state_dict` merges them
-        back for saving.
+        back for saving. The official optimizer gives CLIP parameters (names starting "clip.")
+        0.01 x the base learning rate.
         """
         for p in self.clip.parameters():
             p.requires_grad_(False)
