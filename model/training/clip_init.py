@@ -1,0 +1,99 @@
+"""Initialise the CLIP towers of a CAT-Seg model from the OpenAI CLIP weights (the official start).
+
+`source` is either the open_clip pretrained tag `"openai"` (downloaded and cached by open_clip
+itself: its Hugging Face copy or OpenAI's URL) or a local file: an OpenAI TorchScript archive
+(`ViT-B-16.pt`, `ViT-L-14-336px.pt`), or a state dict in `.pt`/`.pth`/`.bin`/`.safetensors` with
+open_clip/OpenAI key names. Tensors are cast to fp32 (OpenAI archives are fp16); every key and
+shape must match the model's towers (no position-table resizing: ViT-B keeps its 197-row table,
+which the model interpolates at run time).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from model.checkpoint import CheckpointError, sha256_file
+
+OPENAI_TAG = "openai"
+# The open_clip architecture holding each variant's OpenAI CLIP (configs/vitb_384.yaml "ViT-B/16",
+# configs/vitl_336.yaml "ViT-L/14@336px").
+OPEN_CLIP_ARCH = {"catseg-b": "ViT-B-16", "catseg-l": "ViT-L-14-336"}
+# Entries of OpenAI archives that are hyper-parameters, not weights (OpenAI's build_model drops them).
+_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+
+
+def read_clip_file(path: Path) -> dict[str, Tensor]:
+    """The CLIP state dict stored in a local file (TorchScript archive, torch or safetensors file)."""
+    from open_clip.factory import load_state_dict
+
+    try:
+        if _is_torchscript(path):
+            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        else:
+            state = load_state_dict(str(path), device="cpu", weights_only=True)
+    except (RuntimeError, OSError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"CLIP weights {path} are unreadable ({str(exc).splitlines()[0]}): download them again") from exc
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"CLIP weights {path} hold no state dict")
+    return dict(state)
+
+
+def download_openai_clip(model_name: str, cache_dir: Path | None = None) -> dict[str, Tensor]:
+    """The OpenAI CLIP state dict of a variant, through open_clip's own download and cache."""
+    import open_clip
+
+    arch = OPEN_CLIP_ARCH.get(model_name)
+    if arch is None:
+        raise CheckpointError(
+            f"{model_name} has no OpenAI CLIP to start from (known: {', '.join(OPEN_CLIP_ARCH)}); "
+            "pass a CLIP weights file instead"
+        )
+    try:
+        clip = open_clip.create_model(arch, pretrained=OPENAI_TAG, cache_dir=str(cache_dir) if cache_dir else None)
+    except Exception as exc:  # open_clip raises many kinds (HTTP, hub, runtime) for an unavailable download
+        raise CheckpointError(
+            f"could not fetch the OpenAI CLIP {arch} weights through open_clip ({str(exc).splitlines()[0]}); "
+            f"download them where you can (open_clip tag '{OPENAI_TAG}' of {arch}) and pass the file instead"
+        ) from exc
+    return clip.state_dict()
+
+
+def load_clip_weights(model: nn.Module, model_name: str, source: str | Path, cache_dir: Path | None = None) -> str:
+    """Copy CLIP weights into `model.clip` (before any fine-tuning parametrization); returns their origin.
+
+    The origin names the source and, for a file, its sha256, for the training log.
+    """
+    if str(source) == OPENAI_TAG:
+        state, origin = download_openai_clip(model_name, cache_dir), f"open_clip {OPEN_CLIP_ARCH[model_name]} '{OPENAI_TAG}'"
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"CLIP weights {path} do not exist: pass a file or '{OPENAI_TAG}'")
+        state, origin = read_clip_file(path), f"{path} (sha256 {sha256_file(path)})"
+    state = {k: v for k, v in state.items() if k not in _NON_WEIGHT_KEYS}
+    expected = model.clip.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in expected if k in state and state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        )
+        raise CheckpointError(f"CLIP weights from {origin} do not fit {model_name}'s towers ({details})")
+    dtype = next(iter(expected.values())).dtype
+    model.clip.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
+    return origin
+
