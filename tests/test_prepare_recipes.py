@@ -331,7 +331,7 @@ def test_pst900_thermal_kept_and_inferno_pseudo_colour(env):
 
 def test_zerowaste_unpacked_as_is(env):
     top = "splits_final_deblurred/test"
-    archive = zip_bytes({f"{top}/data/z1.PNG": png(rgb(2, 2, 1)), f"{top}/sem_seg/z1.PNG": png(np.array([[0, 4]], np.uint8))})
+    archive = zip_bytes({f"{top}/data/z1.PNG": png(rgb(1, 2, 1)), f"{top}/sem_seg/z1.PNG": png(np.array([[0, 4]], np.uint8))})
     env.prepare("zerowaste_f", 1, {"zerowaste-f-final.zip": archive})
     assert read(env.data / "zerowaste-f" / top / "sem_seg/z1.PNG").tolist() == [[0, 4]]
 

@@ -1,39 +1,26 @@
-"""The check a freshly prepared dataset must pass before it is marked done.
-
-`verify_prepared` is the one place to swap in `bench datasets check` (catseg_bench.data) once that
-is in the tree; until then it counts image/label pairs the way MESS's ``load_sem_seg`` pairs them:
-files of one folder (not recursive) ending with the spec's suffix, matched by name without it.
-"""
+"""The check a freshly prepared dataset must pass before it is marked done: `bench datasets check`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from catseg_bench.data import check_eval_set, open_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import DatasetSpec
 
 
-def _keys(folder: Path, suffix: str) -> set[str]:
-    if not folder.is_dir():
-        return set()
-    return {n[: -len(suffix)] for n in os.listdir(folder) if n.endswith(suffix) and not n.startswith(".")}
-
-
 def verify_prepared(spec: DatasetSpec, data_root: Path, workers: int | None = None) -> dict[str, int]:
-    """Pairs per evaluation set of `spec` under `data_root`; a BenchError unless each equals num_images."""
+    """Pairs per evaluation set of `spec` under `data_root`.
+
+    A BenchError names the first problem `check_eval_set` finds (unpaired files, a count other than
+    the spec's num_images, label values outside the classes, image/label size mismatches).
+    """
     counts = {}
     for eval_set in spec.eval_sets():
-        images = _keys(Path(data_root) / eval_set.image_dir, eval_set.image_ext)
-        labels = _keys(Path(data_root) / eval_set.label_dir, eval_set.label_ext)
-        unpaired = labels - images
-        if spec.data.images_without_labels != "skip":
-            unpaired |= images - labels
-        if unpaired:
-            raise BenchError(f"{eval_set.name}: files without a partner under {eval_set.image_dir} / {eval_set.label_dir}, "
-                             f"e.g. {sorted(unpaired)[:3]}")
-        pairs = len(images & labels)
-        if pairs != spec.num_images:
-            raise BenchError(f"{eval_set.name}: {pairs} image/label pairs, expected {spec.num_images} ({spec.path.name})")
-        counts[eval_set.name] = pairs
+        findings = check_eval_set(eval_set, data_root, expected_count=spec.num_images, workers=workers)
+        if findings:
+            first = findings[0]
+            more = f" (and {len(findings) - 1} more; run `bench datasets check {spec.name}`)" if len(findings) > 1 else ""
+            raise BenchError(f"{first.file}: {first.message}{more}")
+        counts[eval_set.name] = len(open_eval_set(eval_set, data_root))
     return counts
