@@ -43,4 +43,4 @@ def _find(item: str, specs: dict[str, DatasetSpec]) -> list[EvalSet]:
         for eval_set in spec.eval_sets():
             if eval_set.name == item:
                 return [eval_set]
-    raise BenchError(f"--datasets: unknown dataset '{item}'; see `bench datasets list` (add your own with --specs DIR)")
+    raise BenchError(f"unknown dataset '{item}'; see `bench datasets list` (add your own with --specs DIR)")

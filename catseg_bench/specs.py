@@ -152,7 +152,7 @@ class DatasetSpec:
     background_index: int | None = None
     classes_of_interest: tuple[int, ...] | None = None
     subsets: tuple[SubsetSpec, ...] = ()
-    prepare: dict[str, Any] = field(default_factory=dict)
+    prepare: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     label_dtype: str = "uint8"
     mess_name: str | None = None
     paper: str | None = None
