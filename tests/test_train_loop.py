@@ -18,10 +18,9 @@ from model import create_model
 from model.training.loop import TrainingSet, TrainSettings, read_log, train
 from model.training.state import latest_checkpoint, list_checkpoints, load_checkpoint
 from model.training.synthetic import SyntheticScenes
+from train_fixtures import SCENES, write_spec_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Two classes and a batch of one keep a catseg-tiny step cheap.
-SCENES = SyntheticScenes(6, seed=3, size=96, num_classes=2)
 SETTINGS = TrainSettings(iters=4, batch_size=1, checkpoint_period=2, keep_checkpoints=0, log_period=1, num_workers=0)
 
 
@@ -104,23 +103,6 @@ def test_an_output_with_checkpoints_needs_resume_and_the_same_settings(tmp_path)
               log=lambda m: None)
 
 
-def _write_spec_dataset(root: Path, scenes: SyntheticScenes) -> Path:
-    """The scenes as a data root with a spec, as `bench train --dataset FILE.toml` reads them."""
-    for index in range(len(scenes)):
-        for kind, array in (("images", scenes.read_image(index)), ("labels", scenes.read_label(index))):
-            (root / "scenes" / kind).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(array).save(root / "scenes" / kind / f"{index:03d}.png")
-    spec = root / "specs" / "scenes.toml"
-    spec.parent.mkdir()
-    names = ", ".join(json.dumps(n) for n in scenes.class_names)
-    spec.write_text(
-        f'name = "scenes"\ndisplay_name = "Scenes"\ndomain = "Training"\nsplit = "train"\nnum_images = {len(scenes)}\n'
-        f'class_names = [{names}]\nignore_index = 255\nlicense = "test data"\nlink = "none"\n\n'
-        '[data]\nimage_dir = "scenes/images"\nlabel_dir = "scenes/labels"\nimage_ext = ".png"\nlabel_ext = ".png"\n'
-    )
-    return spec
-
-
 def _bench_train(*args: str, nproc: int = 0) -> subprocess.CompletedProcess:
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc)] if nproc else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -129,7 +111,7 @@ def _bench_train(*args: str, nproc: int = 0) -> subprocess.CompletedProcess:
 
 
 def test_torchrun_with_two_gloo_processes_trains_like_one_process_with_the_whole_batch(tmp_path):
-    spec = _write_spec_dataset(tmp_path / "data", SCENES)
+    spec = write_spec_dataset(tmp_path / "data", SCENES)
     common = ["--model", "catseg-tiny", "--dataset", str(spec), "--data-root", str(tmp_path / "data"), "--iters", "2",
               "--batch-size", "2", "--workers", "0", "--log-period", "1", "--device", "cpu"]
     two = _bench_train(*common, "--output", str(tmp_path / "two"), nproc=2)
@@ -161,7 +143,7 @@ def test_cli_errors_are_one_line(cli, tmp_path):
 
 
 def test_corrupt_label_values_name_the_file(cli, tmp_path):
-    spec = _write_spec_dataset(tmp_path / "data", SyntheticScenes(1, seed=0, size=48, num_classes=2))
+    spec = write_spec_dataset(tmp_path / "data", SyntheticScenes(1, seed=0, size=48, num_classes=2))
     Image.fromarray(np.full((48, 48), 7, np.uint8)).save(tmp_path / "data" / "scenes" / "labels" / "000.png")
     result = cli("train", "--model", "catseg-tiny", "--dataset", str(spec), "--data-root", str(tmp_path / "data"),
                  "--output", str(tmp_path / "run"), "--iters", "1", "--batch-size", "1", "--workers", "0")

@@ -10,6 +10,7 @@ which the model interpolates at run time).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def read_clip_file(path: Path) -> dict[str, Tensor]:
 
     try:
         if _is_torchscript(path):
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            with warnings.catch_warnings():  # TorchScript is deprecated, but it is how OpenAI ships CLIP
+                warnings.simplefilter("ignore", FutureWarning)
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
         else:
             state = load_state_dict(str(path), device="cpu", weights_only=True)
     except (RuntimeError, OSError, ValueError, EOFError) as exc:
