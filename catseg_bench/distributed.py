@@ -48,10 +48,11 @@ def sum_across(world: World, tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def max_across(world: World, value: float) -> float:
+def max_across(world: World, value: float, device: torch.device) -> float:
+    """The largest `value` over all ranks; `device` must suit the backend (CUDA for NCCL)."""
     if world.size == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return float(tensor.item())
 

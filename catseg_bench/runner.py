@@ -227,9 +227,25 @@ class BenchmarkRunner:
                 last_save = now
             self.on_progress(eval_set.name, min(done * self.world.size, total), total)
 
-        seconds = distributed.max_across(self.world, elapsed_before + time.perf_counter() - started)
+        seconds = distributed.max_across(self.world, elapsed_before + time.perf_counter() - started, self.device)
         distributed.sum_across(self.world, confusion.matrix)
         peak = _peak_memory_bytes(self.device)
+        miou = self._write(eval_set, json_path, stale, confusion, total, len(dataset), partial,
+                           Timing(seconds=seconds, peak_memory_bytes=peak))
+        clear_partial(state_path)
+        return SetOutcome(eval_set.name, "resumed" if start else "done", "", miou, seconds, total, peak)
+
+    def _evaluate_random(self, eval_set, dataset, total, json_path, stale, partial) -> SetOutcome:
+        started = time.perf_counter()
+        counts = count_label_pixels(_FirstLabels(dataset, total), eval_set.num_classes, eval_set.ignore_index)
+        seconds = time.perf_counter() - started
+        miou = self._write(eval_set, json_path, stale, uniform_prediction_confusion(counts), total, len(dataset),
+                           partial, Timing(seconds=seconds))
+        self.on_progress(eval_set.name, total, total)
+        return SetOutcome(eval_set.name, "done", "", miou, seconds, total)
+
+    def _write(self, eval_set, json_path, stale, confusion, total, available, partial, timing) -> float | None:
+        """Write the result (main rank; a stale one is set aside first); every rank gets its mIoU."""
         if self.world.is_main:
             if stale and json_path.exists():
                 _set_aside(json_path)
@@ -241,36 +257,12 @@ class BenchmarkRunner:
                 settings=self.settings,
                 confusion=confusion,
                 images_scored=total,
-                images_total=len(dataset),
+                images_total=available,
                 partial=partial,
-                timing=Timing(seconds=seconds, peak_memory_bytes=peak),
+                timing=timing,
             )
         distributed.barrier(self.world)
-        clear_partial(state_path)
-        return SetOutcome(eval_set.name, "resumed" if start else "done", "", read_result(json_path).metrics.get("mIoU"),
-                          seconds, total, peak)
-
-    def _evaluate_random(self, eval_set, dataset, total, json_path, stale, partial) -> SetOutcome:
-        started = time.perf_counter()
-        counts = count_label_pixels(_FirstLabels(dataset, total), eval_set.num_classes, eval_set.ignore_index)
-        seconds = time.perf_counter() - started
-        if self.world.is_main:
-            if stale and json_path.exists():
-                _set_aside(json_path)
-            write_result(
-                self.result_dir,
-                eval_set=eval_set,
-                model_id=self.model_id,
-                checkpoint_sha256=None,
-                settings=self.settings,
-                confusion=uniform_prediction_confusion(counts),
-                images_scored=total,
-                images_total=len(dataset),
-                partial=partial,
-                timing=Timing(seconds=seconds),
-            )
-        self.on_progress(eval_set.name, total, total)
-        return SetOutcome(eval_set.name, "done", "", read_result(json_path).metrics.get("mIoU"), seconds, total)
+        return read_result(json_path).metrics.get("mIoU")
 
 
 class _FirstLabels:
