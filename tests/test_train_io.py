@@ -14,7 +14,14 @@ from model.configs import CATSEG_TINY
 from model.training import clip_init
 from model.training.augment import AugmentConfig
 from model.training.data import AugmentedStream, StreamSampler, TrainingDataError
-from model.training.state import capture_rng, checkpoint_path, list_checkpoints, prune_checkpoints, restore_rng
+from model.training.state import (
+    capture_rng,
+    checkpoint_path,
+    list_checkpoints,
+    prune_checkpoints,
+    remove_partial_writes,
+    restore_rng,
+)
 from model.training.synthetic import SyntheticScenes
 
 
@@ -130,6 +137,8 @@ def test_prune_keeps_the_newest_checkpoints(tmp_path):
     (tmp_path / "checkpoints" / "step_0000020.pt.abc.tmp").write_bytes(b"half")  # never counted
     prune_checkpoints(tmp_path, 2)
     assert [s for s, _ in list_checkpoints(tmp_path)] == [10, 15]
+    remove_partial_writes(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_0000010.pt", "step_0000015.pt"]
 
 
 # -------------------------------------------------------------------------------------- export

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -71,6 +72,39 @@ def test_killed_run_resumes_at_its_checkpoint_and_ends_with_the_same_parameters(
     assert state["scheduler"]["last_epoch"] == 4
     run = json.loads((tmp_path / "split" / "run.json").read_text())
     assert run["class_names"] == list(SCENES.class_names) and run["world_size"] == 1
+
+
+def test_run_killed_with_sigkill_resumes_from_its_newest_complete_checkpoint(tmp_path):
+    spec = write_spec_dataset(tmp_path / "data", SCENES)
+    args = ["-m", "catseg_bench", "train", "--model", "catseg-tiny", "--dataset", str(spec), "--data-root",
+            str(tmp_path / "data"), "--output", str(tmp_path / "run"), "--iters", "8", "--batch-size", "1",
+            "--workers", "0", "--log-period", "1", "--checkpoint-period", "2", "--keep-checkpoints", "0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if "step_0000002.pt" in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL
+    killed_at = [step for step, _ in list_checkpoints(tmp_path / "run")]
+    assert killed_at and killed_at[-1] < 8
+
+    settings = replace(SETTINGS, iters=8)
+    resumed = train("catseg-tiny", _training_set(), tmp_path / "run", settings, resume=True, log=lambda m: None)
+    assert resumed.start_step == killed_at[-1]
+    straight = train("catseg-tiny", _training_set(), tmp_path / "straight", settings, log=lambda m: None)
+    expected = _params(create_model("catseg-tiny", checkpoint=straight.final_weights))
+    got = _params(create_model("catseg-tiny", checkpoint=resumed.final_weights))
+    for key in expected:  # PNG files and in-memory scenes hold the same pixels
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
+def test_bf16_autocast_trains(tmp_path):
+    result = train("catseg-tiny", _training_set(), tmp_path, replace(SETTINGS, iters=1, precision="bf16"),
+                   log=lambda m: None)
+    assert np.isfinite(read_log(result.output_dir)[0]["loss"])
 
 
 def test_clip_k_and_frozen_weights_do_not_move_while_q_and_v_do(tmp_path):

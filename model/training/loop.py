@@ -50,6 +50,7 @@ from model.training.state import (
     list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
+    remove_partial_writes,
     restore_rng,
     save_checkpoint,
 )
@@ -286,6 +287,7 @@ def train(
     eval_path = output_dir / "eval.csv"
     if world.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(output_dir)
         _atomic_write_text(output_dir / "run.json", json.dumps({**run_info, "world_size": world.size,
                                                                 "precision": settings.precision}, indent=2) + "\n")
         _truncate_csv(log_path, LOG_COLUMNS, start)

@@ -96,6 +96,14 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def remove_partial_writes(output_dir: Path) -> None:
+    """Delete temp files a killed run left mid-write (they were never a checkpoint)."""
+    folder = Path(output_dir) / CHECKPOINT_DIR
+    if folder.is_dir():
+        for path in folder.glob("*.tmp"):
+            path.unlink(missing_ok=True)
+
+
 def prune_checkpoints(output_dir: Path, keep: int) -> None:
     """Delete all but the newest `keep` checkpoints (keep <= 0 keeps them all)."""
     if keep <= 0:
