@@ -69,6 +69,8 @@ def test_killed_run_resumes_at_its_checkpoint_and_ends_with_the_same_parameters(
 
     state = load_checkpoint(latest_checkpoint(tmp_path / "split"))
     assert state["step"] == 4 and set(state) >= {"model", "optimizer", "scheduler", "rng", "run"}
+    from_step_file = _params(create_model("catseg-tiny", checkpoint=latest_checkpoint(tmp_path / "split")))
+    assert all(torch.equal(from_step_file[k], got[k]) for k in got)  # what `bench run --checkpoint` loads
     assert state["scheduler"]["last_epoch"] == 4
     run = json.loads((tmp_path / "split" / "run.json").read_text())
     assert run["class_names"] == list(SCENES.class_names) and run["world_size"] == 1

@@ -207,6 +207,75 @@ def _lr_range(optimizer: torch.optim.Optimizer) -> tuple[float, float]:
     return max(lrs), min(lrs)
 
 
+def _build_model(model_name: str, settings: TrainSettings, training_set: TrainingSet, resume_from: Path | None,
+                 clip_init: str | Path | None) -> tuple[CATSeg, dict | None, dict]:
+    """The model with its starting weights (checkpoint, CLIP weights or random), q/v split out for
+    fine-tuning; the checkpoint read (if resuming) and the run's identity."""
+    model = create_model(model_name)
+    if settings.augment.crop_size != model.config.crop_size:
+        raise TrainingError(f"crop size {settings.augment.crop_size} differs from {model_name}'s input {model.config.crop_size}")
+    run_info = {
+        "model_name": model_name,
+        "training_set": training_set.name,
+        "class_names": list(training_set.class_names),
+        "ignore_index": training_set.ignore_index,
+        "settings": settings.identity(),
+        "clip_init": None,
+    }
+    state = None
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        _check_resumable(state, resume_from, model_name, settings, training_set)
+        model.load_state_dict(state["model"], strict=True)
+        run_info = state["run"]
+    elif clip_init is not None:
+        run_info["clip_init"] = load_clip_weights(model, model_name, clip_init)
+    model.freeze_for_finetuning()
+    return model, state, run_info
+
+
+def _restore_progress(state: dict, path: Path, optimizer: torch.optim.Optimizer, scheduler, world: World) -> int:
+    """Load optimizer, scheduler and this rank's random state; returns the step to continue from."""
+    saved_names = [g.get("name") for g in state["optimizer"]["param_groups"]]
+    if saved_names != [g["name"] for g in optimizer.param_groups]:
+        raise CheckpointMismatch(f"{path}: its optimizer groups do not match this model's trainable tensors")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if len(state["rng"]) == world.size:
+        restore_rng(state["rng"][world.rank])
+    return int(state["step"])
+
+
+class _LogWindow:
+    """Loss and gradient norm summed on the device since the last log line (no sync per step)."""
+
+    def __init__(self, device: torch.device):
+        self.totals = torch.zeros(2, device=device)
+        self.steps = 0
+        self.started = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        self.totals += torch.stack([loss.detach().float(), grad_norm.detach().float()])
+        self.steps += 1
+
+    def close(self, world: World) -> tuple[float, float, float]:
+        """(mean loss, mean grad norm) over all ranks and the seconds per step; starts a new window."""
+        totals = self.totals.clone()
+        if world.size > 1:
+            dist.all_reduce(totals)
+            totals /= world.size
+        mean_loss, mean_norm = (totals / self.steps).tolist()
+        now = time.perf_counter()
+        per_step = (now - self.started) / self.steps
+        self.totals.zero_()
+        self.steps, self.started = 0, now
+        return mean_loss, mean_norm, per_step
+
+
+def _due(step: int, period: int, last: int) -> bool:
+    return step % period == 0 or step == last
+
+
 def train(
     model_name: str,
     training_set: TrainingSet,
@@ -246,41 +315,12 @@ def train(
     resume_from = latest_checkpoint(output_dir) if resume else None
 
     _seed_everything(settings.seed, world.rank)
-    model = create_model(model_name)
-    config = model.config
-    if settings.augment.crop_size != config.crop_size:
-        raise TrainingError(f"crop size {settings.augment.crop_size} differs from {model_name}'s input {config.crop_size}")
-    run_info = {
-        "model_name": model_name,
-        "training_set": training_set.name,
-        "class_names": list(training_set.class_names),
-        "ignore_index": training_set.ignore_index,
-        "settings": settings.identity(),
-        "clip_init": None,
-    }
-    state = None
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        _check_resumable(state, resume_from, model_name, settings, training_set)
-        model.load_state_dict(state["model"], strict=True)
-        run_info = state["run"]
-    elif clip_init is not None:
-        run_info["clip_init"] = load_clip_weights(model, model_name, clip_init)
-    model.freeze_for_finetuning()
+    model, state, run_info = _build_model(model_name, settings, training_set, resume_from, clip_init)
     model.to(dev).train()
-
     optimizer = build_optimizer(model, model.clip, settings.optim)
     scheduler = build_scheduler(optimizer, settings.iters)
-    start = 0
+    start = 0 if state is None else _restore_progress(state, resume_from, optimizer, scheduler, world)
     if state is not None:
-        saved_names = [g.get("name") for g in state["optimizer"]["param_groups"]]
-        if saved_names != [g["name"] for g in optimizer.param_groups]:
-            raise CheckpointMismatch(f"{resume_from}: its optimizer groups do not match this model's trainable tensors")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start = int(state["step"])
-        if len(state["rng"]) == world.size:
-            restore_rng(state["rng"][world.rank])
         say(f"resumed from {resume_from} at step {start}")
 
     log_path = output_dir / "log.csv"
@@ -310,10 +350,8 @@ def train(
     autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
 
     step = start
-    window_loss = torch.zeros((), device=dev)
-    window_norm = torch.zeros((), device=dev)
-    window_steps = 0
-    started = window_start = time.perf_counter()
+    window = _LogWindow(dev)
+    started = time.perf_counter()
     for images, labels in loader:
         images = model.normalize(images.to(dev, non_blocking=True))
         labels = labels.to(dev, non_blocking=True)
@@ -327,35 +365,22 @@ def train(
         optimizer.step()
         scheduler.step()
         step += 1
-        window_loss += loss.detach()
-        window_norm += grad_norm.detach()
-        window_steps += 1
+        window.add(loss, grad_norm)
 
-        if step % settings.log_period == 0 or step == settings.iters:
-            totals = torch.stack([window_loss, window_norm])
-            if world.size > 1:
-                dist.all_reduce(totals)
-                totals /= world.size
-            mean_loss, mean_norm = (totals / window_steps).tolist()
-            now = time.perf_counter()
-            per_step = (now - window_start) / window_steps
+        if _due(step, settings.log_period, settings.iters):
+            mean_loss, mean_norm, per_step = window.close(world)
             if world.is_main:
                 _append_csv(log_path, [step, f"{mean_loss:.6f}", f"{lr:.6e}", f"{clip_lr:.6e}", f"{mean_norm:.6e}",
-                                       f"{per_step:.3f}", f"{now - started:.1f}"])
-            eta = per_step * (settings.iters - step)
+                                       f"{per_step:.3f}", f"{time.perf_counter() - started:.1f}"])
+            eta = time.strftime("%H:%M:%S", time.gmtime(per_step * (settings.iters - step)))
             say(f"step {step}/{settings.iters}  loss {mean_loss:.4f}  lr {lr:.3e}  grad_norm {mean_norm:.3e}  "
-                f"{per_step:.2f} s/step  eta {time.strftime('%H:%M:%S', time.gmtime(eta))}")
-            window_loss.zero_()
-            window_norm.zero_()
-            window_steps = 0
-            window_start = now
+                f"{per_step:.2f} s/step  eta {eta}")
 
-        if step % settings.checkpoint_period == 0 or step == settings.iters:
-            rng = [None] * world.size
+        if _due(step, settings.checkpoint_period, settings.iters):
+            rng = [capture_rng()]
             if world.size > 1:
+                rng = [None] * world.size
                 dist.all_gather_object(rng, capture_rng())
-            else:
-                rng = [capture_rng()]
             if world.is_main:
                 path = checkpoint_path(output_dir, step)
                 save_checkpoint(path, model_name=model_name, model_state=model.canonical_state_dict(),
@@ -365,7 +390,7 @@ def train(
             if world.size > 1:
                 dist.barrier()
 
-        if evaluate is not None and settings.eval_period > 0 and (step % settings.eval_period == 0 or step == settings.iters):
+        if evaluate is not None and settings.eval_period > 0 and _due(step, settings.eval_period, settings.iters):
             model.eval()
             metrics = evaluate(model, step, world)
             model.train()
@@ -373,11 +398,11 @@ def train(
                 for name, value in metrics.items():
                     _append_csv(eval_path, [step, name, value])
             say(f"evaluation at step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-            window_start = time.perf_counter()
+            window.started = time.perf_counter()  # evaluation time is not training time
 
     final = output_dir / FINAL_WEIGHTS
     if world.is_main and step == settings.iters:
-        save_safetensors(model.canonical_state_dict(), config, final, None)
+        save_safetensors(model.canonical_state_dict(), model.config, final, None)
         say(f"wrote {final}")
     if world.size > 1:
         dist.barrier()
