@@ -109,8 +109,19 @@ def test_bf16_autocast_trains(tmp_path):
     assert np.isfinite(read_log(result.output_dir)[0]["loss"])
 
 
-def test_clip_k_and_frozen_weights_do_not_move_while_q_and_v_do(tmp_path):
+def test_clip_k_and_frozen_weights_do_not_move_while_q_and_v_do(tmp_path, monkeypatch):
+    from model.aggregator import Aggregator
+
+    pool_sizes = []
+    original = Aggregator.forward
+
+    def spy(self, img_feats, text, pool_size, *args, **kwargs):
+        pool_sizes.append(pool_size)
+        return original(self, img_feats, text, pool_size, *args, **kwargs)
+
+    monkeypatch.setattr(Aggregator, "forward", spy)
     result = train("catseg-tiny", _training_set(), tmp_path, replace(SETTINGS, iters=1), log=lambda m: None)
+    assert pool_sizes == [2]  # class pooling 2x2 in training
     torch.manual_seed(SETTINGS.seed)
     before = create_model("catseg-tiny").canonical_state_dict()
     after = create_model("catseg-tiny", checkpoint=result.final_weights).canonical_state_dict()
