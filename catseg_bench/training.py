@@ -23,6 +23,7 @@ from catseg_bench.data import open_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
+from catseg_bench.results import atomic_write_bytes
 from catseg_bench.runner import BenchmarkRunner, RunOptions
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, builtin_specs_dir, load_specs
 from model.catseg import CATSeg
@@ -183,5 +184,5 @@ def run_demo(output_dir: Path, settings: TrainSettings, resume: bool, log: Calla
     rows = read_log(output_dir)
     report = DemoReport(rows[0]["loss"], rows[-1]["loss"], before, after, result.step, time.perf_counter() - started)
     summary = {**dataclasses.asdict(report), "passed": report.passed, "class_names": list(scenes.class_names)}
-    (Path(output_dir) / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_bytes(Path(output_dir) / "demo.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return report

@@ -17,18 +17,20 @@ from model.training.augment import (
     random_crop,
     resize_shortest_edge,
     rgb_to_hsv8,
-    shortest_edge_size,
 )
+from model.inference import resized_shape
 
 OPENCV_FIXTURE = Path(__file__).parent / "data" / "train" / "opencv_hsv.npz"
 NO_PHOTOMETRIC = AugmentConfig(brightness_delta=0.0, contrast_range=(1.0, 1.0), saturation_range=(1.0, 1.0), hue_delta=0)
 
 
-def test_shortest_edge_size_follows_detectron2_rounding_and_cap():
-    assert shortest_edge_size(480, 640, 384, 1333) == (384, 512)
-    assert shortest_edge_size(640, 427, 384, 1333) == (576, 384)  # 640 * 384 / 427 = 575.55 -> 576
+def test_training_resize_size_follows_detectron2_rounding_and_cap():
+    assert resized_shape(480, 640, 384, 1333) == (384, 512)
+    assert resized_shape(640, 427, 384, 1333) == (576, 384)  # 640 * 384 / 427 = 575.55 -> 576
     # long side capped: 2000 * 384/100 = 7680 > 1333 -> scale 1333/7680; short side 66.65 -> 67
-    assert shortest_edge_size(100, 2000, 384, 1333) == (67, 1333)
+    assert resized_shape(100, 2000, 384, 1333) == (67, 1333)
+    image, label = resize_shortest_edge(np.zeros((100, 2000, 3), np.uint8), np.zeros((100, 2000)), 384, 1333)
+    assert image.shape == (67, 1333, 3) and label.shape == (67, 1333)
 
 
 def test_label_resize_is_torch_nearest_and_image_resize_keeps_size():

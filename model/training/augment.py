@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from model.inference import resized_shape  # detectron2's ResizeShortestEdge output size, shared with testing
+
 IMAGE_PAD_VALUE = 128  # the mapper pads the 0-255 image with 128 before CLIP normalisation
 
 
@@ -43,21 +45,11 @@ class AugmentConfig:
     ignore_index: int = 255
 
 
-def shortest_edge_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
-    """detectron2's `ResizeShortestEdge.get_output_shape`: (new_height, new_width), rounded half up."""
-    scale = short_side / min(height, width)
-    new_h, new_w = (short_side, scale * width) if height < width else (scale * height, short_side)
-    if max(new_h, new_w) > max_long_side:
-        scale = max_long_side / max(new_h, new_w)
-        new_h, new_w = new_h * scale, new_w * scale
-    return int(new_h + 0.5), int(new_w + 0.5)
-
-
 def resize_shortest_edge(
     image: np.ndarray, label: np.ndarray, short_side: int, max_long_side: int
 ) -> tuple[np.ndarray, np.ndarray]:
     height, width = label.shape
-    new_h, new_w = shortest_edge_size(height, width, short_side, max_long_side)
+    new_h, new_w = resized_shape(height, width, short_side, max_long_side)
     if (new_h, new_w) == (height, width):
         return image, label
     image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
