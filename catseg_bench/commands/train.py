@@ -91,6 +91,8 @@ def train_command(
 
         if model not in (None, DEMO_MODEL) or eval_sets:
             raise BenchError("--demo always trains catseg-tiny on synthetic scenes; drop --model/--eval-sets")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise BenchError("--demo runs in one process; start it without torchrun")
         model = DEMO_MODEL
     model = model or "catseg-b"
     if model not in list_models():
@@ -108,6 +110,7 @@ def train_command(
         eval_period=eval_period,
         num_workers=workers if workers is not None else (DEMO_WORKERS if demo else min(4, os.cpu_count() or 1)),
     )
+
     def log(message: str) -> None:
         console.print(message, highlight=False, soft_wrap=True)
 
