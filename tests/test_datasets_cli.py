@@ -9,9 +9,8 @@ from PIL import Image
 
 from catseg_bench.data import DATA_ROOT_ENV
 
-from conftest import TEST_DATA
+from spec_texts import MESS_CLASS_NAMES, SOLAR_SPEC
 
-REFERENCE = json.loads((TEST_DATA / "mess_class_names.json").read_text(encoding="utf-8"))["class_names"]
 DOMAINS = {
     "General": ["bdd100k", "dark_zurich", "mhp_v1", "foodseg103", "atlantis", "dram"],
     "Earth Monitoring": ["isaid", "isprs_potsdam", "worldfloods", "floodnet", "uavid"],
@@ -19,23 +18,6 @@ DOMAINS = {
     "Engineering": ["corrosion_cs", "deepcrack", "pst900", "zerowaste_f"],
     "Agriculture and Biology": ["suim", "cub_200", "cwfid"],
 }
-USER_SPEC = """\
-name = "solar"
-display_name = "Solar Panels"
-domain = "Energy"
-split = "test"
-num_images = 3
-class_names = ["background", "panel", "crack"]
-ignore_index = 255
-license = "CC0"
-link = "https://example.org/solar"
-
-[data]
-image_dir = "solar/images"
-label_dir = "solar/labels"
-image_ext = ".jpg"
-label_ext = ".png"
-"""
 
 
 def test_list_json_is_exactly_the_22_mess_datasets(cli):
@@ -54,9 +36,9 @@ def test_list_json_is_exactly_the_22_mess_datasets(cli):
             assert record["class_names"] is None and record["num_classes"] == 2
             assert [s["name"] for s in record["subsets"]] == ["lungs", "mediastinum", "bones", "diaphragm"]
             for subset, mess_key in zip(record["subsets"], ("lungs", "mediastinum", "bones", "diaphragm")):
-                assert subset["class_names"] == REFERENCE[f"paxray_sem_seg_test_{mess_key}"]
+                assert subset["class_names"] == MESS_CLASS_NAMES[f"paxray_sem_seg_test_{mess_key}"]
         else:
-            assert record["class_names"] == REFERENCE[_mess_name(mess_names, record["name"])]
+            assert record["class_names"] == MESS_CLASS_NAMES[_mess_name(mess_names, record["name"])]
             assert record["num_classes"] == len(record["class_names"])
 
 
@@ -74,7 +56,7 @@ def _mess_name(by_mess_name, name):
 
 
 def test_user_spec_appears_beside_the_22(cli, tmp_path):
-    (tmp_path / "solar.toml").write_text(USER_SPEC, encoding="utf-8")
+    (tmp_path / "solar.toml").write_text(SOLAR_SPEC, encoding="utf-8")
     res = cli("datasets", "list", "--json", "--specs", tmp_path)
     assert res.exit_code == 0, res.output
     records = json.loads(res.stdout)

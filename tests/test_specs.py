@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from catseg_bench.specs import builtin_specs_dir, load_benchmark, load_specs, spec_hash
 
-from conftest import TEST_DATA
+from spec_texts import MESS_CLASS_NAMES, write_user_spec
 
-REFERENCE = json.loads((TEST_DATA / "mess_class_names.json").read_text(encoding="utf-8"))["class_names"]
 
 # Seed Table 1: domains in column order, datasets in column order (display names as in its header,
 # with its two typos fixed: "SUM" -> SUIM, "CHASE DBI" -> CHASE DB1).
@@ -55,7 +53,7 @@ def test_builtin_spec(name):
     assert len(spec.spec_hash) == 16
     for es in spec.eval_sets():
         # The prompts are MESS's registration class names, verbatim and in label-index order.
-        assert list(es.class_names) == REFERENCE[es.spec.mess_name if es.subset is None else _subset_mess_name(es)]
+        assert list(es.class_names) == MESS_CLASS_NAMES[es.spec.mess_name if es.subset is None else _subset_mess_name(es)]
         assert all(0 <= i < es.num_classes for i in es.classes_of_interest)
         assert es.image_dir and es.label_dir and es.image_ext and es.label_ext
 
@@ -66,7 +64,7 @@ def _subset_mess_name(es):
 
 def test_every_reference_registration_has_a_spec():
     names = {s.mess_name for s in SPECS.values()} | {sub.mess_name for s in SPECS.values() for sub in s.subsets}
-    assert set(REFERENCE) <= names
+    assert set(MESS_CLASS_NAMES) <= names
 
 
 def test_paxray4_is_composite_of_four_binary_subsets():
@@ -96,42 +94,11 @@ def test_reference_copy_matches_shared(shared_dir):
     for entry in entries:
         names = entry["class_names"]
         expected.update(names if isinstance(names, dict) else {entry["mess_key"]: names})
-    assert REFERENCE == expected
-
-
-USER_SPEC = """
-name = "{name}"
-display_name = "Solar Panels"
-domain = "Energy"
-split = "test"
-num_images = 3
-class_names = ["background", "panel", "crack"]
-ignore_index = 255
-background_index = 0
-classes_of_interest = [1, 2]
-license = "{license}"
-link = "https://example.org/solar"
-
-[data]
-image_dir = "solar/images"
-label_dir = "solar/labels"
-image_ext = "jpg"
-label_ext = ".png"
-"""
-
-
-def write_user_spec(directory: Path, name: str = "solar", license: str = "CC0", **replace: str) -> Path:
-    text = USER_SPEC.format(name=name, license=license)
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    assert MESS_CLASS_NAMES == expected
 
 
 def test_user_spec_with_new_domain_appears_after_the_22(tmp_path):
-    write_user_spec(tmp_path)
+    write_user_spec(tmp_path, **{'image_ext = ".jpg"': 'image_ext = "jpg"'})
     specs = load_specs([tmp_path])
     assert list(specs) == MESS_NAMES + ["solar"]
     solar = specs["solar"]
@@ -143,7 +110,7 @@ def test_user_spec_with_new_domain_appears_after_the_22(tmp_path):
 def test_spec_hash_is_stable_and_tracks_what_is_evaluated(tmp_path):
     base = load_specs([write_user_spec(tmp_path / "a").parent])["solar"].spec_hash
     same = load_specs([write_user_spec(tmp_path / "b").parent])["solar"].spec_hash
-    relicensed = load_specs([write_user_spec(tmp_path / "c", license="MIT").parent])["solar"].spec_hash
+    relicensed = load_specs([write_user_spec(tmp_path / "c", **{'"CC0"': '"MIT"'}).parent])["solar"].spec_hash
     renamed = load_specs([write_user_spec(tmp_path / "d", **{'"crack"': '"fracture"'}).parent])["solar"].spec_hash
     reordered = load_specs([write_user_spec(tmp_path / "e", **{'"panel", "crack"': '"crack", "panel"'}).parent])["solar"].spec_hash
     assert base == same == relicensed

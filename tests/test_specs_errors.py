@@ -8,28 +8,8 @@ import pytest
 
 from catseg_bench.specs import SpecError, load_specs
 
-VALID = """\
-name = "solar"
-display_name = "Solar Panels"
-domain = "Energy"
-split = "test"
-num_images = 3
-class_names = ["background", "panel", "crack"]
-ignore_index = 255
-background_index = 0
-classes_of_interest = [1, 2]
-license = "CC0"
-link = "https://example.org/solar"
+from spec_texts import SOLAR_SPEC as VALID
 
-[data]
-image_dir = "solar/images"
-label_dir = "solar/labels"
-image_ext = ".jpg"
-label_ext = ".png"
-
-[prepare]
-manual = true
-"""
 
 COMPOSITE = """\
 name = "solar"
