@@ -72,6 +72,7 @@ class CATSegConfig:
     pixel_mean: tuple[float, float, float] = CLIP_PIXEL_MEAN
     pixel_std: tuple[float, float, float] = CLIP_PIXEL_STD
     prompt_template: str = PROMPT_TEMPLATE
+    openai_clip: str | None = None  # open_clip architecture whose 'openai' weights start training
     hub_filename: str | None = None  # file of the official weights in HUB_REPO_ID
     hub_sha256: str | None = None  # its LFS sha256
 
@@ -94,6 +95,7 @@ CATSEG_B = CATSegConfig(
     text=TextTowerConfig(width=512, layers=12, heads=8),
     clip_resolution=384,
     guidance_taps=(3, 7),
+    openai_clip="ViT-B-16",  # configs/vitb_384.yaml CLIP_PRETRAINED "ViT-B/16"
     hub_filename="model_base.pth",
     hub_sha256="a201a50f94f4c04196e3083773832b736c2b8b81d27ea2c59cc13af3aff05760",
 )
@@ -106,6 +108,7 @@ CATSEG_L = CATSegConfig(
     text=TextTowerConfig(width=768, layers=12, heads=12),
     clip_resolution=336,
     guidance_taps=(7, 15),
+    openai_clip="ViT-L-14-336",  # configs/vitl_336.yaml CLIP_PRETRAINED "ViT-L/14@336px"
     hub_filename="model_large.pth",
     hub_sha256="80722f4b328161aa15d25d278e832a824b72af4486b013f664757ae7cc020f61",
 )

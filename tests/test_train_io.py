@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from model import CheckpointError, create_model
+from model import CheckpointError, create_model, get_config
 from model.clip_towers import build_clip
 from model.configs import CATSEG_TINY
 from model.training import clip_init
@@ -76,12 +78,13 @@ def test_openai_tag_goes_through_open_clip_create_model(monkeypatch):
         return _reference_clip(4)
 
     monkeypatch.setattr(open_clip, "create_model", fake_create_model)
-    monkeypatch.setitem(clip_init.OPEN_CLIP_ARCH, "catseg-tiny", "tiny-arch")
+    tiny = dataclasses.replace(get_config("catseg-tiny"), openai_clip="tiny-arch")
+    monkeypatch.setattr(clip_init, "get_config", lambda name: tiny if name == "catseg-tiny" else get_config(name))
     net = create_model("catseg-tiny")
     assert clip_init.load_clip_weights(net, "catseg-tiny", "openai") == "open_clip tiny-arch 'openai'"
     assert calls == [("tiny-arch", "openai")]
     assert torch.equal(net.clip.state_dict()["visual.conv1.weight"], _reference_clip(4).state_dict()["visual.conv1.weight"])
-    assert clip_init.OPEN_CLIP_ARCH["catseg-b"] == "ViT-B-16" and clip_init.OPEN_CLIP_ARCH["catseg-l"] == "ViT-L-14-336"
+    assert get_config("catseg-b").openai_clip == "ViT-B-16" and get_config("catseg-l").openai_clip == "ViT-L-14-336"
 
     def offline(*args, **kwargs):
         raise RuntimeError("no network")

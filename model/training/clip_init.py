@@ -18,11 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from model.checkpoint import CheckpointError, sha256_file
+from model.factory import get_config, list_models
 
 OPENAI_TAG = "openai"
-# The open_clip architecture holding each variant's OpenAI CLIP (configs/vitb_384.yaml "ViT-B/16",
-# configs/vitl_336.yaml "ViT-L/14@336px").
-OPEN_CLIP_ARCH = {"catseg-b": "ViT-B-16", "catseg-l": "ViT-L-14-336"}
 # Entries of OpenAI archives that are hyper-parameters, not weights (OpenAI's build_model drops them).
 _NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
 
@@ -56,11 +54,11 @@ def download_openai_clip(model_name: str, cache_dir: Path | None = None) -> dict
     """The OpenAI CLIP state dict of a variant, through open_clip's own download and cache."""
     import open_clip
 
-    arch = OPEN_CLIP_ARCH.get(model_name)
+    arch = get_config(model_name).openai_clip
     if arch is None:
+        known = ", ".join(name for name in list_models() if get_config(name).openai_clip)
         raise CheckpointError(
-            f"{model_name} has no OpenAI CLIP to start from (known: {', '.join(OPEN_CLIP_ARCH)}); "
-            "pass a CLIP weights file instead"
+            f"{model_name} has no OpenAI CLIP to start from (known: {known}); pass a CLIP weights file instead"
         )
     try:
         clip = open_clip.create_model(arch, pretrained=OPENAI_TAG, cache_dir=str(cache_dir) if cache_dir else None)
@@ -78,7 +76,8 @@ def load_clip_weights(model: nn.Module, model_name: str, source: str | Path, cac
     The origin names the source and, for a file, its sha256, for the training log.
     """
     if str(source) == OPENAI_TAG:
-        state, origin = download_openai_clip(model_name, cache_dir), f"open_clip {OPEN_CLIP_ARCH[model_name]} '{OPENAI_TAG}'"
+        arch = get_config(model_name).openai_clip
+        state, origin = download_openai_clip(model_name, cache_dir), f"open_clip {arch} '{OPENAI_TAG}'"
     else:
         path = Path(source).expanduser()
         if not path.is_file():
