@@ -21,6 +21,9 @@ from model.aggregator import shifted_window_mask
 from model.configs import CATSEG_TINY
 from model.factory import expected_shapes
 
+from conftest import TEST_DATA
+
+OFFICIAL_KEYS = TEST_DATA / "official_keys"  # copies of shared/parity/keys_{b,l}.json
 MASK_KEY = "sem_seg_head.predictor.transformer.layers.{}.swin_block.block_2.attn_mask"
 
 
@@ -64,6 +67,12 @@ def official_tiny(tmp_path, tiny_state):
     return write
 
 
+@pytest.mark.parametrize("keys_file", ["keys_b.json", "keys_l.json"])
+def test_key_lists_are_copies_of_the_shared_ones(shared_dir, keys_file):
+    shared = json.loads((shared_dir / "parity" / keys_file).read_text())
+    assert json.loads((OFFICIAL_KEYS / keys_file).read_text()) == shared
+
+
 def load_error(source, name="catseg-tiny", **kwargs) -> str:
     with pytest.raises(model.CheckpointError) as info:
         model.create_model(name, checkpoint=source, **kwargs)
@@ -71,9 +80,9 @@ def load_error(source, name="catseg-tiny", **kwargs) -> str:
 
 
 @pytest.mark.parametrize("name, keys_file, n_ours", [("catseg-b", "keys_b.json", 434), ("catseg-l", "keys_l.json", 578)])
-def test_official_key_lists_map_exactly_onto_our_models(shared_dir, name, keys_file, n_ours):
+def test_official_key_lists_map_exactly_onto_our_models(name, keys_file, n_ours):
     config = model.get_config(name)
-    keys = json.loads((shared_dir / "parity" / keys_file).read_text())
+    keys = json.loads((OFFICIAL_KEYS / keys_file).read_text())
     state = {
         k: shifted_window_mask(24, 12, 6) if k.endswith("attn_mask") else torch.empty(shape, device="meta")
         for k, shape in keys.items()
