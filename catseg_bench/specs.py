@@ -226,6 +226,12 @@ def builtin_specs_dir() -> Path:
     return Path(str(resources.files("dataset_specs")))
 
 
+def training_specs_dir() -> Path:
+    """`dataset_specs/training/`: training sets (COCO-Stuff-171), kept out of the built-in folder's
+    listing so the default spec list stays the benchmark's datasets. Load it as an extra folder."""
+    return builtin_specs_dir() / "training"
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -413,11 +419,16 @@ def parse_benchmark(path: Path, raw: dict[str, Any]) -> Benchmark:
 
 
 def _spec_files(dirs: Iterable[Path]) -> list[Path]:
+    """The TOML files of `dirs`; a folder named twice (e.g. `--specs` pointing at a built-in one) is read once."""
     files = []
+    seen: set[Path] = set()
     for directory in dirs:
         directory = Path(directory)
         if not directory.is_dir():
             raise SpecError(f"{directory}: specs folder does not exist; pass an existing folder to --specs")
+        if directory.resolve() in seen:
+            continue
+        seen.add(directory.resolve())
         files.extend(sorted(directory.glob("*.toml")))
     return files
 

@@ -25,7 +25,7 @@ from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
 from catseg_bench.results import atomic_write_bytes
 from catseg_bench.runner import BenchmarkRunner, RunOptions
-from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, builtin_specs_dir, load_specs
+from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
 from model.catseg import CATSeg
 from model.factory import create_model
 from model.inference import predict_labels, resize_short_side
@@ -34,11 +34,6 @@ from model.training.loop import TrainingSet, TrainSettings, World, read_log, tra
 from model.training.synthetic import SyntheticScenes
 
 DEFAULT_TRAINING_SET = "coco_stuff_171"
-
-
-def training_specs_dir() -> Path:
-    """`dataset_specs/training/`: training sets, kept apart from the benchmark's specs."""
-    return builtin_specs_dir() / "training"
 
 
 def load_training_spec(value: str) -> DatasetSpec:

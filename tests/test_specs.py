@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from catseg_bench.specs import builtin_specs_dir, load_benchmark, load_specs, spec_hash
+from catseg_bench.specs import builtin_specs_dir, load_benchmark, load_specs, spec_hash, training_specs_dir
 
 from spec_texts import MESS_CLASS_NAMES, write_user_spec
 
@@ -105,6 +105,12 @@ def test_user_spec_with_new_domain_appears_after_the_22(tmp_path):
     assert solar.domain == "Energy" and solar.class_names == ("background", "panel", "crack")
     assert solar.data.image_ext == ".jpg"  # a bare extension gets its dot
     assert [es.name for es in solar.eval_sets()] == ["solar"]
+
+
+def test_training_folder_loads_as_an_extra_folder_and_a_folder_named_twice_is_read_once():
+    specs = load_specs([training_specs_dir(), builtin_specs_dir(), training_specs_dir()])
+    assert list(specs) == MESS_NAMES + ["coco_stuff_171"]
+    assert specs["coco_stuff_171"].split == "train" and specs["coco_stuff_171"].num_images == 118287
 
 
 def test_spec_hash_is_stable_and_tracks_what_is_evaluated(tmp_path):
