@@ -94,3 +94,14 @@ def test_split_rules():
     images = "1 001.A/a.jpg\n2 001.A/b.jpg\n3 002.B/c.jpg\n"
     split = "1 1\n2 0\n3 0\n"
     assert convert.cub_test_images(images, split) == ["001.A/b.jpg", "002.B/c.jpg"]
+
+
+def test_train_id_table_maps_listed_values_and_sends_every_other_value_to_255():
+    table = convert.train_id_table([0, 12, 91])  # train IDs 0, 1, 2
+    assert table.dtype == np.uint8 and table.shape == (256,)
+    label = np.array([[0, 11, 12], [91, 255, 182]], np.uint8)
+    assert convert.to_train_ids(label, table, Path("x.png")).tolist() == [[0, 255, 1], [2, 255, 255]]
+    with pytest.raises(BenchError, match="x.png: expected a single-channel 8-bit label map"):
+        convert.to_train_ids(np.zeros((2, 2, 3), np.uint8), table, Path("x.png"))
+    with pytest.raises(BenchError, match="got uint16"):
+        convert.to_train_ids(np.zeros((2, 2), np.uint16), table, Path("x.png"))

@@ -87,6 +87,23 @@ def map_values(array: np.ndarray, mapping: Mapping[int, int], source: Path) -> n
     return out.astype(np.uint8)
 
 
+def train_id_table(source_ids: Sequence[int], ignore: int = LABEL_PAD) -> np.ndarray:
+    """A 256-entry uint8 lookup taking label value ``source_ids[t]`` to train ID ``t`` and every other
+    value to `ignore`, as CAT-Seg's ``prepare_coco_stuff.py`` (its output starts as all 255 and only
+    values listed in its id map are written)."""
+    table = np.full(256, ignore, dtype=np.uint8)
+    table[np.asarray(source_ids, dtype=np.int64)] = np.arange(len(source_ids), dtype=np.uint8)
+    return table
+
+
+def to_train_ids(label: np.ndarray, table: np.ndarray, source: Path) -> np.ndarray:
+    """`label` through a :func:`train_id_table`; CAT-Seg asserts uint8 labels, and a label that is not
+    a single-channel uint8 map is an error here too."""
+    if label.dtype != np.uint8 or label.ndim != 2:
+        raise BenchError(f"{source}: expected a single-channel 8-bit label map, got {label.dtype} of shape {label.shape}")
+    return table[label]
+
+
 def div255(array: np.ndarray) -> np.ndarray:
     """``np.uint8(x / 255)``: a 0/255 mask to 0/1; any value below 255 truncates to 0."""
     return (np.asarray(array) / 255).astype(np.uint8)

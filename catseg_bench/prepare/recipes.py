@@ -1,4 +1,5 @@
-"""One recipe per MESS dataset, reproducing ``mess/prepare_datasets/prepare_<dataset>.py``.
+"""One recipe per MESS dataset, reproducing ``mess/prepare_datasets/prepare_<dataset>.py``, and one
+per training set (COCO-Stuff-171, reproducing CAT-Seg's ``datasets/prepare_coco_stuff.py``).
 
 A recipe gets a :class:`RecipeContext` whose ``root`` is a work folder shaped like the data root;
 it unpacks its sources where MESS unpacks them and writes MESS's ``*_detectron2`` folders beside
@@ -57,7 +58,7 @@ def _mkdirs(*dirs: Path) -> None:
 
 def _require(path: Path, what: str) -> Path:
     if not path.exists():
-        raise BenchError(f"{path}: {what} not found after unpacking; the archive does not have the layout MESS expects")
+        raise BenchError(f"{path}: {what} not found after unpacking; the archive does not have the layout the preparation script expects")
     return path
 
 
@@ -559,6 +560,41 @@ def cwfid(ctx: RecipeContext) -> None:
     _mkdirs(out)
     masks = [_require(ds / "annotations" / f"{i:03}_annotation.png", f"annotations/{i:03}_annotation.png") for i in convert.CWFID_TEST_IDS]
     ctx.map(_cwfid_item, [(m, out) for m in masks], "CWFID masks")
+
+
+# ---------------------------------------------------------------------------------------------- Training sets
+
+
+def _coco_stuff_label(item: tuple[Path, Path, np.ndarray]) -> int:
+    src, out_dir, table = item
+    Image.fromarray(convert.to_train_ids(_array(src), table, src)).save(out_dir / src.name)
+    return 1
+
+
+def _source_ids(ctx: RecipeContext) -> list[int]:
+    """[prepare.options].source_ids: one distinct label value in 0..254 per class, in train-ID order."""
+    ids = ctx.options.get("source_ids")
+    where = f"{ctx.spec.path}: [prepare.options].source_ids"
+    if not isinstance(ids, list) or len(ids) != ctx.spec.num_classes:
+        raise BenchError(f"{where} must list one label value per class ({ctx.spec.num_classes})")
+    if any(not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 255 for v in ids) or len(set(ids)) != len(ids):
+        raise BenchError(f"{where} must hold distinct integers in 0..254 (255 is the ignore value)")
+    return ids
+
+
+@recipe("coco_stuff_171")
+def coco_stuff_171(ctx: RecipeContext) -> None:
+    """CAT-Seg's ``datasets/prepare_coco_stuff.py`` for train2017: images in images/train2017, the
+    stuffthingmaps in annotations/train2017, train-ID labels in annotations_detectron2/train2017."""
+    table = convert.train_id_table(_source_ids(ctx))
+    ctx.extract("train2017.zip", "coco-stuff/images")
+    ctx.extract("stuffthingmaps_trainval2017.zip", "coco-stuff/annotations/train2017", subdir="train2017")
+    ds = ctx.root / "coco-stuff"
+    _require(ds / "images" / "train2017", "images/train2017")
+    out = ds / "annotations_detectron2" / "train2017"
+    _mkdirs(out)
+    labels = sorted(_require(ds / "annotations" / "train2017", "annotations/train2017").glob("*.png"))
+    ctx.map(_coco_stuff_label, [(p, out, table) for p in labels], "COCO-Stuff train labels")
 
 
 def get_recipe(spec) -> Callable[[RecipeContext], None]:
