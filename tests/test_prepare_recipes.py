@@ -377,3 +377,57 @@ def test_cwfid_mess_test_ids_and_swapped_colours(env):
     out = env.data / "cwfid/annotations_detectron2/test"
     assert sorted(p.name for p in out.iterdir()) == [f"{i:03}_annotation.png" for i in CWFID_TEST_IDS]
     assert read(out / "028_annotation.png").tolist() == [[0, 1, 2]]  # red -> 1 'crop seedling', green -> 2 'weed' (MESS)
+
+
+# ------------------------------------------------------------------------------------------ Training sets
+
+# Stuffthingmaps values (COCO category id - 1) and the train IDs CAT-Seg's prepare_coco_stuff.py gives them:
+# person 0 -> 0, unused thing id 11 -> 255, stop sign 12 -> 11, dining table 66 -> 60, toothbrush 89 -> 79,
+# unused 90 -> 255, banner 91 -> 80, wood 181 -> 170, 182 (no class) -> 255, unlabelled 255 -> 255.
+COCO_STUFF_VALUES = [[0, 11, 12, 66, 89], [90, 91, 181, 182, 255]]
+COCO_STUFF_TRAIN_IDS = [[0, 255, 11, 60, 79], [255, 80, 170, 255, 255]]
+
+
+def coco_stuff_archives() -> dict[str, bytes]:
+    """train2017.zip and stuffthingmaps_trainval2017.zip as shipped: `train2017/` at the top of both,
+    the label maps also hold a `val2017/` folder (which the train set must not take)."""
+    images = zip_bytes({"train2017/000000000009.jpg": jpg(2, 5), "train2017/000000000025.jpg": jpg(2, 5, 1)})
+    labels = zip_bytes({
+        "train2017/000000000009.png": png(np.array(COCO_STUFF_VALUES, np.uint8)),
+        "train2017/000000000025.png": png(np.full((2, 5), 24, np.uint8)),  # giraffe 24 -> 23
+        "val2017/000000000139.png": png(np.zeros((2, 5), np.uint8)),
+    })
+    return {"train2017.zip": images, "stuffthingmaps_trainval2017.zip": labels}
+
+
+def test_coco_stuff_171_train_ids_in_parallel(env):
+    env.prepare("coco_stuff_171", 2, coco_stuff_archives(), jobs=2)
+    ds = env.data / "coco-stuff"
+    label = Image.open(ds / "annotations_detectron2/train2017/000000000009.png")
+    assert label.mode == "L" and np.array(label).tolist() == COCO_STUFF_TRAIN_IDS
+    assert (read(ds / "annotations_detectron2/train2017/000000000025.png") == 23).all()
+    assert sorted(p.name for p in (ds / "images/train2017").iterdir()) == ["000000000009.jpg", "000000000025.jpg"]
+    assert read(ds / "annotations/train2017/000000000009.png").tolist() == COCO_STUFF_VALUES  # kept, as CAT-Seg's layout
+    assert not list(ds.glob("**/val2017"))
+    assert json.loads((ds / ".bench-prepared.json").read_text())["counts"] == {"coco_stuff_171_t": 2}
+
+
+def test_coco_stuff_171_by_its_name_counts_pairs_against_the_118287_of_train2017(env, cli):
+    from catseg_bench.prepare.verify import check_command
+    from catseg_bench.specs import load_specs, training_specs_dir
+
+    for name, data in coco_stuff_archives().items():
+        env.server.place(next(f["url"] for f in real_files("coco_stuff_171") if f["name"] == name), data)
+    result = cli("prepare", "coco_stuff_171", "--data-root", env.data, "--mirror", env.server.url)
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "record it as sha256" in output  # the spec publishes no digests; they are printed
+    assert "2 image/label pairs, expected 118287" in output
+    assert not (env.data / "coco-stuff").exists()  # nothing half-done is published
+    work = env.data / ".bench-prepare" / "coco_stuff_171"
+    spec = load_specs([training_specs_dir()])["coco_stuff_171"]
+    command = check_command(spec).split()
+    assert command == ["bench", "datasets", "check", "coco_stuff_171", "--specs", str(training_specs_dir())]
+    check = cli(*command[1:], "--data-root", work, "--json")
+    assert check.exit_code == 1 and json.loads(check.stdout)["eval_sets"][0]["expected_images"] == 118287
+    assert check_command(load_specs()["bdd100k"]) == "bench datasets check bdd100k"

@@ -263,14 +263,16 @@ def make_test_spec(spec_dir: Path, real: str, num_images: int, digests: dict[str
     The [prepare] table keeps the real URLs and names (so the real download path is what is
     tested) and gains `recipe = <real>`; `digests` maps file names to the test archives' sha256.
     """
-    text = (REPO / "dataset_specs" / f"{real}.toml").read_text()
+    text = real_spec_path(real).read_text()
     raw = tomllib.loads(text)
     name = f"{real}_t"
-    lines = text.split("\n")
-    start = lines.index("[prepare]")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
-    del lines[start:end]
-    text = "\n".join(lines)
+    kept, in_prepare = [], False
+    for line in text.split("\n"):  # [prepare] and its sub-tables go; the one [prepare] below holds them inline
+        if line.startswith("["):
+            in_prepare = line == "[prepare]" or line.startswith("[prepare.")
+        if not in_prepare:
+            kept.append(line)
+    text = "\n".join(kept)
     text = text.replace(f'name = "{real}"', f'name = "{name}"', 1)
     text = text.replace(f"num_images = {raw['num_images']}", f"num_images = {num_images}", 1)
     prepare = dict(raw["prepare"])
@@ -289,8 +291,14 @@ def make_test_spec(spec_dir: Path, real: str, num_images: int, digests: dict[str
     return name
 
 
+def real_spec_path(real: str) -> Path:
+    """A built-in spec: a MESS dataset in dataset_specs/, or a training set in dataset_specs/training/."""
+    path = REPO / "dataset_specs" / f"{real}.toml"
+    return path if path.is_file() else REPO / "dataset_specs" / "training" / f"{real}.toml"
+
+
 def real_files(real: str) -> list[dict]:
-    return tomllib.loads((REPO / "dataset_specs" / f"{real}.toml").read_text())["prepare"]["files"]
+    return tomllib.loads(real_spec_path(real).read_text())["prepare"]["files"]
 
 
 def read(path: Path) -> np.ndarray:

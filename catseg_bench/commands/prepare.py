@@ -14,13 +14,13 @@ from catseg_bench.errors import BenchError
 from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset
 from catseg_bench.prepare.download import MIRROR_ENV, Fetcher
 from catseg_bench.prepare.pipeline import DEFAULT_DOWNLOADS
-from catseg_bench.specs import load_all
+from catseg_bench.specs import load_all, training_specs_dir
 
 
 def register(app: typer.Typer) -> None:
     @app.command("prepare")
     def prepare(
-        names: list[str] = typer.Argument(..., help="Dataset names (see `bench datasets list`), or `all` for the MESS benchmark."),
+        names: list[str] = typer.Argument(..., help="Dataset names (see `bench datasets list`), `all` for the MESS benchmark, or a training set (coco_stuff_171)."),
         data_root: Path = typer.Option(..., "--data-root", help="Folder that receives the prepared datasets (created if missing)."),
         download_dir: Optional[Path] = typer.Option(
             None, "--download-dir", help=f"Where downloads go and manual files are looked for (default: DATA_ROOT/{DEFAULT_DOWNLOADS})."
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         behind a registration (BDD100K, ISPRS Potsdam, UAVid, FloodNet, CryoNuSeg) print which files to
         fetch by hand and where to put them, and are picked up on the next run.
         """
-        all_specs, benchmarks = load_all(specs)
+        all_specs, benchmarks = load_all([*specs, training_specs_dir()])
         selected = _select(names, all_specs, benchmarks)
         data_root.mkdir(parents=True, exist_ok=True)
         downloads = download_dir or data_root / DEFAULT_DOWNLOADS
