@@ -9,11 +9,13 @@ resumed confusion matrix equals that of an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from catseg_bench.files import atomic_write_bytes
 
 
 @dataclass
@@ -54,20 +56,16 @@ def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
 
 
 def save_partial(path: Path, state: PartialState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            run_key=np.array(state.run_key),
-            names_digest=np.array(state.names_digest),
-            done=np.array(state.done),
-            confusion=state.confusion,
-            seconds=np.array(state.seconds),
-        )
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        run_key=np.array(state.run_key),
+        names_digest=np.array(state.names_digest),
+        done=np.array(state.done),
+        confusion=state.confusion,
+        seconds=np.array(state.seconds),
+    )
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def clear_partial(path: Path) -> None:

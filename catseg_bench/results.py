@@ -36,10 +36,8 @@ import functools
 import hashlib
 import io
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -49,6 +47,7 @@ import torch
 
 import catseg_bench
 from catseg_bench.errors import BenchError
+from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.specs import EvalSet
 
@@ -164,21 +163,6 @@ def versions() -> dict[str, Any]:
         "catseg_bench": catseg_bench.__version__,
         "git_commit": _git_commit(),
     }
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _as_numpy(confusion: ConfusionMatrix | np.ndarray | torch.Tensor) -> np.ndarray:

@@ -15,8 +15,6 @@ the folder as synthetic (`bench datasets check` takes the image counts from it i
 
 from __future__ import annotations
 
-import json
-import os
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from catseg_bench.errors import BenchError
+from catseg_bench.files import atomic_write_json, read_marker
 from catseg_bench.specs import DatasetSpec
 
 SYNTH_MANIFEST = "catseg_synth.json"
@@ -36,16 +35,8 @@ _LOSSY_FORMATS = ("JPEG", "WEBP", "MPO")
 
 def read_synth_manifest(data_root: Path) -> dict | None:
     """The manifest of a synthetic data root, or None for a real one."""
-    path = Path(data_root) / SYNTH_MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchError(f"{path}: unreadable synthetic-suite manifest ({err}); delete the folder and re-run synth") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != SYNTH_FORMAT:
-        raise BenchError(f"{path}: not a catseg-bench synthetic-suite manifest; remove it or choose another folder")
-    return manifest
+    return read_marker(Path(data_root) / SYNTH_MANIFEST, SYNTH_FORMAT, "synthetic-suite manifest",
+                       "remove it or choose another folder")
 
 
 def synthetic_count(data_root: Path, eval_set_name: str) -> int | None:
@@ -135,13 +126,6 @@ def write_spec(root: Path, spec: DatasetSpec, images_per_set: int, seed: int) ->
     return images_per_set
 
 
-def _write_manifest(root: Path, manifest: dict) -> None:
-    path = root / SYNTH_MANIFEST
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temp, path)
-
-
 def write_suite(
     out_dir: Path | str,
     specs: Iterable[DatasetSpec] | Mapping[str, DatasetSpec],
@@ -173,5 +157,5 @@ def write_suite(
                 "seed": seed,
                 "spec_hash": spec.spec_hash,
             }
-    _write_manifest(root, manifest)
+    atomic_write_json(root / SYNTH_MANIFEST, manifest)
     return written

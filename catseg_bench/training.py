@@ -23,7 +23,7 @@ from catseg_bench.data import open_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
-from catseg_bench.results import atomic_write_bytes
+from catseg_bench.files import atomic_write_bytes
 from catseg_bench.runner import BenchmarkRunner, RunOptions
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
 from model.catseg import CATSeg

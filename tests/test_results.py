@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from catseg_bench import results
+from catseg_bench import files
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.results import Timing, load_results, read_result, write_result
@@ -93,7 +93,7 @@ def test_a_failed_write_keeps_the_finished_result(tmp_path, specs, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError):
         write_kvasir(tmp_path, specs, model_id="other")
     monkeypatch.undo()

@@ -113,7 +113,7 @@ def predict(
 ) -> None:
     """Segment IMAGE into the given classes with CAT-Seg."""
     import model as catseg_model
-    from catseg_bench.results import atomic_write_bytes
+    from catseg_bench.files import atomic_write_bytes
     from catseg_bench.segmenters import resolve_device
     from model.inference import MODES, PRECISIONS
 

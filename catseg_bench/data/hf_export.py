@@ -22,6 +22,7 @@ from pathlib import Path
 from catseg_bench.data.decode import encode_label_png, label_array
 from catseg_bench.data.evalsets import EvalSetDataset
 from catseg_bench.errors import BenchError
+from catseg_bench.files import read_marker
 from catseg_bench.specs import EvalSet
 
 EXPORT_MARKER = "catseg_bench_export.json"
@@ -38,16 +39,8 @@ def export_dir(root: Path, eval_set: EvalSet) -> Path:
 
 def read_export_marker(directory: Path) -> dict | None:
     """The marker of an export folder, or None when `directory` is not one."""
-    marker = Path(directory) / EXPORT_MARKER
-    if not marker.is_file():
-        return None
-    try:
-        content = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchError(f"{marker}: unreadable export marker ({err}); re-export with `bench datasets export`") from None
-    if not isinstance(content, dict) or content.get("format") != EXPORT_FORMAT:
-        raise BenchError(f"{marker}: not a catseg-bench export marker; re-export with `bench datasets export`")
-    return content
+    return read_marker(Path(directory) / EXPORT_MARKER, EXPORT_FORMAT, "export marker",
+                       "re-export with `bench datasets export`")
 
 
 def find_export(eval_set: EvalSet, data_root: Path) -> Path | None:

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catseg_bench.errors import BenchError
+from catseg_bench.files import atomic_write_json
 from catseg_bench.prepare import download as dl
 from catseg_bench.prepare.extract import extract
 from catseg_bench.prepare.verify import verify_prepared
@@ -295,9 +296,7 @@ def _write_marker(top: Path, spec: DatasetSpec, counts: dict[str, int]) -> None:
         "counts": counts,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    tmp = top / (DONE_MARKER + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, top / DONE_MARKER)
+    atomic_write_json(top / DONE_MARKER, record)
 
 
 def prepare_dataset(
