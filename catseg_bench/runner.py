@@ -9,6 +9,8 @@ an interrupted one continues where it stopped. One failing set is reported and t
 
 from __future__ import annotations
 
+import io
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from catseg_bench import distributed
 from catseg_bench.data import open_eval_set
 from catseg_bench.errors import BenchError
+from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.random_baseline import count_label_pixels, uniform_prediction_confusion
@@ -31,7 +34,9 @@ from catseg_bench.segmenters import Segmenter
 from catseg_bench.specs import EvalSet
 
 RANDOM_MODEL = "random"
-SAVE_PROGRESS_SECONDS = 1.0
+# How often an eval set's partial confusion matrix is persisted (seconds; 0 = after every batch).
+PROGRESS_SECONDS_ENV = "CATSEG_BENCH_PROGRESS_SECONDS"
+DEFAULT_PROGRESS_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -126,12 +131,10 @@ def _existing(json_path: Path, eval_set: EvalSet, model_id: str, sha: str | None
 
 
 def _save_prediction(directory: Path, name: str, pred: torch.Tensor, num_classes: int) -> None:
-    path = directory / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = pred.cpu().numpy().astype(np.uint8 if num_classes <= 256 else np.uint16)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(array).save(tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    atomic_write_bytes(directory / f"{name}.png", buffer.getvalue())
 
 
 class BenchmarkRunner:
@@ -155,6 +158,7 @@ class BenchmarkRunner:
         base = segmenter.settings() if segmenter else {"predictions": "uniform over the classes (expected confusion matrix)"}
         self.settings = result_settings(base, options.limit)
         self.result_dir = Path(options.output) / self.model_id
+        self.progress_seconds = float(os.environ.get(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS))
 
     def run(self, eval_sets: list[EvalSet]) -> list[SetOutcome]:
         return [self.run_one(eval_set) for eval_set in eval_sets]
@@ -221,7 +225,7 @@ class BenchmarkRunner:
                     _save_prediction(prediction_dir, item["name"], pred, eval_set.num_classes)
             done += len(batch)
             now = time.perf_counter()
-            if now - last_save >= SAVE_PROGRESS_SECONDS and done < len(indices):
+            if now - last_save >= self.progress_seconds and done < len(indices):
                 save_partial(state_path, PartialState(key, names_digest(shard_names), done,
                                                       confusion.numpy(), elapsed_before + now - started))
                 last_save = now

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from catseg_bench.data import open_eval_set
 from catseg_bench.random_baseline import random_iou
 from catseg_bench.results import read_result
+from catseg_bench.runner import PROGRESS_SECONDS_ENV
 from catseg_bench.specs import load_specs
 from catseg_bench.synth import write_suite
 
@@ -134,22 +134,24 @@ def test_random_model_gives_the_closed_form(small_suite, cli, tmp_path):
     assert res.metrics["mIoU"] == pytest.approx(100 * random_iou(counts).mean(), abs=1e-9)
 
 
-def _bench_subprocess(args: list[str], **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _bench_subprocess(args: list[str], extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra_env}
     return subprocess.Popen([sys.executable, "-m", "catseg_bench", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
-    root = _suite(tmp_path / "data", ["cwfid"], images=8)
+    root = _suite(tmp_path / "data", ["cwfid"], images=12)
     reference = tmp_path / "reference"
     full = cli(*RUN, "--datasets", "cwfid", "--data-root", root, "--output", reference)
     assert full.exit_code == 0, full.output
 
     out = tmp_path / "out"
     state = out / "catseg-tiny" / ".cwfid.partial-0of1.npz"
-    proc = _bench_subprocess([*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out])
+    # Persist progress after every image, so that the kill always lands between two saved states.
+    proc = _bench_subprocess([*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out],
+                             extra_env={PROGRESS_SECONDS_ENV: "0"})
     deadline = time.monotonic() + 300
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -157,7 +159,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with np.load(state) as saved:
-        assert 0 < int(saved["done"]) < 8
+        assert 0 < int(saved["done"]) < 12
     assert not (out / "catseg-tiny" / "cwfid.json").exists()
 
     resumed = cli(*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out)
