@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -326,6 +327,26 @@ def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tup
 
 
 # ----------------------------------------------------------------------------------- exporting
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Have `write(tmp)` fill a temp file beside `path`, then move it over `path`.
+
+    Readers see the old file or the whole new one; a failed write leaves no temp file behind (a
+    killed one leaves `<name>.*.tmp`, which `model.training.state.remove_partial_writes` clears).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_safetensors(state: dict[str, Tensor], config: CATSegConfig, path: Path, source_sha256: str | None) -> None:
     """Write our format atomically: canonical state dict + {format, model, source_sha256} metadata."""
     from safetensors.torch import save_file
@@ -334,12 +355,4 @@ def save_safetensors(state: dict[str, Tensor], config: CATSegConfig, path: Path,
     if source_sha256:
         metadata["source_sha256"] = source_sha256
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -9,16 +9,14 @@ official model stores as buffers added back. The result loads into the official 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from model.aggregator import shifted_window_mask
 from model.checkpoint import OFFICIAL_TO_OURS
 from model.configs import CATSegConfig
+from model.training.state import atomic_torch_save
 
 _OURS_TO_OFFICIAL = sorted(((ours, official) for official, ours in OFFICIAL_TO_OURS), key=lambda p: -len(p[0]))
 _IN_PROJ = ".attn.in_proj_weight"
@@ -50,12 +48,4 @@ def to_official_state_dict(state: dict[str, Tensor], config: CATSegConfig) -> di
 def save_official(state: dict[str, Tensor], config: CATSegConfig, path: Path) -> None:
     """Write `{"model": official state dict}` atomically (what detectron2's checkpointer reads)."""
     official = {k: v.detach().to("cpu").contiguous() for k, v in to_official_state_dict(state, config).items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"model": official}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_torch_save({"model": official}, path)

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from model.catseg import CATSeg
-from model.checkpoint import save_safetensors
+from model.checkpoint import atomic_write, save_safetensors
 from model.factory import create_model
 from model.training.augment import AugmentConfig
 from model.training.clip_init import load_clip_weights
@@ -148,11 +147,7 @@ def init_distributed(device: str | None = None) -> tuple[World, torch.device]:
 
 # ------------------------------------------------------------------------------------ files
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _truncate_csv(path: Path, columns: tuple[str, ...], last_step: int) -> None:

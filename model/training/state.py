@@ -16,15 +16,15 @@ same folder, then `os.replace`), so a killed run never leaves a half-written che
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from model.checkpoint import atomic_write
 
 CHECKPOINT_FORMAT = "catseg-bench-train"
 CHECKPOINT_VERSION = 1
@@ -51,15 +51,7 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: Path, *, model_name: str, model_state: dict, optimizer: torch.optim.Optimizer,
