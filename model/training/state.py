@@ -89,11 +89,12 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def remove_partial_writes(output_dir: Path) -> None:
-    """Delete temp files a killed run left mid-write (they were never a checkpoint)."""
-    folder = Path(output_dir) / CHECKPOINT_DIR
-    if folder.is_dir():
-        for path in folder.glob("*.tmp"):
-            path.unlink(missing_ok=True)
+    """Delete temp files a killed run left mid-write: checkpoints, and the run folder's own files
+    (`model_final.safetensors`, `run.json`, the logs); none of them was ever a finished file."""
+    for folder in (Path(output_dir), Path(output_dir) / CHECKPOINT_DIR):
+        if folder.is_dir():
+            for path in folder.glob("*.tmp"):
+                path.unlink(missing_ok=True)
 
 
 def prune_checkpoints(output_dir: Path, keep: int) -> None:
