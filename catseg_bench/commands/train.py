@@ -21,9 +21,12 @@ CLIP_INIT_NONE = "none"
 
 
 def _clip_init(value: Optional[str], model: str) -> Optional[str]:
-    """Default: the OpenAI CLIP for the real variants, the random towers for catseg-tiny."""
+    """Default: the OpenAI CLIP when the variant's config names one (B, L), else the random towers (tiny)."""
+    from model.factory import get_config
+    from model.training.clip_init import OPENAI_TAG
+
     if value is None:
-        return None if model == "catseg-tiny" else "openai"
+        return OPENAI_TAG if get_config(model).openai_clip else None
     return None if value == CLIP_INIT_NONE else value
 
 
