@@ -25,10 +25,11 @@ from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
 from catseg_bench.files import atomic_write_bytes
 from catseg_bench.runner import BenchmarkRunner, RunOptions
+from catseg_bench.segmenters import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
 from model.catseg import CATSeg
 from model.factory import create_model
-from model.inference import predict_labels, resize_short_side
+from model.inference import predict_labels
 from model.text import encode_classes
 from model.training.loop import TrainingSet, TrainSettings, World, read_log, train
 from model.training.synthetic import SyntheticScenes
@@ -67,28 +68,21 @@ def open_training_set(spec: DatasetSpec, data_root: Path) -> TrainingSet:
 
 
 # ----------------------------------------------------------------------------- evaluation
-class TrainingSegmenter:
-    """The runner's `Segmenter` for the model being trained (no checkpoint file; the step is a setting)."""
+class TrainingSegmenter(CatSegSegmenter):
+    """The runner's CAT-Seg segmenter over the network being trained, so periodic evaluation runs
+    exactly `bench run`'s inference; no checkpoint file, and the step is part of the settings."""
 
     def __init__(self, net: CATSeg, model_name: str, step: int, mode: str, precision: str):
+        # CatSegSegmenter.__init__ would build a network; this one reuses the trained one.
         self.net = net
         self.model_id = model_name
         self.checkpoint_sha256 = None
+        self.init_seed = None
         self.step, self.mode, self.precision = step, mode, precision
         self.class_embeds: torch.Tensor | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {"mode": self.mode, "precision": self.precision, "training_step": self.step}
-
-    def set_classes(self, class_names: tuple[str, ...]) -> None:
-        self.class_embeds = encode_classes(self.net, list(class_names))
-
-    def prepare_image(self, image: np.ndarray) -> np.ndarray:
-        return resize_short_side(image)
-
-    def predict(self, images: list[np.ndarray], original_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        return predict_labels(self.net, images, self.class_embeds, mode=self.mode, precision=self.precision,
-                              original_sizes=original_sizes)
+        return {**super().settings(), "training_step": self.step}
 
 
 @dataclass(frozen=True)
