@@ -9,7 +9,6 @@ runner into the loop's `evaluate` callback.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from catseg_bench.data import open_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
-from catseg_bench.files import atomic_write_bytes
+from catseg_bench.files import atomic_write_json
 from catseg_bench.runner import BenchmarkRunner, RunOptions
 from catseg_bench.segmenters import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
@@ -33,9 +32,6 @@ from model.inference import predict_labels
 from model.text import encode_classes
 from model.training.loop import TrainingSet, TrainSettings, World, read_log, train
 from model.training.synthetic import SyntheticScenes
-
-DEFAULT_TRAINING_SET = "coco_stuff_171"
-
 
 def load_training_spec(value: str) -> DatasetSpec:
     """A training spec by name (a file in `training_specs_dir()`) or by path to a spec's TOML file.
@@ -167,11 +163,11 @@ def run_demo(output_dir: Path, settings: TrainSettings, resume: bool, log: Calla
     training_set = TrainingSet(scenes, scenes.class_names, 255, "synthetic scenes")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    before = score_heldout(create_model(DEMO_MODEL).eval(), heldout)
+    before = score_heldout(create_model(DEMO_MODEL), heldout)
     result = train(DEMO_MODEL, training_set, output_dir, settings, resume=resume, log=log)
-    after = score_heldout(create_model(DEMO_MODEL, checkpoint=result.final_weights).eval(), heldout)
+    after = score_heldout(create_model(DEMO_MODEL, checkpoint=result.final_weights), heldout)
     rows = read_log(output_dir)
     report = DemoReport(rows[0]["loss"], rows[-1]["loss"], before, after, result.step, time.perf_counter() - started)
     summary = {**dataclasses.asdict(report), "passed": report.passed, "class_names": list(scenes.class_names)}
-    atomic_write_bytes(Path(output_dir) / "demo.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    atomic_write_json(Path(output_dir) / "demo.json", summary)
     return report
