@@ -338,7 +338,10 @@ def train(
     if world.size > 1:
         forward = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
                                           broadcast_buffers=False)
-    stream = AugmentedStream(training_set.source, settings.augment, len(training_set.class_names), settings.seed)
+    # The ignore value is a fact of the training set (its spec), which the loss also reads: the stream
+    # checks labels against it and pads crops with it.
+    augment = dataclasses.replace(settings.augment, ignore_index=training_set.ignore_index)
+    stream = AugmentedStream(training_set.source, augment, len(training_set.class_names), settings.seed)
     sampler = StreamSampler(start, settings.iters, settings.batch_size, world.rank, world.size)
     loader = DataLoader(stream, batch_size=sampler.per_rank, sampler=sampler, num_workers=settings.num_workers,
                         pin_memory=dev.type == "cuda", persistent_workers=False)
