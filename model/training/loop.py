@@ -40,7 +40,7 @@ from model.training.augment import AugmentConfig
 from model.training.clip_init import load_clip_weights
 from model.training.data import AugmentedStream, SampleSource, StreamSampler
 from model.training.loss import segmentation_loss
-from model.training.optim import OptimConfig, build_optimizer, build_scheduler, clip_gradients
+from model.training.optim import OptimConfig, build_optimizer, build_scheduler, clip_gradients, trainable_parameters
 from model.training.state import (
     CheckpointMismatch,
     capture_rng,
@@ -328,7 +328,7 @@ def train(
         _truncate_csv(log_path, LOG_COLUMNS, start)
         if evaluate is not None:
             _truncate_csv(eval_path, ("step", "metric", "value"), start)
-    trainable = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    trainable = sum(p.numel() for p in trainable_parameters(optimizer))
     say(f"training {model_name} on {training_set.name} ({len(training_set.source)} images, "
         f"{len(training_set.class_names)} classes) for {settings.iters} steps of {settings.batch_size} "
         f"on {world.size} x {dev.type}, {trainable / 1e6:.2f} M trainable parameters, {settings.precision}")
