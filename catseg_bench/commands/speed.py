@@ -158,6 +158,8 @@ def speed(
     if model not in catseg_model.list_models():
         raise BenchError(f"--model {model}: unknown model; choose one of {', '.join(catseg_model.list_models())}")
     image_size = parse_size(size)
+    class_counts = _int_list(classes, "--classes")
+    batches = _int_list(batch, "--batch")
     torch_device = resolve_device(device)
     torch.manual_seed(0)
     try:
@@ -167,8 +169,8 @@ def speed(
     results = [
         measure_speed(net, precision=p, mode=mode, classes=t, batch=b, images=images, image_size=image_size, warmup=warmup)
         for p in precisions
-        for t in _int_list(classes, "--classes")
-        for b in _int_list(batch, "--batch")
+        for t in class_counts
+        for b in batches
     ]
     if json_out:
         print(json.dumps([r.as_dict() for r in results], indent=1))
