@@ -12,7 +12,6 @@ top-k path.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from pathlib import Path
 
@@ -20,6 +19,12 @@ import torch
 
 import model as catseg_model
 from catseg_bench.commands.speed import measure_speed
+from catseg_bench.files import atomic_write_json
+from model.inference import MODES, PRECISIONS
+
+
+def _int_list(value: str) -> list[int]:
+    return [int(v) for v in value.split(",")]  # argparse reports a ValueError as a usage error
 
 
 def main() -> None:
@@ -27,22 +32,25 @@ def main() -> None:
     parser.add_argument("--model", default="catseg-b", choices=catseg_model.list_models())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--classes", default="2,20,150,300")
-    parser.add_argument("--batches", default="1,4")
+    parser.add_argument("--classes", default="2,20,150,300", type=_int_list)
+    parser.add_argument("--batches", default="1,4", type=_int_list)
     parser.add_argument("--images", type=int, default=16, help="timed images per configuration")
-    parser.add_argument("--mode", default="sliding", choices=["sliding", "whole"])
+    parser.add_argument("--mode", default="sliding", choices=MODES)
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs in fp32 (the official GPU setting)")
     parser.add_argument("--out", type=Path, help="also write the raw results here (JSON)")
     args = parser.parse_args()
+    precisions = args.precisions.split(",")
+    if not set(precisions) <= set(PRECISIONS):
+        parser.error(f"--precisions {args.precisions}: choose from {', '.join(PRECISIONS)}")
 
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     torch.manual_seed(0)
     net = catseg_model.create_model(args.model, device=args.device)
     rows = []
-    for precision in args.precisions.split(","):
-        for classes in (int(c) for c in args.classes.split(",")):
-            for batch in (int(b) for b in args.batches.split(",")):
+    for precision in precisions:
+        for classes in args.classes:
+            for batch in args.batches:
                 result = measure_speed(net, precision=precision, mode=args.mode, classes=classes, batch=batch,
                                        images=max(args.images, batch))
                 rows.append(result.as_dict())
@@ -60,7 +68,7 @@ def main() -> None:
               f"{1 / r['images_per_second']:.3f} | {r['peak_memory_bytes'] / 2**20:.0f} |")
     if args.out:
         meta = {"device": device_name, "tf32": args.tf32, "torch": torch.__version__}
-        args.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+        atomic_write_json(args.out, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":
