@@ -238,6 +238,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML ({err}); fix the syntax") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not UTF-8 text ({err}); save the file as UTF-8") from None
 
 
 def _check_fields(path: Path, where: str, table: dict[str, Any], schema: dict) -> None:

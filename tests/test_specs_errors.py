@@ -161,6 +161,14 @@ def test_invalid_toml_names_the_file(tmp_path):
     assert str(path) in info.value.message and "TOML" in info.value.message
 
 
+def test_spec_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "solar.toml"
+    path.write_bytes(VALID.replace("Solar Panels", "Panneaux solaires \xe9t\xe9").encode("latin-1"))
+    with pytest.raises(SpecError) as info:
+        load_specs([tmp_path])
+    assert str(path) in info.value.message and "UTF-8" in info.value.message
+
+
 def test_missing_specs_folder_is_named(tmp_path):
     with pytest.raises(SpecError) as info:
         load_specs([tmp_path / "nowhere"])
