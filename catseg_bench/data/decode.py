@@ -74,13 +74,6 @@ def image_size(source: Source, where: str) -> tuple[int, int]:
     return height, width
 
 
-def label_size(source: Source, where: str) -> tuple[int, int]:
-    """(height, width) of a label map, read from the header only."""
-    with open_image(source, where) as img:
-        width, height = img.size
-    return height, width
-
-
 def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode == "RGB":
         return np.array(img)
