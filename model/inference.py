@@ -134,11 +134,11 @@ def predict_probs(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if model.training:
+        raise RuntimeError("predict_probs needs the model in eval mode (model.eval())")
     if original_sizes is None:
         original_sizes = [tuple(image.shape[:2]) for image in images]
         images = [resize_short_side(image) for image in images]
-    if model.training:
-        raise RuntimeError("predict_probs needs the model in eval mode (model.eval())")
     device = model.device
     crop = model.config.crop_size
     views = []
