@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from catseg_bench.errors import BenchError
+from catseg_bench.files import atomic_write_bytes
 
 MIRROR_ENV = "CATSEG_BENCH_MIRROR"
 CHUNK = 1 << 20
@@ -122,10 +123,7 @@ def verified_digest(path: Path) -> str | None:
 
 def _write_note(path: Path, digest: str) -> None:
     stat = path.stat()
-    note = _note_path(path)
-    tmp = note.with_name(note.name + ".tmp")
-    tmp.write_text(f"{digest} {stat.st_size} {stat.st_mtime_ns}\n")
-    os.replace(tmp, note)
+    atomic_write_bytes(_note_path(path), f"{digest} {stat.st_size} {stat.st_mtime_ns}\n".encode("ascii"))
 
 
 def check_digest(path: Path, expected: str | None, url: str, on_unknown: Callable[[str], None]) -> str:
