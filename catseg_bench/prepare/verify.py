@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catseg_bench.data import check_eval_set, open_eval_set
+from catseg_bench.data import check_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import DatasetSpec, builtin_specs_dir
 
 
 def verify_prepared(spec: DatasetSpec, data_root: Path, workers: int | None = None) -> dict[str, int]:
-    """Pairs per evaluation set of `spec` under `data_root`.
+    """Pairs per evaluation set of `spec` under `data_root`: `num_images` each, once checked.
 
     A BenchError names the first problem `check_eval_set` finds (unpaired files, a count other than
     the spec's num_images, label values outside the classes, image/label size mismatches).
@@ -22,7 +22,7 @@ def verify_prepared(spec: DatasetSpec, data_root: Path, workers: int | None = No
             first = findings[0]
             more = f" (and {len(findings) - 1} more; run `{check_command(spec)}`)" if len(findings) > 1 else ""
             raise BenchError(f"{first.file}: {first.message}{more}")
-        counts[eval_set.name] = len(open_eval_set(eval_set, data_root))
+        counts[eval_set.name] = spec.num_images  # the check found exactly this many pairs
     return counts
 
 
