@@ -261,3 +261,53 @@ def test_mirror_from_environment_and_existing_data_is_verified_not_redone(cli, s
     assert result.exit_code == 0 and "verified and marked done" in result.output
     assert read(final / "annotations_detectron2" / "test" / "Image_05L.png").tolist() == (
         np.arange(24).reshape(4, 6) % 2).tolist()
+
+
+def test_run_interrupted_while_deleting_raw_files_unpacks_again(tmp_path, monkeypatch):
+    import shutil
+
+    from catseg_bench.prepare.pipeline import Reporter, prepare_dataset
+    from catseg_bench.specs import load_specs
+    from spec_texts import SOLAR_SPEC
+
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    (spec_dir / "solar.toml").write_text(
+        SOLAR_SPEC.replace("num_images = 3", "num_images = 2").replace(
+            "manual = true\n", 'manual = true\nfiles = [{ name = "solar.zip" }]\n'))
+    spec = load_specs([spec_dir])["solar"]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    label = png((np.arange(24).reshape(4, 6) % 3).astype(np.uint8))
+    (downloads / "solar.zip").write_bytes(zip_bytes(
+        {f"raw/{i}{ext}": data for i in range(2) for ext, data in ((".jpg", png(np.zeros((4, 6, 3), np.uint8))), (".png", label))}))
+
+    def recipe(ctx):  # unpacks into solar/raw, copies into the spec's folders, deletes raw once verified
+        ctx.extract("solar.zip", "solar")
+        raw = ctx.top / "raw"
+        for kind, suffix in (("images", ".jpg"), ("labels", ".png")):
+            (ctx.top / kind).mkdir(exist_ok=True)
+            for i in range(2):
+                shutil.copy(raw / f"{i}{suffix}", ctx.top / kind / f"{i}{suffix}")
+        ctx.remove_after_verify(raw)
+
+    real_rmtree = shutil.rmtree
+
+    def interrupted_rmtree(path, *args, **kwargs):
+        if path.name == "raw":
+            (path / "0.jpg").unlink()
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+
+    def run():
+        return prepare_dataset(spec, recipe, tmp_path / "data", downloads, Fetcher(), 1, True, Reporter())
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.undo()
+    assert not (tmp_path / "data" / "solar").exists()
+    outcome = run()
+    assert outcome.status == "prepared" and outcome.counts == {"solar": 2}
+    assert sorted(p.name for p in (tmp_path / "data" / "solar" / "images").iterdir()) == ["0.jpg", "1.jpg"]
+    assert not (tmp_path / "data" / "solar" / "raw").exists()

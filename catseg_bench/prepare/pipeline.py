@@ -4,7 +4,7 @@ Layout under the data root ``R`` for a spec whose data lives in ``R/<top>/...``:
 
 - ``R/.bench-prepare/<dataset>/`` is the work folder, itself shaped like a data root: the recipe
   unpacks and converts into ``<work>/<top>/``; ``<work>/.steps/`` remembers finished extractions so
-  an interrupted run does not unpack again.
+  an interrupted run does not unpack again (forgotten before raw folders are deleted).
 - When the recipe is done, the spec's image/label pairs are counted in the work folder (each
   evaluation set must hold exactly ``num_images``); only then is ``<top>/.bench-prepared.json``
   written and ``<work>/<top>`` renamed to ``R/<top>`` in one step. A crash at any earlier point
@@ -38,6 +38,7 @@ from catseg_bench.specs import DatasetSpec
 DONE_MARKER = ".bench-prepared.json"
 WORK_DIR = ".bench-prepare"
 DEFAULT_DOWNLOADS = ".bench-downloads"
+_STEPS_DIR = ".steps"
 _SOURCE_KEYS = {"url", "name", "sha256", "password", "alternatives", "folder"}
 
 
@@ -136,7 +137,7 @@ class RecipeContext:
 
     def extract(self, archive: str | Path, into: str | Path, strip: int = 0, subdir: str | None = None) -> None:
         """Unpack a source (by name) or a file under `root` into `root/into`, once."""
-        step = self.root / ".steps" / f"extract--{Path(str(archive)).name}--{str(into).replace('/', '_')}"
+        step = self.root / _STEPS_DIR / f"extract--{Path(str(archive)).name}--{str(into).replace('/', '_')}"
         if isinstance(archive, str) and archive in self.sources:
             path, password = self.sources[archive], self.password.get(archive)
         else:
@@ -339,6 +340,9 @@ def prepare_dataset(
         counts = verify_prepared(spec, work, workers=context.jobs)
     except BenchError as err:
         raise BenchError(f"{err.message} (the work folder {work} is kept; a rerun converts again)") from None
+    # Cleanups delete unpacked files the recipe reads: forget the finished extractions first, so a run
+    # interrupted from here on unpacks again rather than converting from half-deleted folders.
+    shutil.rmtree(work / _STEPS_DIR, ignore_errors=True)
     for path in context.cleanups:
         if path.is_dir():
             shutil.rmtree(path)
