@@ -29,7 +29,7 @@ from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.random_baseline import count_label_pixels, uniform_prediction_confusion
-from catseg_bench.results import Timing, canonical_settings, read_result, result_path, write_result
+from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
 from catseg_bench.segmenters import Segmenter
 from catseg_bench.specs import EvalSet
 
@@ -115,19 +115,21 @@ def _set_aside(json_path: Path) -> None:
             path.rename(path.with_name(f"{path.name}.stale-{stamp}"))
 
 
-def _existing(json_path: Path, eval_set: EvalSet, model_id: str, sha: str | None, settings: dict) -> list[str] | None:
-    """None when no result exists; [] when it answers this run; else why it is stale."""
+def _existing(
+    json_path: Path, eval_set: EvalSet, model_id: str, sha: str | None, settings: dict
+) -> tuple[Result | None, list[str]]:
+    """The result already at `json_path` (None when absent or unreadable) and why it is stale ([] when current)."""
     if not json_path.exists():
-        return None
+        return None, []
     try:
         existing = read_result(json_path)
     except BenchError as err:
-        return [f"unreadable ({err.message})"]
+        return None, [f"unreadable ({err.message})"]
     reasons = existing.stale_reasons(spec_hash=eval_set.spec_hash, model_id=model_id, checkpoint_sha256=sha, settings=settings)
     # A --limit run is partial by design: with the same limit (part of the settings) it is current.
     if existing.partial and settings.get("limit") is not None and len(reasons) == 1:
-        return []
-    return reasons
+        return existing, []
+    return existing, reasons
 
 
 def _save_prediction(directory: Path, name: str, pred: torch.Tensor, num_classes: int) -> None:
@@ -165,18 +167,18 @@ class BenchmarkRunner:
 
     def run_one(self, eval_set: EvalSet) -> SetOutcome:
         json_path = result_path(self.result_dir, eval_set.name)
-        stale = _existing(json_path, eval_set, self.model_id, self.checkpoint_sha256, self.settings)
-        if stale == []:
-            done = read_result(json_path)
-            return SetOutcome(eval_set.name, "skipped", "result is current", done.metrics.get("mIoU"),
-                              done.timing.get("seconds"), done.images_scored, done.timing.get("peak_memory_bytes"))
+        existing, stale = _existing(json_path, eval_set, self.model_id, self.checkpoint_sha256, self.settings)
+        if existing is not None and not stale:
+            return SetOutcome(eval_set.name, "skipped", "result is current", existing.metrics.get("mIoU"),
+                              existing.timing.get("seconds"), existing.images_scored,
+                              existing.timing.get("peak_memory_bytes"))
         try:
-            outcome = self._evaluate(eval_set, json_path, stale or [])
+            outcome = self._evaluate(eval_set, json_path, stale)
         except BenchError as err:
             return SetOutcome(eval_set.name, "failed", err.message)
         except (RuntimeError, ValueError, OSError) as err:
             return SetOutcome(eval_set.name, "failed", f"{type(err).__name__}: {err}")
-        outcome.stale_reasons = stale or []
+        outcome.stale_reasons = stale
         return outcome
 
     def _evaluate(self, eval_set: EvalSet, json_path: Path, stale: list[str]) -> SetOutcome:
