@@ -15,6 +15,7 @@ from rich.text import Text
 from catseg_bench.errors import BenchError
 from catseg_bench.selection import select_eval_sets
 from catseg_bench.specs import DatasetSpec, EvalSet, load_benchmark, load_specs
+from catseg_bench.synth import DEFAULT_IMAGES_PER_SET, write_suite
 
 SpecsOption = Annotated[
     Optional[list[Path]],
@@ -243,13 +244,11 @@ def _print_check(root: Path, report: list, problems: int) -> None:
 def synth_datasets(
     names: Annotated[list[str], typer.Argument(help="Datasets to synthesise, or 'all'.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or an earlier synthetic suite).")],
-    images: Annotated[int, typer.Option("--images", help="Labelled images per evaluation set.")] = 4,
+    images: Annotated[int, typer.Option("--images", help="Labelled images per evaluation set.")] = DEFAULT_IMAGES_PER_SET,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same files.")] = 0,
     specs_dirs: SpecsOption = None,
 ) -> None:
     """Write small synthetic images and labels in each spec's exact layout (a data root for tests and the demo)."""
-    from catseg_bench.synth import write_suite
-
     specs = load_specs(specs_dirs or ())
     chosen = list(dict.fromkeys(es.spec.name for es in _eval_sets(names, specs, specs_dirs)))
     written = write_suite(out, [specs[name] for name in chosen], images_per_set=images, seed=seed)
