@@ -9,7 +9,6 @@ an interrupted one continues where it stopped. One failing set is reported and t
 
 from __future__ import annotations
 
-import io
 import os
 import resource
 import time
@@ -19,11 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from catseg_bench import distributed
 from catseg_bench.data import open_eval_set
+from catseg_bench.data.decode import encode_label_png
 from catseg_bench.errors import BenchError
 from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
@@ -132,13 +131,6 @@ def _existing(
     return existing, reasons
 
 
-def _save_prediction(directory: Path, name: str, pred: torch.Tensor, num_classes: int) -> None:
-    array = pred.cpu().numpy().astype(np.uint8 if num_classes <= 256 else np.uint16)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    atomic_write_bytes(directory / f"{name}.png", buffer.getvalue())
-
-
 class BenchmarkRunner:
     """Evaluates one segmenter (or the random lower bound) on a list of evaluation sets."""
 
@@ -224,7 +216,7 @@ class BenchmarkRunner:
             for item, pred in zip(batch, preds):
                 confusion.update(pred, item["label"], image=f"{eval_set.name}/{item['name']}")
                 if self.options.save_predictions:
-                    _save_prediction(prediction_dir, item["name"], pred, eval_set.num_classes)
+                    atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(pred.cpu().numpy()))
             done += len(batch)
             now = time.perf_counter()
             if now - last_save >= self.progress_seconds and done < len(indices):
