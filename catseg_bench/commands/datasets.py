@@ -92,13 +92,13 @@ def spec_details(spec: DatasetSpec) -> dict[str, Any]:
         "subsets": [
             {
                 "name": s.name,
-                "eval_set": f"{spec.name}.{s.name}",
+                "eval_set": es.name,
                 "label_dir": s.label_dir,
                 "class_names": list(s.class_names),
                 "classes_of_interest": None if s.classes_of_interest is None else list(s.classes_of_interest),
                 "mess_name": s.mess_name,
             }
-            for s in spec.subsets
+            for s, es in zip(spec.subsets, spec.eval_sets())  # a composite has one eval set per subset
         ],
     }
 
