@@ -52,6 +52,7 @@ class _ExportRow:
     """A row of an export, read in the worker (so bytes are not shipped between processes)."""
 
     directory: str
+    marker_mtime_ns: int  # of the export when the check began; keys the worker's open export
     index: int
 
 
@@ -74,8 +75,7 @@ def _export_rows(directory: str, marker_mtime_ns: int):
 
 def _bytes_of(source: Path | _ExportRow, column: str) -> Path | bytes:
     if isinstance(source, _ExportRow):
-        mtime = (Path(source.directory) / EXPORT_MARKER).stat().st_mtime_ns
-        return _export_rows(source.directory, mtime)[source.index][column]["bytes"]
+        return _export_rows(source.directory, source.marker_mtime_ns)[source.index][column]["bytes"]
     return source
 
 
@@ -156,12 +156,12 @@ def _folder_tasks(eval_set: EvalSet, root: Path, findings: list[Finding], decode
 
 def _export_tasks(eval_set: EvalSet, directory: Path, decode_images: bool) -> list[_PairTask]:
     exported = ExportedEvalSet(eval_set, directory)
+    mtime = (directory / EXPORT_MARKER).stat().st_mtime_ns
+    rows = [_ExportRow(str(directory), mtime, i) for i in range(len(exported))]
     return [
-        _PairTask(
-            _ExportRow(str(directory), i), exported.image_location(i), _ExportRow(str(directory), i),
-            exported.label_location(i), eval_set.num_classes, eval_set.ignore_index, decode_images,
-        )
-        for i in range(len(exported))
+        _PairTask(row, exported.image_location(i), row, exported.label_location(i),
+                  eval_set.num_classes, eval_set.ignore_index, decode_images)
+        for i, row in enumerate(rows)
     ]
 
 
