@@ -42,13 +42,16 @@ def _label_location(dataset: LabelSource, index: int) -> str:
     return str(path) if path is not None else dataset.names[index]
 
 
-def count_label_pixels(dataset: LabelSource, num_classes: int, ignore_index: int) -> np.ndarray:
-    """Pixel count per class over the whole set, plus the ignore count last (length K+1).
+def count_label_pixels(
+    dataset: LabelSource, num_classes: int, ignore_index: int, count: int | None = None
+) -> np.ndarray:
+    """Pixel count per class over the set's first `count` labels (all by default), plus the ignore
+    count last (length K+1).
 
     Labels are checked as in scoring: a value outside the classes and ignore names the file.
     """
     counter = ConfusionMatrix(num_classes, ignore_index)
-    for index in range(len(dataset)):
+    for index in range(len(dataset) if count is None else min(count, len(dataset))):
         label = dataset.read_label(index)
         counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=_label_location(dataset, index))
     return counter.numpy().sum(axis=0)
