@@ -89,7 +89,9 @@ def resolve_device(value: str) -> torch.device:
         if visible == 0:
             raise BenchError(f"--device {value}: no CUDA device is visible; use --device cpu or auto")
         if int(cuda.group(1) or 0) >= visible:
-            raise BenchError(f"--device {value}: only {visible} CUDA device(s) are visible; use cuda:0 to cuda:{visible - 1}")
+            raise BenchError(
+                f"--device {value}: only {visible} CUDA device(s) are visible; use cuda:0 to cuda:{visible - 1}"
+            )
     return torch.device(value)
 
 
