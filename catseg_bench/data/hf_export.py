@@ -12,7 +12,6 @@ PNG, else re-encoded losslessly), so a round trip gives identical arrays.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 from catseg_bench.data.decode import encode_label_png, label_array
 from catseg_bench.data.evalsets import EvalSetDataset
 from catseg_bench.errors import BenchError
-from catseg_bench.files import read_marker
+from catseg_bench.files import atomic_write_json, read_marker
 from catseg_bench.specs import EvalSet
 
 EXPORT_MARKER = "catseg_bench_export.json"
@@ -133,7 +132,7 @@ def export_eval_set(eval_set: EvalSet, data_root: Path, to_dir: Path) -> Path:
             "expected_count": expected,
             "source_kind": source.source_kind,
         }
-        (staged / EXPORT_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(staged / EXPORT_MARKER, marker)
         if target.exists():
             os.replace(target, work / "previous")
         os.replace(staged, target)
