@@ -196,3 +196,40 @@ def test_corrupt_label_values_name_the_file(cli, tmp_path):
                  "--output", str(tmp_path / "run"), "--iters", "1", "--batch-size", "1", "--workers", "0")
     assert result.exit_code == 1
     assert "000.png" in result.output and "label values [7]" in result.output
+
+
+class _IgnoreAs250:
+    """The synthetic scenes with their ignore pixels labelled 250 instead of 255."""
+
+    def __len__(self) -> int:
+        return len(SCENES)
+
+    def read_image(self, index: int) -> np.ndarray:
+        return SCENES.read_image(index)
+
+    def read_label(self, index: int) -> np.ndarray:
+        label = SCENES.read_label(index)
+        return np.where(label == 255, 250, label)
+
+
+def test_a_training_set_with_another_ignore_value_trains_identically(tmp_path):
+    assert any((SCENES.read_label(i) == 255).any() for i in range(len(SCENES)))  # there is something to ignore
+    settings = replace(SETTINGS, checkpoint_period=100)
+    usual = train("catseg-tiny", _training_set(), tmp_path / "255", settings, log=lambda m: None)
+    other = TrainingSet(_IgnoreAs250(), SCENES.class_names, 250, "ignore 250")
+    relabelled = train("catseg-tiny", other, tmp_path / "250", settings, log=lambda m: None)
+    assert relabelled.step == usual.step == 4
+    assert [r["loss"] for r in read_log(tmp_path / "250")] == [r["loss"] for r in read_log(tmp_path / "255")]
+
+
+def test_temp_files_of_a_killed_run_are_removed_before_it_resumes(tmp_path):
+    from model.training.state import CHECKPOINT_DIR, remove_partial_writes
+
+    (tmp_path / CHECKPOINT_DIR).mkdir()
+    leftovers = [tmp_path / ".model_final.safetensors.x1.tmp", tmp_path / CHECKPOINT_DIR / ".step_0000002.pt.x2.tmp"]
+    finished = [tmp_path / "log.csv", tmp_path / CHECKPOINT_DIR / "step_0000002.pt"]
+    for path in leftovers + finished:
+        path.write_bytes(b"x")
+    remove_partial_writes(tmp_path)
+    assert not any(path.exists() for path in leftovers)
+    assert all(path.exists() for path in finished)
