@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def partial_path(result_dir: Path, eval_set: str, rank: int = 0, world_size: int
 
 
 def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
-    """The saved state at `path` if it belongs to this run, else None (a foreign state is ignored)."""
+    """The saved state at `path` if it belongs to this run, else None (a foreign or damaged state is
+    ignored: the set is then evaluated from its first image)."""
     if not path.exists():
         return None
     try:
@@ -48,7 +50,7 @@ def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
                 confusion=saved["confusion"].astype(np.int64),
                 seconds=float(saved["seconds"]),
             )
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
     if state.run_key != run_key or state.names_digest != digest:
         return None

@@ -222,3 +222,14 @@ def test_interrupted_image_file_is_not_counted_twice(small_suite, tmp_path):
     assert outcome.status == "done"
     confusion = read_result(out / "catseg-tiny" / "cwfid.json").confusion()
     np.testing.assert_array_equal(confusion.sum(axis=0), _gt_counts(small_suite, "cwfid"))
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[: len(data) // 2], lambda data: b""])
+def test_damaged_progress_file_is_ignored(tmp_path, damage):
+    from catseg_bench.partial import PartialState, load_partial, save_partial
+
+    path = tmp_path / ".cwfid.partial-0of1.npz"
+    save_partial(path, PartialState("key", "digest", 1, np.zeros((2, 2), np.int64), 1.0))
+    assert load_partial(path, "key", "digest").done == 1
+    path.write_bytes(damage(path.read_bytes()))
+    assert load_partial(path, "key", "digest") is None
