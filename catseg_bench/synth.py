@@ -146,6 +146,8 @@ def write_suite(
             raise BenchError(f"{root}: not empty and not a synthetic suite; choose an empty or new --out folder")
         root.mkdir(parents=True, exist_ok=True)
         manifest = {"format": SYNTH_FORMAT, "version": 1, "eval_sets": {}}
+        # Claim the folder before the first file: a run that fails part-way can be rerun into it.
+        atomic_write_json(root / SYNTH_MANIFEST, manifest)
     written: dict[str, int] = {}
     for spec in specs.values() if isinstance(specs, Mapping) else specs:
         count = write_spec(root, spec, images_per_set, seed)
@@ -157,5 +159,5 @@ def write_suite(
                 "seed": seed,
                 "spec_hash": spec.spec_hash,
             }
-    atomic_write_json(root / SYNTH_MANIFEST, manifest)
+        atomic_write_json(root / SYNTH_MANIFEST, manifest)  # each finished spec is recorded at once
     return written

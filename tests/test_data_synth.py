@@ -131,3 +131,18 @@ def test_refuses_a_folder_holding_other_data(tmp_path):
     with pytest.raises(BenchError, match=r"not empty and not a synthetic suite"):
         write_suite(tmp_path, [SPECS["suim"]])
     assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_a_run_failing_part_way_keeps_what_it_wrote_and_can_be_rerun(tmp_path):
+    raw = {
+        "name": "odd", "display_name": "Odd", "domain": "Testing", "split": "test", "num_images": 1,
+        "class_names": ["a", "b"], "ignore_index": 255, "license": "CC0", "link": "https://example.org",
+        "data": {"image_dir": "odd/img", "label_dir": "odd/ann", "image_ext": ".xyz", "label_ext": ".png"},
+    }
+    odd = parse_dataset_spec(tmp_path / "odd.toml", raw)
+    root = tmp_path / "root"
+    with pytest.raises(BenchError, match=r"odd\.toml.*data\.image_ext"):
+        write_suite(root, [SPECS["suim"], odd], images_per_set=2)
+    assert synthetic_count(root, "suim") == 2
+    assert check_eval_set(SPECS["suim"].eval_sets()[0], root) == []
+    assert write_suite(root, [SPECS["cwfid"]], images_per_set=2) == {"cwfid": 2}
