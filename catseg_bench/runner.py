@@ -14,7 +14,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -29,8 +29,10 @@ from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.random_baseline import count_label_pixels, uniform_prediction_confusion
 from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
-from catseg_bench.segmenters import Segmenter
 from catseg_bench.specs import EvalSet
+
+if TYPE_CHECKING:  # the segmenters import the model (open_clip), which `bench` loads only to run one
+    from catseg_bench.segmenters import Segmenter
 
 RANDOM_MODEL = "random"
 # How often an eval set's partial confusion matrix is persisted (seconds; 0 = after every batch).

@@ -18,7 +18,6 @@ from catseg_bench import distributed
 from catseg_bench.data import resolve_data_root
 from catseg_bench.errors import BenchError
 from catseg_bench.runner import RANDOM_MODEL, BenchmarkRunner, RunOptions, SetOutcome
-from catseg_bench.segmenters import build_segmenter, resolve_device
 from catseg_bench.selection import select_eval_sets
 from catseg_bench.specs import load_all
 from catseg_bench.synth import write_suite
@@ -91,6 +90,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of random weights (no --checkpoint) and of the demo's data."),
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
+        from catseg_bench.segmenters import build_segmenter, resolve_device  # loads the model code: not for every `bench`
+
         console = Console(stderr=False)
         torch_device = resolve_device("cpu" if demo else device)
         if torch_device.type == "cuda":
