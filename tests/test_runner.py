@@ -42,7 +42,8 @@ def first_run(small_suite, tmp_path_factory):
     from catseg_bench.cli import app
 
     out = tmp_path_factory.mktemp("out")
-    args = [*RUN, "--datasets", "cwfid,paxray4", "--data-root", str(small_suite), "--output", str(out)]
+    args = [*RUN, "--datasets", "cwfid,paxray4", "--data-root", str(small_suite), "--output", str(out),
+            "--save-predictions"]
     result = CliRunner().invoke(app, args)
     return out, result
 
@@ -74,6 +75,18 @@ def test_full_run_writes_a_result_per_eval_set(first_run, small_suite):
         assert 0.0 <= res.metrics["mIoU"] <= 100.0
         assert res.timing["seconds"] > 0 and res.timing["peak_memory_bytes"] > 0
     assert "Run summary" in result.output
+
+
+def test_saved_predictions_score_to_the_run_results(first_run, small_suite, cli, tmp_path):
+    out, _ = first_run
+    predictions = out / "catseg-tiny" / "predictions"
+    for dataset, pred in [("cwfid", predictions / "cwfid"), ("paxray4", predictions)]:
+        res = cli("score", "--dataset", dataset, "--data-root", small_suite, "--pred", pred,
+                  "--output", tmp_path, "--model-id", "rescored")
+        assert res.exit_code == 0, res.output
+    for name in ["cwfid", "paxray4.lungs", "paxray4.mediastinum", "paxray4.bones", "paxray4.diaphragm"]:
+        run = read_result(out / "catseg-tiny" / f"{name}.json")
+        np.testing.assert_array_equal(read_result(tmp_path / "rescored" / f"{name}.json").confusion(), run.confusion())
 
 
 def test_rerun_skips_current_results(first_run, small_suite, cli):
