@@ -26,7 +26,8 @@ where MESS gives NaN:
 ``created``: UTC time, ISO 8601.
 
 Both files are written atomically (temporary file in the same folder + ``os.replace``), the matrix
-first, so a JSON file on disk always describes a complete matrix.
+first, so a JSON file on disk always describes a complete matrix. A result that is replaced is kept
+as ``<file>.stale-<time>`` (never read by the tables), so no finished result is ever destroyed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import functools
 import hashlib
 import io
 import json
+import os
 import platform
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +202,6 @@ def write_result(
     buffer = io.BytesIO()
     np.save(buffer, matrix, allow_pickle=False)
     npy_bytes = buffer.getvalue()
-    atomic_write_bytes(out_dir / npy_name, npy_bytes)
 
     seconds = timing.seconds if timing else None
     document = {
@@ -228,8 +230,34 @@ def write_result(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    atomic_write_bytes(json_path, text.encode("utf-8"))
+    kept = _keep_previous([json_path, out_dir / npy_name])
+    try:
+        atomic_write_bytes(out_dir / npy_name, npy_bytes)
+        atomic_write_bytes(json_path, text.encode("utf-8"))
+    except BaseException:
+        for path in kept:
+            path.unlink(missing_ok=True)
+        raise
     return json_path
+
+
+def _keep_previous(paths: list[Path]) -> list[Path]:
+    """Give an earlier result's files a second name, ``<file>.stale-<time>``, before they are replaced.
+
+    A new result never destroys an old one: the old files stay readable under names that no table
+    reads (hard links where the file system allows, else copies). Returns the names made.
+    """
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    kept = []
+    for path in paths:
+        if path.exists():
+            aside = path.with_name(f"{path.name}.stale-{stamp}")
+            try:
+                os.link(path, aside)
+            except OSError:
+                shutil.copy2(path, aside)
+            kept.append(aside)
+    return kept
 
 
 def _is_result_document(document: Any) -> bool:

@@ -60,10 +60,15 @@ class SetOutcome:
     images: int = 0
     peak_memory_bytes: int | None = None
     stale_reasons: list[str] = field(default_factory=list)
+    failed_elsewhere: bool = False  # torchrun: another process failed this set and reports why
 
     @property
     def images_per_second(self) -> float | None:
         return self.images / self.seconds if self.seconds else None
+
+
+class _FailedElsewhere(BenchError):
+    """Under torchrun: the set failed in another process, which reports the reason."""
 
 
 class _PreparedItems(Dataset):
@@ -106,14 +111,6 @@ def _peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _set_aside(json_path: Path) -> None:
-    """Keep a stale result (and its matrix) under a name no table reads, instead of overwriting it."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    for path in (json_path, json_path.with_name(json_path.name.removesuffix(".json") + ".confusion.npy")):
-        if path.exists():
-            path.rename(path.with_name(f"{path.name}.stale-{stamp}"))
 
 
 def _existing(
@@ -167,7 +164,9 @@ class BenchmarkRunner:
                               existing.timing.get("seconds"), existing.images_scored,
                               existing.timing.get("peak_memory_bytes"))
         try:
-            outcome = self._evaluate(eval_set, json_path, stale)
+            outcome = self._evaluate(eval_set, json_path)
+        except _FailedElsewhere as err:
+            return SetOutcome(eval_set.name, "failed", err.message, failed_elsewhere=True)
         except BenchError as err:
             return SetOutcome(eval_set.name, "failed", err.message)
         except (RuntimeError, ValueError, OSError) as err:
@@ -175,14 +174,14 @@ class BenchmarkRunner:
         outcome.stale_reasons = stale
         return outcome
 
-    def _evaluate(self, eval_set: EvalSet, json_path: Path, stale: list[str]) -> SetOutcome:
+    def _evaluate(self, eval_set: EvalSet, json_path: Path) -> SetOutcome:
         dataset = open_eval_set(eval_set, self.options.data_root)
         total = len(dataset) if self.options.limit is None else min(len(dataset), self.options.limit)
         if total == 0:
             raise BenchError(f"{eval_set.name}: no images found under {self.options.data_root}; run `bench prepare {eval_set.spec.name}`")
         partial = self.options.limit is not None and total < len(dataset)
         if self.segmenter is None:
-            return self._evaluate_random(eval_set, dataset, total, json_path, stale, partial)
+            return self._evaluate_random(eval_set, dataset, total, json_path, partial)
 
         indices = self.world.shard(total)
         shard_names = [dataset.names[i] for i in indices]
@@ -210,45 +209,50 @@ class BenchmarkRunner:
         last_save = started
         done = start
         self.on_progress(eval_set.name, done * self.world.size, total)
-        for batch in loader:
-            for item in batch:
-                if "error" in item:
-                    raise BenchError(item["error"])
-            preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
-            for item, pred in zip(batch, preds):
-                confusion.update(pred, item["label"], image=f"{eval_set.name}/{item['name']}")
-                if self.options.save_predictions:
-                    atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(pred.cpu().numpy()))
-            done += len(batch)
-            now = time.perf_counter()
-            if now - last_save >= self.progress_seconds and done < len(indices):
-                save_partial(state_path, PartialState(key, names_digest(shard_names), done,
-                                                      confusion.numpy(), elapsed_before + now - started))
-                last_save = now
-            self.on_progress(eval_set.name, min(done * self.world.size, total), total)
+        failure: Exception | None = None
+        try:
+            for batch in loader:
+                for item in batch:
+                    if "error" in item:
+                        raise BenchError(item["error"])
+                preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
+                for item, pred in zip(batch, preds):
+                    confusion.update(pred, item["label"], image=f"{eval_set.name}/{item['name']}")
+                    if self.options.save_predictions:
+                        atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(pred.cpu().numpy()))
+                done += len(batch)
+                now = time.perf_counter()
+                if now - last_save >= self.progress_seconds and done < len(indices):
+                    save_partial(state_path, PartialState(key, names_digest(shard_names), done,
+                                                          confusion.numpy(), elapsed_before + now - started))
+                    last_save = now
+                self.on_progress(eval_set.name, min(done * self.world.size, total), total)
+        except (BenchError, RuntimeError, ValueError, OSError) as err:
+            failure = err
+        # Under torchrun every process must learn that one failed, or the others would wait for it forever.
+        if distributed.any_across(self.world, failure is not None, self.device):
+            raise failure or _FailedElsewhere(f"{eval_set.name}: failed in another process (its message is above)")
 
         seconds = distributed.max_across(self.world, elapsed_before + time.perf_counter() - started, self.device)
         distributed.sum_across(self.world, confusion.matrix)
         peak = _peak_memory_bytes(self.device)
-        miou = self._write(eval_set, json_path, stale, confusion, total, len(dataset), partial,
+        miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial,
                            Timing(seconds=seconds, peak_memory_bytes=peak))
         clear_partial(state_path)
         return SetOutcome(eval_set.name, "resumed" if start else "done", "", miou, seconds, total, peak)
 
-    def _evaluate_random(self, eval_set, dataset, total, json_path, stale, partial) -> SetOutcome:
+    def _evaluate_random(self, eval_set, dataset, total, json_path, partial) -> SetOutcome:
         started = time.perf_counter()
         counts = count_label_pixels(dataset, eval_set.num_classes, eval_set.ignore_index, total)
         seconds = time.perf_counter() - started
-        miou = self._write(eval_set, json_path, stale, uniform_prediction_confusion(counts), total, len(dataset),
+        miou = self._write(eval_set, json_path, uniform_prediction_confusion(counts), total, len(dataset),
                            partial, Timing(seconds=seconds))
         self.on_progress(eval_set.name, total, total)
         return SetOutcome(eval_set.name, "done", "", miou, seconds, total)
 
-    def _write(self, eval_set, json_path, stale, confusion, total, available, partial, timing) -> float | None:
-        """Write the result (main rank; a stale one is set aside first); every rank gets its mIoU."""
+    def _write(self, eval_set, json_path, confusion, total, available, partial, timing) -> float | None:
+        """Write the result (main rank; `write_result` keeps a stale one aside); every rank gets its mIoU."""
         if self.world.is_main:
-            if stale and json_path.exists():
-                _set_aside(json_path)
             write_result(
                 self.result_dir,
                 eval_set=eval_set,

@@ -59,6 +59,21 @@ def test_score_a_plain_dataset(cli, specs, data_root, tmp_path):
     assert "dark_zurich" in res.stdout
 
 
+def test_scoring_again_keeps_the_earlier_result(cli, specs, data_root, tmp_path):
+    eval_set = specs["kvasir_instrument"].eval_sets()[0]
+    args = ("score", "--dataset", "kvasir_instrument", "--data-root", data_root, "--pred", tmp_path / "preds",
+            "--output", tmp_path / "out", "--model-id", "mine")
+    first = noisy_predictions(eval_set, data_root, tmp_path / "preds", seed=1)
+    assert cli(*args).exit_code == 0
+    second = noisy_predictions(eval_set, data_root, tmp_path / "preds", seed=2)
+    assert cli(*args).exit_code == 0
+    folder = tmp_path / "out" / "mine"
+    np.testing.assert_array_equal(read_result(folder / "kvasir_instrument.json").confusion(), second)
+    kept = sorted(p.name for p in folder.iterdir() if ".stale-" in p.name)
+    assert [name.split(".stale-")[0] for name in kept] == ["kvasir_instrument.confusion.npy", "kvasir_instrument.json"]
+    np.testing.assert_array_equal(np.load(folder / kept[0]), first)
+
+
 def test_score_a_composite_dataset_subset_by_subset(cli, specs, data_root, tmp_path):
     expected = {}
     for i, eval_set in enumerate(specs["paxray4"].eval_sets()):
