@@ -57,6 +57,15 @@ def max_across(world: World, value: float, device: torch.device) -> float:
     return float(tensor.item())
 
 
+def any_across(world: World, flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on any rank (every rank must call it)."""
+    if world.size == 1:
+        return flag
+    tensor = torch.tensor([int(flag)], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()

@@ -201,6 +201,21 @@ def test_torchrun_two_processes_write_the_one_process_results(first_run, small_s
         assert two.metrics == one.metrics and two.images_scored == one.images_scored
 
 
+@pytest.mark.slow
+def test_torchrun_a_set_failing_in_one_process_fails_everywhere_and_the_run_goes_on(tmp_path):
+    root = _suite(tmp_path / "data", ["kvasir_instrument", "cwfid"], images=2)
+    images = sorted((root / SPECS["kvasir_instrument"].data.image_dir).rglob("*.png"))
+    images[1].write_bytes(b"not an image")  # the second image: rank 1's share
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+           "-m", "catseg_bench", *RUN, "--datasets", "kvasir_instrument,cwfid", "--data-root", str(root),
+           "--output", str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert images[1].name in done.stdout + done.stderr
+    assert (tmp_path / "out" / "catseg-tiny" / "cwfid.json").exists()
+    assert not (tmp_path / "out" / "catseg-tiny" / "kvasir_instrument.json").exists()
+
+
 def test_demo_on_a_few_datasets_says_it_is_not_mess(cli, tmp_path):
     ran = cli("run", "--demo", "--datasets", "cwfid,kvasir_instrument", "--output", tmp_path / "demo")
     assert ran.exit_code == 0, ran.output

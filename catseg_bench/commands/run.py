@@ -132,6 +132,11 @@ def register(app: typer.Typer) -> None:
             outcomes = runner.run(eval_sets)
         distributed.shutdown(world)
         if not world.is_main:
+            errors = Console(stderr=True)
+            for o in outcomes:
+                if o.status == "failed" and not o.failed_elsewhere:
+                    errors.print(f"[red]failed[/red] {o.eval_set} (process {world.rank}): {o.message}",
+                                 highlight=False, soft_wrap=True)
             return
 
         console.print(_summary(outcomes))
