@@ -21,19 +21,17 @@ from PIL import Image
 from catseg_bench.errors import BenchError
 
 _SHOWN = 5
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def read_prediction(path: Path) -> np.ndarray:
     """A prediction PNG as an integer array; anything but a single-channel index image is an error."""
+    from catseg_bench.data.decode import index_array
+
     try:
         with Image.open(path) as img:
-            if img.mode in ("L", "P", "1"):
-                return np.array(img).astype(np.uint8)
-            if img.mode in _SIXTEEN_BIT_MODES:
-                return np.array(img).astype(np.uint16)
-            if img.mode == "I":
-                return np.array(img).astype(np.int32)
+            array = index_array(img)
+            if array is not None:
+                return array
             mode = img.mode
     except FileNotFoundError:
         raise BenchError(f"{path}: prediction file not found") from None

@@ -99,18 +99,27 @@ def decode_image(source: Source, where: str) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
+def index_array(img: Image.Image) -> np.ndarray | None:
+    """A single-channel index image (labels, predictions) in its stored dtype: uint8, uint16 or int32.
+
+    None for any other mode (a colour rendering, say); decoding errors propagate.
+    """
+    if img.mode in ("L", "P", "1"):
+        return np.array(img).astype(np.uint8, copy=False)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        return np.array(img).astype(np.uint16)
+    if img.mode == "I":
+        return np.array(img).astype(np.int32)
+    return None
+
+
 def label_array(source: Source, where: str) -> np.ndarray:
     """The label map in its stored dtype (uint8, uint16 or int32), shape (H, W)."""
     with open_image(source, where) as img:
         try:
-            if img.mode in ("L", "P"):
-                return np.array(img)
-            if img.mode == "1":
-                return np.array(img).astype(np.uint8)
-            if img.mode in _SIXTEEN_BIT_MODES:
-                return np.array(img).astype(np.uint16)
-            if img.mode == "I":
-                return np.array(img).astype(np.int32)
+            array = index_array(img)
+            if array is not None:
+                return array
         except _DECODE_ERRORS as err:
             raise BenchError(f"{where}: label is corrupt or truncated ({err}); re-download or re-prepare it") from None
         channels = len(img.getbands())
