@@ -17,7 +17,6 @@ form above (and the matching CoI-mIoU, mACC = pACC = 100/K, ...).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,18 +27,12 @@ from catseg_bench.metrics import ConfusionMatrix
 class LabelSource(Protocol):
     """What the random baseline needs of an evaluation set (catseg_bench.data datasets fit)."""
 
-    names: list[str]
-
     def __len__(self) -> int: ...
 
     def read_label(self, index: int) -> np.ndarray: ...
 
-    def label_path(self, index: int) -> Path | None: ...
-
-
-def _label_location(dataset: LabelSource, index: int) -> str:
-    path = dataset.label_path(index)
-    return str(path) if path is not None else dataset.names[index]
+    def label_location(self, index: int) -> str:
+        """How errors name the label (its file, or its row of an export)."""
 
 
 def count_label_pixels(
@@ -53,7 +46,7 @@ def count_label_pixels(
     counter = ConfusionMatrix(num_classes, ignore_index)
     for index in range(len(dataset) if count is None else min(count, len(dataset))):
         label = dataset.read_label(index)
-        counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=_label_location(dataset, index))
+        counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=dataset.label_location(index))
     return counter.numpy().sum(axis=0)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,8 +30,8 @@ class Labels:
     def read_label(self, index):
         return self.labels[index]
 
-    def label_path(self, index):
-        return Path(f"/data/labels/{self.names[index]}.png")
+    def label_location(self, index):
+        return f"/data/labels/{self.names[index]}.png"
 
 
 def binary_counts(p: float, total: int = 10**6) -> np.ndarray:
