@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -258,13 +259,19 @@ def _check_fields(path: Path, where: str, table: dict[str, Any], schema: dict) -
             raise SpecError(f"{path}: field '{where}{key}' must be of type {names}, got {value!r}")
 
 
+def _repeated(values: list) -> list:
+    """The values that occur more than once, sorted."""
+    counts = Counter(values)
+    return sorted(value for value, count in counts.items() if count > 1)
+
+
 def _class_list(path: Path, where: str, values: list) -> tuple[str, ...]:
     if not values:
         raise SpecError(f"{path}: field '{where}' must list at least one class")
     for value in values:
         if not isinstance(value, str) or not value.strip():
             raise SpecError(f"{path}: field '{where}' must hold non-empty strings, got {value!r}")
-    duplicates = sorted({v for v in values if values.count(v) > 1})
+    duplicates = _repeated(values)
     if duplicates:
         raise SpecError(f"{path}: field '{where}' repeats class names {duplicates}; class names must be unique")
     return tuple(values)
@@ -326,7 +333,7 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         if layout.label_dir is not None:
             raise SpecError(f"{path}: field 'data.label_dir' must be given per [[subsets]] in a composite spec")
         names = [s.name for s in subsets]
-        if len(set(names)) != len(names):
+        if _repeated(names):
             raise SpecError(f"{path}: field 'subsets.name' repeats a name in {names}")
         if len({len(s.class_names) for s in subsets}) != 1:
             counts = [len(s.class_names) for s in subsets]
@@ -414,7 +421,7 @@ def parse_benchmark(path: Path, raw: dict[str, Any]) -> Benchmark:
             raise SpecError(f"{path}: field 'domains[{i}].datasets' must list dataset names (strings)")
         domains.append(Domain(table["name"], table.get("display_name", table["name"]), tuple(table["datasets"])))
     members = [d for domain in domains for d in domain.datasets]
-    repeated = sorted({m for m in members if members.count(m) > 1})
+    repeated = _repeated(members)
     if repeated:
         raise SpecError(f"{path}: datasets {repeated} appear in more than one domain")
     return Benchmark(raw["name"], raw["display_name"], raw["aggregation"], tuple(domains), path, raw.get("description"))

@@ -282,7 +282,7 @@ def _byte_progress(reporter: Reporter, name: str) -> dl.Progress:
     return update
 
 
-def read_marker(path: Path) -> dict[str, Any] | None:
+def read_done_marker(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads((path / DONE_MARKER).read_text())
     except (OSError, ValueError):
@@ -313,7 +313,7 @@ def prepare_dataset(
     data_root, download_dir = Path(data_root), Path(download_dir)
     top_name = data_top(spec)
     final = data_root / top_name
-    marker = read_marker(final)
+    marker = read_done_marker(final)
     if marker and marker.get("dataset") == spec.name:
         return Outcome(spec.name, "done", marker.get("counts", {}), f"already prepared in {final}")
     if final.exists():
