@@ -12,27 +12,19 @@ from PIL import Image
 from catseg_bench.data import EXPORT_MARKER, ExportedEvalSet, FolderEvalSet, check_eval_set, export_eval_set, open_eval_set
 from catseg_bench.data.check import BAD_EXPORT, LABEL_VALUES
 from catseg_bench.errors import BenchError
-from catseg_bench.specs import load_specs, parse_dataset_spec
+from catseg_bench.specs import load_specs
 from catseg_bench.synth import write_suite
 
+from spec_texts import many_classes_spec
+
 SPECS = load_specs()
-
-
-def _tiff_16bit_spec(tmp_path):
-    raw = {
-        "name": "many", "display_name": "Many", "domain": "Testing", "split": "test", "num_images": 2,
-        "class_names": [f"class {i}" for i in range(300)], "ignore_index": 65535, "label_dtype": "uint16",
-        "license": "CC0", "link": "https://example.org",
-        "data": {"image_dir": "many/img", "label_dir": "many/ann", "image_ext": ".jpg", "label_ext": ".tif"},
-    }
-    return parse_dataset_spec(tmp_path / "many.toml", raw)
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A synthetic root and an export root holding copies of four quite different evaluation sets."""
     base = tmp_path_factory.mktemp("hf")
-    many = _tiff_16bit_spec(base)
+    many = many_classes_spec(base, image_ext=".jpg", label_ext=".tif")
     data_root, export_root = base / "data", base / "exports"
     write_suite(data_root, [SPECS["dark_zurich"], SPECS["paxray4"], SPECS["cwfid"], many], images_per_set=2, seed=5)
     eval_sets = [SPECS["dark_zurich"].eval_sets()[0], SPECS["paxray4"].eval_sets()[2], SPECS["cwfid"].eval_sets()[0], many.eval_sets()[0]]

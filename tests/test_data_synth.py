@@ -14,6 +14,8 @@ from catseg_bench.errors import BenchError
 from catseg_bench.specs import load_specs, parse_dataset_spec
 from catseg_bench.synth import SYNTH_MANIFEST, synthetic_count, write_suite
 
+from spec_texts import many_classes_spec
+
 SPECS = load_specs()
 
 
@@ -99,13 +101,7 @@ def test_one_spec_stream_does_not_depend_on_the_others(tmp_path):
 
 
 def test_sixteen_bit_labels_for_more_than_255_classes(tmp_path):
-    raw = {
-        "name": "many", "display_name": "Many", "domain": "Testing", "split": "test", "num_images": 900,
-        "class_names": [f"class {i}" for i in range(300)], "ignore_index": 65535, "label_dtype": "uint16",
-        "license": "CC0", "link": "https://example.org",
-        "data": {"image_dir": "many/img", "label_dir": "many/ann", "image_ext": ".png", "label_ext": ".png"},
-    }
-    spec = parse_dataset_spec(tmp_path / "many.toml", raw)
+    spec = many_classes_spec(tmp_path, num_images=900)
     written = write_suite(tmp_path / "root", [spec], images_per_set=6, seed=0)
     assert written == {"many": 6}
     with Image.open(tmp_path / "root/many/ann/synth_000.png") as image:

@@ -9,24 +9,16 @@ from PIL import Image
 
 from catseg_bench.data import DATA_ROOT_ENV
 
-from spec_texts import MESS_CLASS_NAMES, SOLAR_SPEC
-
-DOMAINS = {
-    "General": ["bdd100k", "dark_zurich", "mhp_v1", "foodseg103", "atlantis", "dram"],
-    "Earth Monitoring": ["isaid", "isprs_potsdam", "worldfloods", "floodnet", "uavid"],
-    "Medical Sciences": ["kvasir_instrument", "chase_db1", "cryonuseg", "paxray4"],
-    "Engineering": ["corrosion_cs", "deepcrack", "pst900", "zerowaste_f"],
-    "Agriculture and Biology": ["suim", "cub_200", "cwfid"],
-}
+from spec_texts import MESS_CLASS_NAMES, MESS_DOMAINS, MESS_NAMES, SOLAR_SPEC
 
 
 def test_list_json_is_exactly_the_22_mess_datasets(cli):
     res = cli("datasets", "list", "--json")
     assert res.exit_code == 0, res.output
     records = json.loads(res.stdout)
-    assert [r["name"] for r in records] == [n for names in DOMAINS.values() for n in names]
+    assert [r["name"] for r in records] == MESS_NAMES
     by_name = {r["name"]: r for r in records}
-    for domain, names in DOMAINS.items():
+    for domain, names in MESS_DOMAINS.items():
         assert all(by_name[n]["domain"] == domain for n in names)
     mess_names = {e["mess_name"]: e for e in _show_all(cli, records)}
     for record in records:
@@ -68,7 +60,7 @@ def test_user_spec_appears_beside_the_22(cli, tmp_path):
 def test_list_table_names_every_dataset(cli):
     res = cli("datasets", "list")
     assert res.exit_code == 0
-    for names in DOMAINS.values():
+    for names in MESS_DOMAINS.values():
         assert all(f" {n} " in res.stdout for n in names)
     assert "4x2" in res.stdout  # PAXRay-4: four binary subsets
 

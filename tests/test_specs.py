@@ -8,7 +8,7 @@ import pytest
 
 from catseg_bench.specs import builtin_specs_dir, load_benchmark, load_specs, spec_hash, training_specs_dir
 
-from spec_texts import MESS_CLASS_NAMES, write_user_spec
+from spec_texts import MESS_CLASS_NAMES, MESS_NAMES, write_user_spec
 
 
 # Seed Table 1: domains in column order, datasets in column order (display names as in its header,
@@ -20,13 +20,6 @@ TABLE_1 = {
     "Engineering": ["Corrosion CS", "DeepCrack", "PST900", "ZeroWaste-f"],
     "Agriculture and Biology": ["SUIM", "CUB-200", "CWFID"],
 }
-MESS_NAMES = [
-    "bdd100k", "dark_zurich", "mhp_v1", "foodseg103", "atlantis", "dram",
-    "isaid", "isprs_potsdam", "worldfloods", "floodnet", "uavid",
-    "kvasir_instrument", "chase_db1", "cryonuseg", "paxray4",
-    "corrosion_cs", "deepcrack", "pst900", "zerowaste_f",
-    "suim", "cub_200", "cwfid",
-]
 SPECS = load_specs()
 
 
