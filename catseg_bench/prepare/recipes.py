@@ -83,6 +83,9 @@ def bdd100k(ctx: RecipeContext) -> None:
 
 
 DARK_ZURICH_LABEL_IDS = (0, 7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+_DARK_ZURICH_MAPPING = {label: index for index, label in enumerate(DARK_ZURICH_LABEL_IDS)} | {255: 255}
+# ATLANTIS masks: grey g in 1..56 is class g - 1; 0 is unlabelled.
+_ATLANTIS_MAPPING = {grey: grey - 1 for grey in range(1, 57)} | {0: 255}
 
 
 def _dark_zurich_label(item: tuple[Path, Path]) -> int:
@@ -90,8 +93,7 @@ def _dark_zurich_label(item: tuple[Path, Path]) -> int:
     mask = _array(src)
     invalid = _array(src.with_name(src.name.replace("labelIds", "invGray")))
     mask[invalid == 255] = 255
-    mapping = {label: index for index, label in enumerate(DARK_ZURICH_LABEL_IDS)} | {255: 255}
-    Image.fromarray(convert.map_values(mask, mapping, src)).save(out_dir / src.name)
+    Image.fromarray(convert.map_values(mask, _DARK_ZURICH_MAPPING, src)).save(out_dir / src.name)
     return 1
 
 
@@ -151,8 +153,7 @@ def _atlantis_item(item: tuple[Path, Path]) -> int:
     split = image_path.parent.parent.name
     _open(image_path).convert("RGB").save(ds / "images_detectron2" / split / image_path.name)
     relative = image_path.relative_to(ds).as_posix().replace("images", "masks").replace("jpg", "png")
-    mapping = {grey: index for index, grey in enumerate(range(1, 57))} | {0: 255}
-    mask = convert.map_values(_array(ds / relative), mapping, ds / relative)
+    mask = convert.map_values(_array(ds / relative), _ATLANTIS_MAPPING, ds / relative)
     Image.fromarray(mask).save(ds / "annotations_detectron2" / split / image_path.name.replace("jpg", "png"))
     return 1
 
