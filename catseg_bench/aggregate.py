@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import BINARY_METRICS, SUMMARY_METRICS
-from catseg_bench.results import Result, canonical_settings
+from catseg_bench.results import Result
 from catseg_bench.specs import Benchmark, DatasetSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(values) / len(values)  # type: ignore[arg-type]
 
 
+def subset_mean(spec: DatasetSpec, scores: Mapping[str, float | None]) -> float | None:
+    """A composite dataset's score (PAXRay-4): the mean of its subsets' scores, None when one is missing."""
+    return _mean([scores.get(eval_set.name) for eval_set in spec.eval_sets()])
+
+
 def aggregate(
     scores: Mapping[str, float | None],
     benchmark: Benchmark,
@@ -67,9 +75,8 @@ def aggregate(
             if datasets[name] is None:
                 missing.append(name)
             continue
-        parts = [scores.get(eval_set.name) for eval_set in spec.eval_sets()]
-        datasets[name] = _mean(parts)
-        missing.extend(e.name for e, v in zip(spec.eval_sets(), parts) if v is None)
+        datasets[name] = subset_mean(spec, scores)
+        missing.extend(e.name for e in spec.eval_sets() if scores.get(e.name) is None)
     domains = {domain.name: _mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
     return Aggregate(datasets, domains, _mean(list(datasets.values())), tuple(missing))
 
@@ -101,6 +108,7 @@ class ModelRow:
     model_id: str
     aggregate: Aggregate
     notes: tuple[str, ...] = ()
+    untrained: bool = False  # some of its results used untrained weights: never compared with published rows
 
 
 def _labels(keys: list[tuple[str, Path]]) -> dict[tuple[str, Path], str]:
@@ -111,50 +119,69 @@ def _labels(keys: list[tuple[str, Path]]) -> dict[tuple[str, Path], str]:
     return {(m, folder): m if counts[m] == 1 else f"{m} ({folder.parent.name}/{folder.name})" for m, folder in keys}
 
 
+def _untrained_label(label: str, flags: Sequence[bool]) -> tuple[str, bool]:
+    """``catseg-b (untrained)`` when the results used untrained weights (``partly`` when some did)."""
+    if all(flags):
+        return f"{label} (untrained)", True
+    if any(flags):
+        return f"{label} (partly untrained)", True
+    return label, False
+
+
+def _value(value: float) -> float | None:
+    return None if value != value else float(value)  # NaN (MESS's undefined score) -> None
+
+
 def aggregate_results(
-    results: Sequence[Result],
+    results: pd.DataFrame | Sequence[Result],
     benchmark: Benchmark,
     specs: Mapping[str, DatasetSpec],
     metric: str = "mIoU",
     *,
     include_partial: bool = False,
 ) -> list[ModelRow]:
-    """One row per (model id, results folder); results outside the benchmark are left out.
+    """One row per (model id, results folder) of the tidy results frame (`catseg_bench.frame`; a
+    list of `Result` is turned into one); results outside the benchmark are left out.
 
     A partial result (interrupted or ``--limit`` run) is not counted unless ``include_partial``:
     its dataset stays missing. A result scored under an older spec, or a folder mixing
-    checkpoints/settings, is counted and flagged in notes.
+    checkpoints/settings, is counted and flagged in notes; untrained weights are labelled.
     """
+    from catseg_bench.frame import results_frame
+
     if metric not in SUMMARY_METRICS + BINARY_METRICS:
         raise BenchError(f"--metric {metric!r} is not a result metric; use one of {', '.join(SUMMARY_METRICS + BINARY_METRICS)}")
-    groups: dict[tuple[str, Path], list[Result]] = {}
-    for result in results:
-        groups.setdefault((result.model_id, result.path.parent), []).append(result)
-    labels = _labels(list(groups))
+    frame = results if not isinstance(results, Sequence) else results_frame(results, specs)
+    groups = list(frame.groupby(["model", "folder"], sort=False))
+    labels = _labels([(model_id, Path(folder)) for (model_id, folder), _ in groups])
     rows = []
-    for key, group in groups.items():
+    for (model_id, folder), group in groups:
         scores: dict[str, float | None] = {}
         notes: list[str] = []
-        for result in group:
-            if result.dataset not in benchmark.members:
+        for eval_set, rows_of_set in group.groupby("eval_set", sort=False):
+            first = rows_of_set.iloc[0]
+            if first["dataset"] not in benchmark.members:
                 continue
-            if result.partial:
+            if first["partial"]:
                 counted = "counted" if include_partial else "not counted"
-                notes.append(
-                    f"{result.eval_set}: partial ({result.images_scored} of {result.images_total} images), {counted}"
-                )
+                notes.append(f"{eval_set}: partial ({first['images_scored']} of {first['images_total']} images), {counted}")
                 if not include_partial:
                     continue
-            scores[result.eval_set] = result.metrics.get(metric)
-            if scores[result.eval_set] is None:
-                notes.append(f"{result.eval_set}: {metric} is undefined")
-            if result.spec_hash != specs[result.dataset].spec_hash:
-                notes.append(f"{result.eval_set}: scored under an older spec ({result.spec_hash}); re-run it")
-        configurations = {(r.checkpoint_sha256, canonical_settings(r.settings)) for r in group}
+            values = rows_of_set.loc[rows_of_set["metric"] == metric, "value"]
+            scores[eval_set] = _value(values.iloc[0]) if len(values) else None
+            if scores[eval_set] is None:
+                notes.append(f"{eval_set}: {metric} is undefined")
+            if first["spec_hash"] != specs[first["dataset"]].spec_hash:
+                notes.append(f"{eval_set}: scored under an older spec ({first['spec_hash']}); re-run it")
+        per_set = group.drop_duplicates("eval_set")
+        configurations = set(zip(per_set["checkpoint_sha256"], per_set["settings"]))
         if len(configurations) > 1:
             notes.append(f"mixes {len(configurations)} checkpoint/settings combinations")
         aggregate_row = aggregate(scores, benchmark, specs)
         if aggregate_row.missing:
             notes.insert(0, f"incomplete, no score for: {', '.join(aggregate_row.missing)}")
-        rows.append(ModelRow(labels[key], key[0], aggregate_row, tuple(notes)))
+        label, untrained = _untrained_label(labels[(model_id, Path(folder))], list(per_set["untrained"]))
+        if untrained:
+            notes.insert(0, "untrained (random) weights: not comparable with published numbers")
+        rows.append(ModelRow(label, model_id, aggregate_row, tuple(notes), untrained))
     return rows

@@ -9,9 +9,11 @@ where MESS gives NaN:
 
 ``eval_set``, ``dataset``, ``subset`` (null for a plain dataset), ``spec_hash``
     What was scored; the spec hash changes when the classes, labels or layout change.
-``model``: ``{"id", "checkpoint_sha256"}`` and ``settings`` (inference settings, any JSON object)
+``model``: ``{"id", "checkpoint_sha256", "untrained"}`` and ``settings`` (inference settings, any JSON object)
     Who was scored and how. Together with ``spec_hash`` these decide whether a result is stale
-    (:meth:`Result.stale_reasons`).
+    (:meth:`Result.stale_reasons`). ``untrained`` is true for a model evaluated with random
+    weights on request (``--checkpoint none``): tables label such a row "(untrained)" and never
+    compare it with published numbers (absent in older files: false).
 ``metrics``
     ``mIoU``, ``CoI-mIoU``, ``fwIoU``, ``mACC``, ``pACC``, ``CoI-mACC`` (+ ``Specificity``,
     ``Sensitivity`` for two classes), as :func:`catseg_bench.metrics.compute_scores`.
@@ -92,6 +94,7 @@ class Result:
     versions: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    untrained: bool = False
 
     def metric(self, name: str) -> float | None:
         if name not in self.metrics:
@@ -185,6 +188,7 @@ def write_result(
     settings: Mapping[str, Any],
     confusion: ConfusionMatrix | np.ndarray | torch.Tensor,
     images_scored: int,
+    untrained: bool = False,
     partial: bool = False,
     timing: Timing | None = None,
     images_total: int | None = None,
@@ -211,7 +215,7 @@ def write_result(
         "dataset": eval_set.spec.name,
         "subset": eval_set.subset,
         "spec_hash": eval_set.spec_hash,
-        "model": {"id": model_id, "checkpoint_sha256": checkpoint_sha256},
+        "model": {"id": model_id, "checkpoint_sha256": checkpoint_sha256, "untrained": bool(untrained)},
         "settings": dict(settings),
         "metrics": scores.metrics,
         "per_class_iou": scores.per_class_iou,
@@ -293,6 +297,7 @@ def _parse(path: Path, document: dict[str, Any]) -> Result:
             versions=document.get("versions", {}),
             timing=document.get("timing", {}),
             created=document.get("created", ""),
+            untrained=bool(document["model"].get("untrained", False)),
         )
     except (KeyError, TypeError) as err:
         raise BenchError(f"{path}: result file lacks field {err}; re-run the evaluation that wrote it") from None

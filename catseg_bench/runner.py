@@ -14,7 +14,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,14 +27,11 @@ from catseg_bench.errors import BenchError
 from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
-from catseg_bench.random_baseline import count_label_pixels, uniform_prediction_confusion
+from catseg_bench.random_baseline import count_label_pixels
 from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
+from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
 from catseg_bench.specs import EvalSet
 
-if TYPE_CHECKING:  # the segmenters import the model (open_clip), which `bench` loads only to run one
-    from catseg_bench.segmenters import Segmenter
-
-RANDOM_MODEL = "random"
 # How often an eval set's partial confusion matrix is persisted (seconds; 0 = after every batch).
 PROGRESS_SECONDS_ENV = "CATSEG_BENCH_PROGRESS_SECONDS"
 DEFAULT_PROGRESS_SECONDS = 1.0
@@ -72,26 +69,34 @@ class _FailedElsewhere(BenchError):
 
 
 class _PreparedItems(Dataset):
-    """Decodes and prepares images in DataLoader workers.
+    """Decodes and prepares images in DataLoader workers; a prediction reader's items carry the
+    label and the read prediction instead, and their images are never decoded.
 
     A decoding error becomes a value, so that the main process reports it as one clean line.
     """
 
-    def __init__(self, dataset: Dataset, indices: list[int], prepare: Callable[[np.ndarray], np.ndarray]):
+    def __init__(self, dataset: Dataset, indices: list[int], segmenter: Segmenter):
         self.dataset = dataset
         self.indices = indices
-        self.prepare = prepare
+        self.segmenter = segmenter
+        self.reads_predictions = is_prediction_reader(segmenter)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        index = self.indices[i]
         try:
-            item = self.dataset[self.indices[i]]
+            if self.reads_predictions:
+                name = self.dataset.names[index]
+                return {"name": name, "label": self.dataset.read_label(index),
+                        "prediction": self.segmenter.read_prediction(name),
+                        "where": self.segmenter.prediction_location(name)}
+            item = self.dataset[index]
         except BenchError as err:
             return {"error": err.message}
         image = item["image"]
-        return {**item, "image": self.prepare(image), "size": tuple(image.shape[:2])}
+        return {**item, "image": self.segmenter.prepare_image(image), "size": tuple(image.shape[:2])}
 
 
 def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,11 +136,11 @@ def _existing(
 
 
 class BenchmarkRunner:
-    """Evaluates one segmenter (or the random lower bound) on a list of evaluation sets."""
+    """Evaluates one segmenter on a list of evaluation sets."""
 
     def __init__(
         self,
-        segmenter: Segmenter | None,
+        segmenter: Segmenter,
         options: RunOptions,
         device: torch.device,
         world: distributed.World = distributed.World(),
@@ -146,10 +151,10 @@ class BenchmarkRunner:
         self.device = device
         self.world = world
         self.on_progress = on_progress or (lambda name, done, total: None)
-        self.model_id = segmenter.model_id if segmenter else RANDOM_MODEL
-        self.checkpoint_sha256 = segmenter.checkpoint_sha256 if segmenter else None
-        base = segmenter.settings() if segmenter else {"predictions": "uniform over the classes (expected confusion matrix)"}
-        self.settings = result_settings(base, options.limit)
+        self.model_id = segmenter.model_id
+        self.checkpoint_sha256 = segmenter.checkpoint_sha256
+        self.untrained = is_untrained(segmenter)
+        self.settings = result_settings(segmenter.settings(), options.limit)
         self.result_dir = Path(options.output) / self.model_id
         self.progress_seconds = float(os.environ.get(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS))
 
@@ -180,8 +185,8 @@ class BenchmarkRunner:
         if total == 0:
             raise BenchError(f"{eval_set.name}: no images found under {self.options.data_root}; run `bench prepare {eval_set.spec.name}`")
         partial = self.options.limit is not None and total < len(dataset)
-        if self.segmenter is None:
-            return self._evaluate_random(eval_set, dataset, total, json_path, partial)
+        if is_analytic(self.segmenter):
+            return self._evaluate_analytic(eval_set, dataset, total, json_path, partial)
 
         indices = self.world.shard(total)
         shard_names = [dataset.names[i] for i in indices]
@@ -196,9 +201,11 @@ class BenchmarkRunner:
 
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.segmenter.set_classes(eval_set.class_names)
+        self._begin(eval_set, dataset.names[:total])
+        if not is_prediction_reader(self.segmenter):
+            self.segmenter.set_classes(eval_set.class_names)
         loader = DataLoader(
-            _PreparedItems(dataset, indices[start:], self.segmenter.prepare_image),
+            _PreparedItems(dataset, indices[start:], self.segmenter),
             batch_size=self.options.batch_size,
             num_workers=self.options.workers,
             collate_fn=_collate,
@@ -215,11 +222,15 @@ class BenchmarkRunner:
                 for item in batch:
                     if "error" in item:
                         raise BenchError(item["error"])
-                preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
+                if "prediction" in batch[0]:
+                    preds = [item["prediction"] for item in batch]
+                else:
+                    preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
                 for item, pred in zip(batch, preds):
-                    confusion.update(pred, item["label"], image=f"{eval_set.name}/{item['name']}")
+                    confusion.update(pred, item["label"], image=item.get("where", f"{eval_set.name}/{item['name']}"))
                     if self.options.save_predictions:
-                        atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(pred.cpu().numpy()))
+                        array = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
+                        atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(array))
                 done += len(batch)
                 now = time.perf_counter()
                 if now - last_save >= self.progress_seconds and done < len(indices):
@@ -241,12 +252,20 @@ class BenchmarkRunner:
         clear_partial(state_path)
         return SetOutcome(eval_set.name, "resumed" if start else "done", "", miou, seconds, total, peak)
 
-    def _evaluate_random(self, eval_set, dataset, total, json_path, partial) -> SetOutcome:
+    def _begin(self, eval_set: EvalSet, names: list[str]) -> None:
+        """The optional ``begin_eval_set(eval_set, names)`` hook, before a set's first image."""
+        begin = getattr(self.segmenter, "begin_eval_set", None)
+        if begin is not None:
+            begin(eval_set, names)
+
+    def _evaluate_analytic(self, eval_set, dataset, total, json_path, partial) -> SetOutcome:
+        """A segmenter whose confusion matrix follows from the labels' pixel counts (Random)."""
         started = time.perf_counter()
+        self._begin(eval_set, dataset.names[:total])
         counts = count_label_pixels(dataset, eval_set.num_classes, eval_set.ignore_index, total)
+        confusion = self.segmenter.expected_confusion(counts)
         seconds = time.perf_counter() - started
-        miou = self._write(eval_set, json_path, uniform_prediction_confusion(counts), total, len(dataset),
-                           partial, Timing(seconds=seconds))
+        miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial, Timing(seconds=seconds))
         self.on_progress(eval_set.name, total, total)
         return SetOutcome(eval_set.name, "done", "", miou, seconds, total)
 
@@ -258,6 +277,7 @@ class BenchmarkRunner:
                 eval_set=eval_set,
                 model_id=self.model_id,
                 checkpoint_sha256=self.checkpoint_sha256,
+                untrained=self.untrained,
                 settings=self.settings,
                 confusion=confusion,
                 images_scored=total,

@@ -43,4 +43,8 @@ def _find(item: str, specs: dict[str, DatasetSpec]) -> list[EvalSet]:
         for eval_set in spec.eval_sets():
             if eval_set.name == item:
                 return [eval_set]
+    spec_name, _, subset = item.partition(".")
+    if subset and spec_name in specs:
+        names = ", ".join(e.name for e in specs[spec_name].eval_sets())
+        raise BenchError(f"--datasets {item}: no such subset; {spec_name} has: {names}")
     raise BenchError(f"unknown dataset '{item}'; see `bench datasets list` (add your own with --specs DIR)")

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, aggregate_results, columns, delta
+from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, columns, delta
 from catseg_bench.errors import BenchError
 from catseg_bench.files import atomic_write_bytes
-from catseg_bench.results import PublishedTable, load_published, load_results
-from catseg_bench.specs import Benchmark, DatasetSpec, load_benchmark, load_specs
+from catseg_bench.results import PublishedTable
+from catseg_bench.specs import Benchmark, DatasetSpec
 
 MISSING = "–"
 PUBLISHED, OURS, DELTA = "published", "ours", "delta"
@@ -103,7 +103,7 @@ def build_table(
                 raise BenchError(f"--compare: no row '{wanted}' in {published.path.name}; rows are: {', '.join(sorted(known))}")
 
     def partner(row: ModelRow) -> str | None:
-        if published is None:
+        if published is None or row.untrained:
             return None
         for key in (row.label, row.model_id):
             if key in compare:
@@ -145,23 +145,20 @@ def print_table(
     specs_dirs: Sequence[Path] = (),
     benchmark_name: str = "mess",
 ) -> Table:
-    """Read result folders, build Table 1 and print it on a rich `console` (what `bench table` and
-    `bench run` do). ``published`` is ``seed``, ``mess2023``, ``none`` or a JSON path; ``fmt`` is
-    rich, markdown, latex or csv; text formats are written verbatim (no markup, no wrapping)."""
-    renderers = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv}
-    if fmt != "rich" and fmt not in renderers:
-        raise BenchError(f"--format {fmt!r}: use rich, markdown, latex or csv")
-    specs = load_specs(specs_dirs)
-    benchmark = load_benchmark(benchmark_name, specs_dirs)
-    rows = aggregate_results(load_results(result_dirs), benchmark, specs, metric, include_partial=include_partial)
-    reference = None if str(published) == "none" else load_published(published)
-    if not rows and reference is None:
-        raise BenchError("nothing to show: give result folders, or --published seed|mess2023")
-    table = build_table(rows, reference, benchmark, specs, metric=metric, compare=compare)
+    """Read result folders, build Table 1 (`catseg_bench.api.make_table`) and print it on a rich
+    `console` (what `bench table` and `bench run` do). ``published`` is ``seed``, ``mess2023``,
+    ``none`` or a JSON path; ``fmt`` is rich or one of :data:`RENDERERS`; text formats are written
+    verbatim (no markup, no wrapping)."""
+    from catseg_bench.api import make_table
+
+    if fmt != "rich" and fmt not in RENDERERS:
+        raise BenchError(f"--format {fmt!r}: use rich, {', '.join(RENDERERS)}")
+    table = make_table(list(result_dirs), published, "table", metric=metric, include_partial=include_partial,
+                       compare=compare, specs_dirs=specs_dirs, benchmark=benchmark_name)
     if fmt == "rich":
         console.print(render_rich(table, digits, width=console.width))
     else:
-        console.file.write(renderers[fmt](table, digits))
+        console.file.write(RENDERERS[fmt](table, digits))
         console.file.flush()
     if plot is not None:
         plot_domains(table, plot)
@@ -254,6 +251,8 @@ def render_csv(table: Table, digits: int = 2) -> str:
         writer.writerow([row.label] + ["" if v is None else f"{v:.{digits}f}" for v in values])
     return buffer.getvalue()
 
+
+RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv}  # text formats, by name
 
 _NARROW_HEADER = 11  # a value column never gets narrower than its numbers, nor wider than this, in a narrow terminal
 

@@ -24,7 +24,7 @@ from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
 from catseg_bench.files import atomic_write_json
 from catseg_bench.runner import BenchmarkRunner, RunOptions
-from catseg_bench.segmenters import CatSegSegmenter
+from catseg_bench.segmenters.catseg import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
 from model.catseg import CATSeg
 from model.factory import create_model
@@ -74,6 +74,7 @@ class TrainingSegmenter(CatSegSegmenter):
         self.model_id = model_name
         self.checkpoint_sha256 = None
         self.init_seed = None
+        self.untrained = False
         self.step, self.mode, self.precision = step, mode, precision
         self.class_embeds: torch.Tensor | None = None
 

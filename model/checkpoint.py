@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from model.aggregator import shifted_window_mask
-from model.configs import CONFIGS, HUB_REPO_ID, HUB_REPO_TYPE, CATSegConfig
+from model.configs import CONFIGS, CATSegConfig
+from model.weights import DEFAULT_TAG_ALIAS, Weights, get_weights, weights_at_url
 
 OFFICIAL_CLIP_PREFIX = "sem_seg_head.predictor.clip_model."
 OFFICIAL_AGGREGATOR_PREFIX = "sem_seg_head.predictor.transformer."
@@ -59,10 +60,6 @@ class CheckpointError(Exception):
 def default_cache_dir() -> Path:
     """Where downloaded checkpoints go: $CATSEG_BENCH_CACHE, else ~/.cache/catseg_bench."""
     return Path(os.environ.get("CATSEG_BENCH_CACHE", Path.home() / ".cache" / "catseg_bench"))
-
-
-def hub_url(config: CATSegConfig) -> str:
-    return f"https://huggingface.co/spaces/{HUB_REPO_ID}/resolve/main/{config.hub_filename}"
 
 
 def sha256_file(path: Path) -> str:
@@ -135,42 +132,51 @@ def download_url(url: str, cache_dir: Path | None = None, expected_sha256: str |
     return target
 
 
-def hub_download(config: CATSegConfig, cache_dir: Path | None = None) -> Path:
-    """The official weights of a variant from the Hugging Face Space, via huggingface_hub's cache."""
-    if not config.hub_filename:
-        raise CheckpointError(f"{config.name} has no published weights; pass a checkpoint file")
+def hub_download(weights: Weights, cache_dir: Path | None = None) -> Path:
+    """A weights tag's file from the Hugging Face Hub, via huggingface_hub's cache (offline: the cache only)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
         path = hf_hub_download(
-            repo_id=HUB_REPO_ID,
-            repo_type=HUB_REPO_TYPE,
-            filename=config.hub_filename,
+            repo_id=weights.hub_repo_id,
+            repo_type=weights.hub_repo_type,
+            filename=weights.filename,
             cache_dir=str(cache_dir) if cache_dir else None,
         )
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:200]  # one line, whatever the hub library said
         raise CheckpointError(
-            f"could not fetch {config.hub_filename} from the Hugging Face Space {HUB_REPO_ID} ({exc}); "
-            f"download {hub_url(config)} yourself and pass the file as the checkpoint"
+            f"{weights.model} weights '{weights.tag}' ({weights.filename}) are not in the Hugging Face cache and "
+            f"could not be downloaded ({type(exc).__name__}: {reason}); download {weights.url} and pass "
+            "--checkpoint PATH (or --checkpoint none for untrained weights)"
         ) from exc
     return Path(path)
 
 
-def resolve_checkpoint(source: str | Path, config: CATSegConfig, cache_dir: Path | None = None) -> tuple[Path, str | None]:
-    """A local file for `source` ("hub", an http(s) URL or a path) and its expected sha256, if known."""
+def resolve_checkpoint(
+    source: str | Path, config: CATSegConfig, cache_dir: Path | None = None
+) -> tuple[Path, Weights | None]:
+    """A local file for `source` and the weights tag it is, when known (whose sha256 it must match).
+
+    `source` is a weights tag of the model ("cvpr2024"; "hub" = the default tag), an http(s) URL,
+    or a path.
+    """
     text = str(source)
-    if text == "hub":
-        return hub_download(config, cache_dir), config.hub_sha256
     if text.startswith(("http://", "https://")):
-        known = {hub_url(c): c.hub_sha256 for c in CONFIGS.values() if c.hub_filename}
-        expected = known.get(text)
-        path = download_url(text, cache_dir, expected)
-        return path, expected
+        weights = weights_at_url(text)
+        expected = weights.sha256 if weights is not None else None
+        return download_url(text, cache_dir, expected), weights
     path = Path(text).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist: pass an existing file, an http(s) URL or 'hub'")
-    return path, None
+    if path.is_file():
+        return path, None
+    if text == DEFAULT_TAG_ALIAS or "/" not in text and path.suffix == "":
+        try:
+            weights = get_weights(config.name, text)
+        except KeyError as err:
+            raise CheckpointError(f"checkpoint '{text}': {err.args[0]}; or pass a file or an http(s) URL") from None
+        return hub_download(weights, cache_dir), weights
+    raise CheckpointError(f"checkpoint {path} does not exist: pass an existing file, an http(s) URL or a weights tag")
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -306,10 +312,11 @@ def check_state_dict(state: dict[str, Tensor], expected: dict[str, tuple[int, ..
 
 
 def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tuple[int, ...]],
-               cache_dir: Path | None = None) -> tuple[dict[str, Tensor], str]:
-    """Resolve, read, verify and convert a checkpoint: (our state dict, sha256 of the file)."""
-    path, expected_sha = resolve_checkpoint(source, config, cache_dir)
-    sha = _check_sha256(path, expected_sha, str(path))
+               cache_dir: Path | None = None) -> tuple[dict[str, Tensor], str, Weights | None]:
+    """Resolve, read, verify and convert a checkpoint: (our state dict, sha256 of the file, its
+    weights tag when it is a published one)."""
+    path, weights = resolve_checkpoint(source, config, cache_dir)
+    sha = _check_sha256(path, weights.sha256 if weights is not None else None, str(path))
     state, metadata = read_state_dict(path)
     if metadata:
         if metadata.get("format") != SAFETENSORS_FORMAT:
@@ -323,7 +330,7 @@ def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tup
     if official:
         state = convert_official(state, config, str(path))
     check_state_dict(state, expected, config, str(path), official)
-    return state, sha
+    return state, sha, weights
 
 
 # ----------------------------------------------------------------------------------- exporting

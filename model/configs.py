@@ -17,10 +17,6 @@ CLIP_PIXEL_STD = (68.5005327, 66.6321579, 70.3231630)
 # The single prompt template of the CVPR configs (PROMPT_ENSEMBLE_TYPE "single"); no final period.
 PROMPT_TEMPLATE = "A photo of a {} in the scene"
 
-# The official CVPR weights live in a Hugging Face *Space*, not a model repository.
-HUB_REPO_ID = "hamacojr/CAT-Seg-weights"
-HUB_REPO_TYPE = "space"
-
 
 @dataclass(frozen=True)
 class VisionTowerConfig:
@@ -69,12 +65,12 @@ class CATSegConfig:
     decoder_guidance_proj_dims: tuple[int, int] = (32, 16)  # guidance concatenated per stage
     train_pooling: int = 2  # class-block average pooling in training (24 -> 12 tokens a side)
     eval_pooling: int = 1  # ... and at evaluation (the eval.sh override [1,1])
+    # Input conventions of the CLIP backbone for untrained use; loading a weights tag
+    # (`model.weights`) applies the preprocessing stored with those weights.
     pixel_mean: tuple[float, float, float] = CLIP_PIXEL_MEAN
     pixel_std: tuple[float, float, float] = CLIP_PIXEL_STD
     prompt_template: str = PROMPT_TEMPLATE
     openai_clip: str | None = None  # open_clip architecture whose 'openai' weights start training
-    hub_filename: str | None = None  # file of the official weights in HUB_REPO_ID
-    hub_sha256: str | None = None  # its LFS sha256
 
     @property
     def feature_size(self) -> int:
@@ -96,8 +92,6 @@ CATSEG_B = CATSegConfig(
     clip_resolution=384,
     guidance_taps=(3, 7),
     openai_clip="ViT-B-16",  # configs/vitb_384.yaml CLIP_PRETRAINED "ViT-B/16"
-    hub_filename="model_base.pth",
-    hub_sha256="a201a50f94f4c04196e3083773832b736c2b8b81d27ea2c59cc13af3aff05760",
 )
 
 CATSEG_L = CATSegConfig(
@@ -109,8 +103,6 @@ CATSEG_L = CATSegConfig(
     clip_resolution=336,
     guidance_taps=(7, 15),
     openai_clip="ViT-L-14-336",  # configs/vitl_336.yaml CLIP_PRETRAINED "ViT-L/14@336px"
-    hub_filename="model_large.pth",
-    hub_sha256="80722f4b328161aa15d25d278e832a824b72af4486b013f664757ae7cc020f61",
 )
 
 CATSEG_TINY = CATSegConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -37,17 +38,21 @@ def create_model(
 ) -> CATSeg:
     """A CAT-Seg variant in eval mode on `device`.
 
-    checkpoint: None (random initialisation), "hub" (the official weights from the Hugging Face
-    Space, cached by huggingface_hub), an http(s) URL (downloaded with resume into `cache_dir`),
-    or a local file (official detectron2 .pth, our .safetensors, or a state dict of ours).
-    Loading asserts every key and shape and raises `CheckpointError` naming what does not fit.
-    `model.checkpoint_sha256` is the sha256 of the loaded file (None for random weights).
+    checkpoint: None (random initialisation), a weights tag of `model.weights` ("cvpr2024"; "hub"
+    is the default tag: downloaded from the Hugging Face Hub and cached by huggingface_hub), an
+    http(s) URL (downloaded with resume into `cache_dir`), or a local file (official detectron2
+    .pth, our .safetensors, or a state dict of ours). A published file's preprocessing comes with
+    its tag. Loading asserts every key and shape and raises `CheckpointError` naming what does
+    not fit. `model.checkpoint_sha256` is the sha256 of the loaded file (None for random weights).
     """
     config = get_config(name)
     if checkpoint is None:
         model = CATSeg(config)
     else:
-        state, sha256 = load_state(checkpoint, config, expected_shapes(config), cache_dir)
+        state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir)
+        if weights is not None:
+            config = dataclasses.replace(config, pixel_mean=weights.pixel_mean, pixel_std=weights.pixel_std,
+                                         prompt_template=weights.prompt_template)
         with torch.device("meta"):
             model = CATSeg(config)
         model.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)

@@ -17,7 +17,9 @@ import torch
 import model
 from model import checkpoint as ckpt
 from model.aggregator import shifted_window_mask
+from model import weights as weights_module
 from model.configs import CATSEG_TINY
+from model.weights import Weights
 from model.factory import expected_shapes
 
 from conftest import TEST_DATA
@@ -272,9 +274,19 @@ def test_hub_checkpoints_come_from_the_space_and_are_checked(monkeypatch, offici
     assert calls[-1] == {"repo_id": "hamacojr/CAT-Seg-weights", "repo_type": "space",
                          "filename": "model_base.pth", "cache_dir": None}
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    config = dataclasses.replace(CATSEG_TINY, hub_filename="model_tiny.pth", hub_sha256=digest)
-    state, sha = ckpt.load_state("hub", config, expected_shapes(config), cache_dir=tmp_path)
-    assert sha == digest and calls[-1]["filename"] == "model_tiny.pth"
+    tiny = Weights("catseg-tiny", "test", "a test release", "model_tiny.pth", digest, "me/tiny", "model",
+                   pixel_mean=(1.0, 2.0, 3.0), prompt_template="a {}")
+    monkeypatch.setitem(weights_module.WEIGHTS, ("catseg-tiny", "test"), tiny)
+    monkeypatch.setitem(weights_module.DEFAULT_TAGS, "catseg-tiny", "test")
+    config = CATSEG_TINY
+    state, sha, found = ckpt.load_state("hub", config, expected_shapes(config), cache_dir=tmp_path)
+    assert sha == digest and found is tiny and calls[-1]["filename"] == "model_tiny.pth"
+    assert calls[-1]["repo_id"] == "me/tiny" and calls[-1]["repo_type"] == "model"
+    net = model.create_model("catseg-tiny", checkpoint="test", cache_dir=tmp_path)  # the tag by name
+    assert net.checkpoint_sha256 == digest
+    assert net.config.pixel_mean == (1.0, 2.0, 3.0) and net.config.prompt_template == "a {}"  # the tag's preprocessing
+    monkeypatch.delitem(weights_module.DEFAULT_TAGS, "catseg-tiny")
+    monkeypatch.delitem(weights_module.WEIGHTS, ("catseg-tiny", "test"))
     assert np.isclose(float(state["decoder.head.bias"][0]), float(torch.load(path)["model"][
         "sem_seg_head.predictor.transformer.head.bias"][0]))
     assert "has no published weights" in load_error("hub")

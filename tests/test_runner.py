@@ -237,7 +237,7 @@ def test_interrupted_image_file_is_not_counted_twice(small_suite, tmp_path):
     """A saved state from another run key (e.g. other settings) is ignored, never merged."""
     from catseg_bench.partial import PartialState, names_digest, save_partial, partial_path
     from catseg_bench.runner import BenchmarkRunner, RunOptions
-    from catseg_bench.segmenters import build_segmenter
+    from catseg_bench.registry import build_segmenter
     import torch
 
     eval_set = SPECS["cwfid"].eval_sets()[0]
@@ -245,7 +245,7 @@ def test_interrupted_image_file_is_not_counted_twice(small_suite, tmp_path):
     names = open_eval_set(eval_set, small_suite).names
     bogus = np.full((4, 4), 1000, dtype=np.int64)
     save_partial(partial_path(out / "catseg-tiny", "cwfid"), PartialState("other key", names_digest(names), 1, bogus, 1.0))
-    segmenter = build_segmenter("catseg-tiny", None, torch.device("cpu"), "fp32", "sliding")
+    segmenter = build_segmenter("catseg-tiny", device=torch.device("cpu"), precision="fp32", mode="sliding")
     outcome = BenchmarkRunner(segmenter, RunOptions(small_suite, out, workers=0), torch.device("cpu")).run_one(eval_set)
     assert outcome.status == "done"
     confusion = read_result(out / "catseg-tiny" / "cwfid.json").confusion()

@@ -130,7 +130,7 @@ def test_errors_name_the_file(cli, specs, data_root, tmp_path):
 
 
 def test_16_bit_predictions_are_read(tmp_path):
-    from catseg_bench.commands.score import read_prediction
+    from catseg_bench.segmenters.predictions import read_prediction_png as read_prediction
 
     array = np.array([[0, 300], [200, 65534]], dtype=np.uint16)
     Image.fromarray(array).save(tmp_path / "p.png")

@@ -32,7 +32,7 @@ def convert(
     except ValueError as err:
         raise BenchError(f"--model {model}: {err}") from None
     try:
-        state, sha256 = load_state(checkpoint, config, expected_shapes(config))
+        state, sha256, _ = load_state(checkpoint, config, expected_shapes(config))
     except catseg_model.CheckpointError as err:
         raise BenchError(str(err)) from None
     save_safetensors(state, config, out, source_sha256=sha256)

@@ -100,7 +100,8 @@ def predict(
     image: Path = typer.Argument(..., help="The image to segment (any format Pillow reads)."),
     model: str = typer.Option(..., "--model", help="catseg-b, catseg-l or catseg-tiny."),
     checkpoint: Optional[str] = typer.Option(
-        None, "--checkpoint", help="Path, URL or 'hub' (the official weights); none = random init."
+        None, "--checkpoint", help="Weights: the model's default (the official ones for catseg-b/-l), 'hub', a "
+        "path or URL, or 'none' for untrained (random) weights."
     ),
     classes: Optional[str] = typer.Option(None, "--classes", help='Comma-separated class names: "sky,tree,road".'),
     classes_file: Optional[Path] = typer.Option(None, "--classes-file", help="One class name per line."),
@@ -115,6 +116,7 @@ def predict(
     import model as catseg_model
     from catseg_bench.files import atomic_write_bytes
     from catseg_bench.segmenters import resolve_device
+    from catseg_bench.segmenters.catseg import UNTRAINED, default_checkpoint
     from model.inference import MODES, PRECISIONS
 
     console = Console()
@@ -127,12 +129,13 @@ def predict(
         raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     rgb = read_rgb(image)
     torch_device = resolve_device(device)
+    source = default_checkpoint(model) if checkpoint is None else checkpoint
     try:
-        net = catseg_model.create_model(model, checkpoint=checkpoint, device=torch_device)
+        net = catseg_model.create_model(model, checkpoint=None if source == UNTRAINED else source, device=torch_device)
     except catseg_model.CheckpointError as err:
         raise BenchError(str(err)) from None
-    if checkpoint is None:
-        Console(stderr=True).print(f"[yellow]warning:[/] {model} has UNTRAINED random weights (no --checkpoint)")
+    if source == UNTRAINED:
+        Console(stderr=True).print(f"[yellow]warning:[/] {model} runs UNTRAINED random weights")
     text = catseg_model.encode_classes(net, class_names)
     prob_map = catseg_model.predict_probs(net, [rgb], text, mode=mode, precision=precision)[0]
     labels = prob_map.argmax(dim=0).cpu().numpy()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import torch
 import typer
 from rich.console import Console
 from rich.panel import Panel
@@ -14,14 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from catseg_bench import distributed
-from catseg_bench.data import resolve_data_root
 from catseg_bench.errors import BenchError
-from catseg_bench.runner import RANDOM_MODEL, BenchmarkRunner, RunOptions, SetOutcome
-from catseg_bench.selection import select_eval_sets
-from catseg_bench.specs import load_all
-from catseg_bench.synth import write_suite
-from catseg_bench.tables import print_table
+
+if TYPE_CHECKING:
+    from catseg_bench.runner import SetOutcome
 
 DEMO_MODEL = "catseg-tiny"
 DEMO_IMAGES_PER_SET = 2
@@ -66,12 +61,51 @@ def _explain(console: Console, outcomes: list[SetOutcome]) -> None:
             console.print(f"[red]failed[/red] {o.eval_set}: {o.message}", highlight=False, soft_wrap=True)
 
 
+def progress_display(console: Console, enabled: bool) -> tuple[Progress, Callable[[str, int, int], None]]:
+    """A rich progress bar per evaluation set, and the callback the runner reports to."""
+    progress = Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), _ImagesPerSecond(),
+        TimeRemainingColumn(), console=console, disable=not enabled,
+    )
+    tasks: dict[str, int] = {}
+
+    def on_progress(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total, completed=done)
+        progress.update(tasks[name], completed=done)
+
+    return progress, on_progress
+
+
+def report_outcomes(console: Console, report) -> None:
+    """The run summary and the failure lines (main process), or this process's own failures (others)."""
+    if not report.world.is_main:
+        errors = Console(stderr=True)
+        for o in report.outcomes:
+            if o.status == "failed" and not o.failed_elsewhere:
+                errors.print(f"[red]failed[/red] {o.eval_set} (process {report.world.rank}): {o.message}",
+                             highlight=False, soft_wrap=True)
+        return
+    console.print(_summary(report.outcomes))
+    _explain(console, report.outcomes)
+
+
+def _model_help() -> str:
+    from catseg_bench.registry import available_segmenters
+
+    return f"A registered model ({', '.join(available_segmenters())}; see `bench models list`) or module:Class."
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        model: str = typer.Option(DEMO_MODEL, "--model", help="catseg-b, catseg-l, catseg-tiny or random."),
+        model: str = typer.Option(DEMO_MODEL, "--model", help=_model_help()),
         checkpoint: Optional[str] = typer.Option(
-            None, "--checkpoint", help="Path, URL or 'hub' (the official weights); none = random init."
+            None, "--checkpoint", help="Weights: the model's default (the official ones for catseg-b/-l), 'hub', a "
+            "path or URL, or 'none' for untrained (random, seeded) weights, labelled untrained in every table."
+        ),
+        model_args: Optional[str] = typer.Option(
+            None, "--model-args", help="Constructor arguments key=value[,key=value...] (see `bench models list`)."
         ),
         datasets: str = typer.Option("all", "--datasets", help="all, domain:NAME, or NAME[,NAME...]."),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help="Prepared data (default $CATSEG_BENCH_DATA)."),
@@ -87,64 +121,43 @@ def register(app: typer.Typer) -> None:
         published: str = typer.Option("seed", "--published", help="Published rows beside ours: seed, mess2023, none."),
         include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
         demo: bool = typer.Option(False, "--demo", help="Synthetic suite + untrained catseg-tiny on the CPU."),
-        seed: int = typer.Option(0, "--seed", help="Seed of random weights (no --checkpoint) and of the demo's data."),
+        seed: int = typer.Option(0, "--seed", help="Seed of untrained weights (--checkpoint none) and of the demo's data."),
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
-        from catseg_bench.segmenters import build_segmenter, resolve_device  # loads the model code: not for every `bench`
+        from catseg_bench import api
+        from catseg_bench.results import load_published
+        from catseg_bench.specs import load_all
+        from catseg_bench.synth import write_suite
+        from catseg_bench.tables import print_table
 
         console = Console(stderr=False)
-        torch_device = resolve_device("cpu" if demo else device)
-        if torch_device.type == "cuda":
-            torch.cuda.set_device(torch_device.index if torch_device.index is not None else distributed.local_rank())
-            torch_device = torch.device("cuda", torch.cuda.current_device())
-        world = distributed.init_world(torch_device)
-
-        all_specs, benchmarks = load_all(specs)
-        benchmark = benchmarks["mess"]
-        eval_sets = select_eval_sets(datasets, all_specs, benchmark)
+        if published != "none":
+            load_published(published)  # a bad --published fails now, not after the whole run
         if demo:
-            if model != DEMO_MODEL or checkpoint:
-                raise BenchError("--demo always runs catseg-tiny with untrained weights; drop --model/--checkpoint")
+            if model != DEMO_MODEL or checkpoint or model_args:
+                raise BenchError("--demo always runs catseg-tiny with untrained weights; drop --model/--checkpoint/--model-args")
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise BenchError("--demo runs in one process on the CPU; run it without torchrun")
+            checkpoint, device = "none", "cpu"
             data_root = Path(output) / "demo-data"
-            if world.is_main:
-                write_suite(data_root, [s for s in all_specs.values() if s.name in benchmark.members],
-                            images_per_set=DEMO_IMAGES_PER_SET, seed=seed)
-            distributed.barrier(world)
+            all_specs, benchmarks = load_all(specs)
+            members = benchmarks["mess"].members
+            write_suite(data_root, [s for s in all_specs.values() if s.name in members],
+                        images_per_set=DEMO_IMAGES_PER_SET, seed=seed)
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
-        root = resolve_data_root(data_root)
-
-        segmenter = None if model == RANDOM_MODEL else build_segmenter(model, checkpoint, torch_device, precision, mode, seed)
-        options = RunOptions(data_root=root, output=output, batch_size=batch_size, workers=workers,
-                             limit=limit, save_predictions=save_predictions)
-        progress = Progress(
-            TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), _ImagesPerSecond(),
-            TimeRemainingColumn(), console=console, disable=not world.is_main,
-        )
-        tasks: dict[str, int] = {}
-
-        def on_progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total, completed=done)
-            progress.update(tasks[name], completed=done)
-
-        runner = BenchmarkRunner(segmenter, options, torch_device, world, on_progress)
+        eval_sets = api.select(datasets, specs)
+        progress, on_progress = progress_display(console, int(os.environ.get("RANK", "0")) == 0)
         with progress:
-            outcomes = runner.run(eval_sets)
-        distributed.shutdown(world)
-        if not world.is_main:
-            errors = Console(stderr=True)
-            for o in outcomes:
-                if o.status == "failed" and not o.failed_elsewhere:
-                    errors.print(f"[red]failed[/red] {o.eval_set} (process {world.rank}): {o.message}",
-                                 highlight=False, soft_wrap=True)
+            report = api.evaluate(
+                model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
+                precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
+                save_predictions=save_predictions, on_progress=on_progress,
+            )
+        report_outcomes(console, report)
+        if not report.world.is_main:
             return
-
-        console.print(_summary(outcomes))
-        _explain(console, outcomes)
         print_table(console, [output], published=published, fmt="rich", metric="mIoU",
-                    include_partial=include_partial)
+                    include_partial=include_partial, specs_dirs=specs)
         if demo:
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
-        failed = [o.eval_set for o in outcomes if o.status == "failed"]
-        if failed:
-            raise BenchError(f"{len(failed)} of {len(outcomes)} evaluation sets failed: {', '.join(failed)} (reasons above)")
+        report.raise_for_failures()

@@ -1,0 +1,236 @@
+"""The library's entry point: evaluate a model, score saved predictions, read results, make Table 1.
+
+The `bench` commands are thin wrappers around these functions; notebooks and scripts call them
+directly::
+
+    from catseg_bench import api
+
+    report = api.evaluate("catseg-b", datasets="domain:medical", data_root="~/mess", output="runs")
+    frame = api.load_results(["runs"])                 # tidy pandas DataFrame
+    print(api.make_table(frame, published="seed", fmt="markdown"))
+
+Errors are plain exceptions (`catseg_bench.errors.BenchError` and the model's errors) whose message
+names the file, the option and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from catseg_bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from catseg_bench.distributed import World
+    from catseg_bench.runner import SetOutcome
+    from catseg_bench.segmenters import Segmenter
+    from catseg_bench.specs import EvalSet
+    from catseg_bench.tables import Table
+
+DEFAULT_OUTPUT = Path("bench_out")
+ProgressCallback = Callable[[str, int, int], None]  # (eval set, images done, images in the set)
+
+
+@dataclass
+class RunReport:
+    """What one `evaluate` / `score_predictions` call did, per evaluation set."""
+
+    model_id: str
+    untrained: bool
+    output: Path  # the output root; results are in output/<model id>/
+    outcomes: list[SetOutcome]
+    world: World
+
+    @property
+    def result_dir(self) -> Path:
+        return self.output / self.model_id
+
+    @property
+    def failed(self) -> list[SetOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def raise_for_failures(self) -> None:
+        """A BenchError naming the failed sets (their reasons are in `outcomes`)."""
+        if self.failed:
+            names = ", ".join(o.eval_set for o in self.failed)
+            raise BenchError(f"{len(self.failed)} of {len(self.outcomes)} evaluation sets failed: {names} (reasons above)")
+
+    def results(self) -> pd.DataFrame:
+        """The results this run wrote (and any earlier ones of this model in the folder), as `load_results`."""
+        return load_results([self.result_dir])
+
+
+def select(datasets: str = "all", specs_dirs: Sequence[Path | str] = (), benchmark: str = "mess") -> list[EvalSet]:
+    """Evaluation sets for a selection: ``all``, ``domain:NAME`` or ``NAME[,NAME...]`` (datasets or eval sets)."""
+    from catseg_bench.selection import select_eval_sets
+    from catseg_bench.specs import load_all
+
+    specs, benchmarks = load_all([Path(p) for p in specs_dirs])
+    if benchmark not in benchmarks:
+        raise BenchError(f"--benchmark {benchmark}: no such benchmark spec; known: {', '.join(benchmarks)}")
+    return select_eval_sets(datasets, specs, benchmarks[benchmark])
+
+
+def build_segmenter(
+    model: str,
+    *,
+    checkpoint: str | None = None,
+    model_args: Mapping[str, Any] | str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    mode: str = "sliding",
+    seed: int = 0,
+) -> Segmenter:
+    """A registered segmenter (or ``module:Class``), built on `device` with the run options it takes."""
+    from catseg_bench import registry
+    from catseg_bench.segmenters import resolve_device
+
+    args = registry.parse_model_args(model_args) if isinstance(model_args, str) or model_args is None else model_args
+    return registry.build_segmenter(
+        model, args, device=resolve_device(device), precision=precision, checkpoint=checkpoint, mode=mode, seed=seed
+    )
+
+
+def evaluate(
+    model: str | Segmenter,
+    datasets: str | Sequence[EvalSet] = "all",
+    data_root: Path | str | None = None,
+    output: Path | str = DEFAULT_OUTPUT,
+    *,
+    checkpoint: str | None = None,
+    model_args: Mapping[str, Any] | str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    mode: str = "sliding",
+    seed: int = 0,
+    specs_dirs: Sequence[Path | str] = (),
+    limit: int | None = None,
+    batch_size: int = 1,
+    workers: int = 2,
+    save_predictions: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Evaluate `model` on the selected evaluation sets; results go to ``output/<model id>/``.
+
+    `model` is a registered name (`bench models list`), ``module:Class``, or a segmenter instance
+    (then `checkpoint` and `model_args` are not used). Finished sets whose result is current are
+    skipped, interrupted ones resume, and one failing set does not stop the others: check
+    ``report.failed`` (or call ``report.raise_for_failures()``). Under ``torchrun`` every process
+    calls this; images are sharded and the result files equal a one-process run's.
+    """
+    from catseg_bench import distributed
+    from catseg_bench.data import resolve_data_root
+    from catseg_bench.runner import BenchmarkRunner, RunOptions
+    from catseg_bench.segmenters import is_untrained, resolve_device
+
+    eval_sets = select(datasets, specs_dirs) if isinstance(datasets, str) else list(datasets)
+    root = resolve_data_root(Path(data_root).expanduser() if data_root is not None else None)
+    torch_device = _bind_device(resolve_device(device))
+    world = distributed.init_world(torch_device)
+    try:
+        if isinstance(model, str):
+            segmenter = build_segmenter(model, checkpoint=checkpoint, model_args=model_args, device=str(torch_device),
+                                        precision=precision, mode=mode, seed=seed)
+        elif checkpoint is not None or model_args:
+            raise BenchError("evaluate(): checkpoint and model_args apply to a model name, not to a segmenter instance")
+        else:
+            segmenter = model
+        options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
+                             limit=limit, save_predictions=save_predictions)
+        outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
+    finally:
+        distributed.shutdown(world)
+    return RunReport(segmenter.model_id, is_untrained(segmenter), Path(output), outcomes, world)
+
+
+def _bind_device(device):
+    """Under torchrun each process takes its own GPU (LOCAL_RANK) unless one was named."""
+    import torch
+
+    from catseg_bench import distributed
+
+    if device.type != "cuda":
+        return device
+    torch.cuda.set_device(device.index if device.index is not None else distributed.local_rank())
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def score_predictions(
+    pred_dir: Path | str,
+    datasets: str,
+    data_root: Path | str | None = None,
+    output: Path | str = DEFAULT_OUTPUT,
+    model_id: str | None = None,
+    *,
+    device: str = "cpu",
+    specs_dirs: Sequence[Path | str] = (),
+    workers: int = 2,
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
+    """MESS scores of saved prediction PNGs (named like the labels; see `catseg_bench.segmenters.predictions`).
+
+    Runs through the same runner as `evaluate` (resume, sharding, atomic result files). Naming one
+    subset of a composite dataset (``paxray4.lungs``) reads its PNGs from `pred_dir` itself.
+    """
+    from catseg_bench.segmenters.predictions import PredictionFolder
+
+    eval_sets = select(datasets, specs_dirs)
+    flat = len(eval_sets) == 1 and eval_sets[0].subset is not None and datasets.strip() == eval_sets[0].name
+    segmenter = PredictionFolder(Path(pred_dir), model_id=model_id, flat=flat)
+    return evaluate(segmenter, eval_sets, data_root, output, device=device, workers=workers, on_progress=on_progress)
+
+
+def load_results(dirs: Sequence[Path | str], specs_dirs: Sequence[Path | str] = ()) -> pd.DataFrame:
+    """Every result file under `dirs` (recursively) as a tidy DataFrame (`catseg_bench.frame.COLUMNS`):
+    one row per model x eval set x metric, with domain, partial/untrained flags and provenance."""
+    from catseg_bench.frame import results_frame
+    from catseg_bench.results import load_results as read_all
+    from catseg_bench.specs import load_specs
+
+    return results_frame(read_all(dirs), load_specs([Path(p) for p in specs_dirs]))
+
+
+def make_table(
+    results: pd.DataFrame | Sequence[Path | str] | None = None,
+    published: str | Path | None = "seed",
+    fmt: str = "markdown",
+    *,
+    metric: str = "mIoU",
+    include_partial: bool = False,
+    compare: Mapping[str, str] | None = None,
+    digits: int = 2,
+    specs_dirs: Sequence[Path | str] = (),
+    benchmark: str = "mess",
+) -> str | Table:
+    """Table 1 from `results` (a `load_results` frame, or result folders) beside a published table.
+
+    ``fmt`` is markdown, latex or csv (a string), or ``table`` for the `Table` object itself.
+    """
+    from catseg_bench.aggregate import aggregate_results
+    from catseg_bench.results import load_published
+    from catseg_bench.specs import load_benchmark, load_specs
+    from catseg_bench.tables import RENDERERS, build_table
+
+    if fmt != "table" and fmt not in RENDERERS:
+        raise BenchError(f"--format {fmt!r}: use {', '.join(RENDERERS)} (or 'table' from Python)")
+    dirs = [Path(p) for p in specs_dirs]
+    specs = load_specs(dirs)
+    bench = load_benchmark(benchmark, dirs)
+    if results is None:
+        results = []
+    elif isinstance(results, (str, Path)):
+        results = [results]
+    frame = results if not isinstance(results, Sequence) else load_results(results, specs_dirs)
+    rows = aggregate_results(frame, bench, specs, metric, include_partial=include_partial)
+    reference = None if published is None or str(published) == "none" else load_published(published)
+    if not rows and reference is None:
+        raise BenchError("nothing to show: give result folders, or --published seed|mess2023")
+    table = build_table(rows, reference, bench, specs, metric=metric, compare=compare)
+    return table if fmt == "table" else RENDERERS[fmt](table, digits)
