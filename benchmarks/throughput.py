@@ -19,7 +19,7 @@ import torch
 
 import model as catseg_model
 from catseg_bench.commands.speed import measure_speed
-from catseg_bench.files import atomic_write_json
+from model.common.files import atomic_write_json
 from model.inference import MODES, PRECISIONS
 
 

@@ -50,7 +50,7 @@ import torch
 
 import catseg_bench
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
+from model.common.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.specs import EvalSet
 

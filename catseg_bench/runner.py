@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from catseg_bench import distributed
+from model.common import world as distributed
 from catseg_bench.data import open_eval_set
 from catseg_bench.data.decode import encode_label_png
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
+from model.common.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.random_baseline import count_label_pixels, uniform_prediction_confusion

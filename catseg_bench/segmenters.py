@@ -6,7 +6,6 @@ and add it to :func:`build_segmenter`; the runner, resume, scoring and tables ne
 
 from __future__ import annotations
 
-import re
 from typing import Any, Protocol
 
 import numpy as np
@@ -75,24 +74,6 @@ class CatSegSegmenter:
         return predict_labels(
             self.net, images, self.class_embeds, mode=self.mode, precision=self.precision, original_sizes=original_sizes
         )
-
-
-def resolve_device(value: str) -> torch.device:
-    """`auto` is the GPU when there is one; asking for a CUDA device that is not there is an error."""
-    if value == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cuda = re.fullmatch(r"cuda(?::(\d+))?", value)
-    if value != "cpu" and cuda is None:
-        raise BenchError(f"--device {value}: choose auto, cpu or cuda[:N]")
-    if cuda is not None:
-        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if visible == 0:
-            raise BenchError(f"--device {value}: no CUDA device is visible; use --device cpu or auto")
-        if int(cuda.group(1) or 0) >= visible:
-            raise BenchError(
-                f"--device {value}: only {visible} CUDA device(s) are visible; use cuda:0 to cuda:{visible - 1}"
-            )
-    return torch.device(value)
 
 
 def build_segmenter(

@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_json, read_marker
+from catseg_bench.files import read_marker
+from model.common.files import atomic_write_json
 from catseg_bench.specs import DatasetSpec
 
 SYNTH_MANIFEST = "catseg_synth.json"

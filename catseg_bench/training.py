@@ -17,12 +17,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from catseg_bench import distributed
+from model.common import world as distributed
 from catseg_bench.data import open_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
-from catseg_bench.files import atomic_write_json
+from model.common.files import atomic_write_json
 from catseg_bench.runner import BenchmarkRunner, RunOptions
 from catseg_bench.segmenters import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir

@@ -113,8 +113,8 @@ def predict(
 ) -> None:
     """Segment IMAGE into the given classes with CAT-Seg."""
     import model as catseg_model
-    from catseg_bench.files import atomic_write_bytes
-    from catseg_bench.segmenters import resolve_device
+    from model.common.files import atomic_write_bytes
+    from model.common.device import resolve_device
     from model.inference import MODES, PRECISIONS
 
     console = Console()

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from catseg_bench import distributed
+from model.common import world as distributed
 from catseg_bench.data import resolve_data_root
 from catseg_bench.errors import BenchError
 from catseg_bench.runner import RANDOM_MODEL, BenchmarkRunner, RunOptions, SetOutcome
@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of random weights (no --checkpoint) and of the demo's data."),
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
-        from catseg_bench.segmenters import build_segmenter, resolve_device  # loads the model code: not for every `bench`
+        from catseg_bench.segmenters import build_segmenter  # loads the model code: not for every `bench`
+        from model.common.device import resolve_device
 
         console = Console(stderr=False)
         torch_device = resolve_device("cpu" if demo else device)

@@ -146,7 +146,7 @@ def speed(
     import json
 
     import model as catseg_model
-    from catseg_bench.segmenters import resolve_device
+    from model.common.device import resolve_device
     from model.inference import MODES, PRECISIONS
 
     precisions = [p.strip() for p in precision.split(",")]

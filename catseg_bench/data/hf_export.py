@@ -21,7 +21,8 @@ from pathlib import Path
 from catseg_bench.data.decode import encode_label_png, label_array
 from catseg_bench.data.evalsets import EvalSetDataset
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_json, read_marker
+from catseg_bench.files import read_marker
+from model.common.files import atomic_write_json
 from catseg_bench.specs import EvalSet
 
 EXPORT_MARKER = "catseg_bench_export.json"

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_json
+from model.common.files import atomic_write_json
 from catseg_bench.prepare import download as dl
 from catseg_bench.prepare.extract import extract
 from catseg_bench.prepare.verify import verify_prepared
