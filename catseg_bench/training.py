@@ -19,6 +19,7 @@ import torch
 
 from model.common import world as distributed
 from catseg_bench.data import open_eval_set
+from catseg_bench.demo import DEMO_MODEL
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
@@ -112,7 +113,6 @@ def periodic_evaluator(model_name: str, options: EvalOptions, output_dir: Path, 
 
 
 # ---------------------------------------------------------------------------------- demo
-DEMO_MODEL = "catseg-tiny"
 DEMO_TRAIN_SCENES = 256
 DEMO_HELDOUT_SCENES = 8
 DEMO_HELDOUT_SEED_OFFSET = 10_000  # held-out scenes come from another stream than the training ones

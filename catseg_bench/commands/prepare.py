@@ -11,9 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from catseg_bench.errors import BenchError
-from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset
-from catseg_bench.prepare.download import MIRROR_ENV, Fetcher
-from catseg_bench.prepare.pipeline import DEFAULT_DOWNLOADS
+from catseg_bench.prepare.download import DEFAULT_DOWNLOADS, MIRROR_ENV, Fetcher
 from catseg_bench.specs import load_all, training_specs_dir
 
 
@@ -38,6 +36,8 @@ def register(app: typer.Typer) -> None:
         behind a registration (BDD100K, ISPRS Potsdam, UAVid, FloodNet, CryoNuSeg) print which files to
         fetch by hand and where to put them, and are picked up on the next run.
         """
+        from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset
+
         all_specs, benchmarks = load_all([*specs, training_specs_dir()])
         selected = _select(names, all_specs, benchmarks)
         data_root.mkdir(parents=True, exist_ok=True)

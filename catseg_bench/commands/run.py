@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
 import typer
 from rich.console import Console
 from rich.panel import Panel
@@ -14,16 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from model.common import world as distributed
-from catseg_bench.data import resolve_data_root
+from catseg_bench.demo import DEMO_MODEL
 from catseg_bench.errors import BenchError
-from catseg_bench.runner import RANDOM_MODEL, BenchmarkRunner, RunOptions, SetOutcome
 from catseg_bench.selection import select_eval_sets
 from catseg_bench.specs import load_all
-from catseg_bench.synth import write_suite
-from catseg_bench.tables import print_table
 
-DEMO_MODEL = "catseg-tiny"
+if TYPE_CHECKING:
+    from catseg_bench.runner import SetOutcome
 DEMO_IMAGES_PER_SET = 2
 DEMO_NOTICE = (
     "DEMO: catseg-tiny with UNTRAINED (random, seeded) weights on a SYNTHETIC suite. "
@@ -90,7 +86,14 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of random weights (no --checkpoint) and of the demo's data."),
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
-        from catseg_bench.segmenters import build_segmenter  # loads the model code: not for every `bench`
+        import torch  # the model code and torch load here, not for every `bench`
+
+        from catseg_bench.data import resolve_data_root
+        from catseg_bench.runner import RANDOM_MODEL, BenchmarkRunner, RunOptions
+        from catseg_bench.segmenters import build_segmenter
+        from catseg_bench.synth import write_suite
+        from catseg_bench.tables import print_table
+        from model.common import world as distributed
         from model.common.device import resolve_device
 
         console = Console(stderr=False)

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -44,6 +43,8 @@ class SpeedResult:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -55,6 +56,8 @@ def synthetic_images(count: int, size: tuple[int, int], seed: int) -> list[np.nd
 def measure_speed(net, *, precision: str, mode: str, classes: int, batch: int, images: int,
                   image_size: tuple[int, int] = (480, 640), warmup: int = 1, seed: int = 0) -> SpeedResult:
     """Time `predict_labels` of `net` on `images` synthetic images, `batch` per forward."""
+    import torch
+
     from model import encode_classes, predict_labels, resize_short_side
 
     device = net.device
@@ -144,6 +147,8 @@ def speed(
 ) -> None:
     """Measure images/s and peak memory of CAT-Seg inference."""
     import json
+
+    import torch
 
     import model as catseg_model
     from model.common.device import resolve_device

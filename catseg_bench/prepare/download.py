@@ -39,6 +39,7 @@ from model.common.download import DownloadError, Progress, check_sha256, fetch_r
 from model.common.files import atomic_write_bytes
 
 MIRROR_ENV = "CATSEG_BENCH_MIRROR"
+DEFAULT_DOWNLOADS = ".bench-downloads"  # under the data root, unless --download-dir says otherwise
 MAX_DRIVE_HOPS = 3  # Drive's confirmation pages followed before giving up
 USER_AGENT = "catseg-bench-prepare/0.1 (+https://github.com/blumenstiel/MESS datasets)"
 

@@ -37,7 +37,6 @@ from catseg_bench.specs import DatasetSpec
 
 DONE_MARKER = ".bench-prepared.json"
 WORK_DIR = ".bench-prepare"
-DEFAULT_DOWNLOADS = ".bench-downloads"
 _STEPS_DIR = ".steps"
 _SOURCE_KEYS = {"url", "name", "sha256", "password", "alternatives", "folder"}
 
