@@ -42,7 +42,12 @@ class Aggregate:
         return self.domains[column]
 
 
-def _mean(values: list[float | None]) -> float | None:
+def complete_mean(values: Sequence[float | None]) -> float | None:
+    """The mean of `values`; None when there are none or any is None (MESS averages only complete groups).
+
+    The one rule for a composite dataset's score (PAXRay-4: the mean of its subsets), a domain's and
+    the Mean column.
+    """
     if not values or any(v is None for v in values):
         return None
     return sum(values) / len(values)  # type: ignore[arg-type]
@@ -68,10 +73,10 @@ def aggregate(
                 missing.append(name)
             continue
         parts = [scores.get(eval_set.name) for eval_set in spec.eval_sets()]
-        datasets[name] = _mean(parts)
+        datasets[name] = complete_mean(parts)
         missing.extend(e.name for e, v in zip(spec.eval_sets(), parts) if v is None)
-    domains = {domain.name: _mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
-    return Aggregate(datasets, domains, _mean(list(datasets.values())), tuple(missing))
+    domains = {domain.name: complete_mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
+    return Aggregate(datasets, domains, complete_mean(list(datasets.values())), tuple(missing))
 
 
 def columns(benchmark: Benchmark) -> list[str]:

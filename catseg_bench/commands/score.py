@@ -106,20 +106,18 @@ def score(
     from rich.console import Console
     from rich.table import Table
 
+    from catseg_bench.aggregate import complete_mean
     from catseg_bench.data import open_eval_set, resolve_data_root
     from catseg_bench.results import read_result
-    from catseg_bench.specs import load_specs
+    from catseg_bench.selection import select_eval_sets
+    from catseg_bench.specs import load_all
 
-    specs = load_specs(specs_dirs)
-    spec_name, _, subset = dataset_name.partition(".")
-    if spec_name not in specs:
-        raise BenchError(f"--dataset {dataset_name}: no such dataset; see `bench datasets list` (add yours with --specs DIR)")
-    eval_sets = specs[spec_name].eval_sets()
-    if subset:
-        eval_sets = [e for e in eval_sets if e.name == dataset_name]
-        if not eval_sets:
-            names = ", ".join(e.name for e in specs[spec_name].eval_sets())
-            raise BenchError(f"--dataset {dataset_name}: no such subset; {spec_name} has: {names}")
+    specs, benchmarks = load_all(specs_dirs)
+    eval_sets = select_eval_sets(dataset_name, specs, benchmarks["mess"])
+    spec_name = eval_sets[0].spec.name
+    if any(es.spec.name != spec_name for es in eval_sets):
+        raise BenchError(f"--dataset {dataset_name}: selects several datasets; score one dataset (or one eval set) at a time")
+    subset = dataset_name.strip() not in specs
     if not pred.is_dir():
         raise BenchError(f"{pred}: --pred is not a folder")
     root = resolve_data_root(data_root)
@@ -141,7 +139,7 @@ def score(
         cells = [metrics[m] for m in ("mIoU", "CoI-mIoU", "pACC")]
         summary.add_row(eval_set.name, str(len(dataset)), *("–" if v is None else f"{v:.2f}" for v in cells))
     if len(eval_sets) > 1:
-        mean = None if any(v is None for v in mious) else sum(mious) / len(mious)
+        mean = complete_mean(mious)
         summary.add_row(f"{spec_name} (mean of subsets)", "", "–" if mean is None else f"{mean:.2f}", "", "")
     console = Console()
     console.print(summary)
