@@ -24,6 +24,9 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+INSTALL_EXTRA = 'pip install "catseg-bench[prepare]"'
+"""The install line for the packages only some preparations need (libarchive-c, tifffile)."""
+
 
 def __getattr__(name: str):
     if name not in _EXPORTS:
