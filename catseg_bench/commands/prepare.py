@@ -37,10 +37,10 @@ def register(app: typer.Typer) -> None:
         behind a registration (BDD100K, ISPRS Potsdam, UAVid, FloodNet, CryoNuSeg) print which files to
         fetch by hand and where to put them, and are picked up on the next run.
         """
-        from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset
-
         all_specs, benchmarks = load_all([*specs, training_specs_dir()])
         selected = _select(names, all_specs, benchmarks)
+        from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset  # the pipeline loads torch
+
         data_root.mkdir(parents=True, exist_ok=True)
         downloads = download_dir or data_root / DEFAULT_DOWNLOADS
         fetcher = Fetcher.from_env(mirror)
