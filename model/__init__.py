@@ -9,7 +9,7 @@ The names below load on first use (PEP 562), so `import model.common.files` does
 
 from __future__ import annotations
 
-import importlib
+from model.common.lazy import lazy_exports
 
 _EXPORTS = {
     "CATSeg": "model.catseg",
@@ -27,12 +27,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

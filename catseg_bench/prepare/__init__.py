@@ -12,7 +12,7 @@ loading the pipeline (and torch through the data readers).
 
 from __future__ import annotations
 
-import importlib
+from model.common.lazy import lazy_exports
 
 _EXPORTS = {
     "Outcome": "catseg_bench.prepare.pipeline",
@@ -28,9 +28,4 @@ INSTALL_EXTRA = 'pip install "catseg-bench[prepare]"'
 """The install line for the packages only some preparations need (libarchive-c, tifffile)."""
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'catseg_bench.prepare' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
