@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-import model as catseg_model
 from catseg_bench.commands.speed import measure_speed
+import model as catseg_model
 from model.common.files import atomic_write_json
 from model.inference import MODES, PRECISIONS
 

@@ -18,9 +18,9 @@ from typing import Mapping, Sequence
 
 from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, aggregate_results, columns, delta
 from catseg_bench.errors import BenchError
-from model.common.files import atomic_write_bytes
 from catseg_bench.results import PublishedTable, load_published, load_results
 from catseg_bench.specs import Benchmark, DatasetSpec, load_benchmark, load_specs
+from model.common.files import atomic_write_bytes
 
 MISSING = "–"
 PUBLISHED, OURS, DELTA = "published", "ours", "delta"
