@@ -11,7 +11,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from catseg_bench.errors import BenchError
+
+if TYPE_CHECKING:  # torch loads when a measurement runs, not for every `bench`
+    import torch
 
 
 @dataclass
