@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
-from catseg_bench.commands.speed import measure_speed
 import model as catseg_model
+from catseg_bench.commands.speed import measure_speed
+from model.common.device import PRECISIONS
 from model.common.files import atomic_write_json
-from model.inference import MODES, PRECISIONS
+from model.inference import MODES
 
 
 def _int_list(value: str) -> list[int]:

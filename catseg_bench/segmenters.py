@@ -13,7 +13,8 @@ import torch
 
 import model as catseg_model
 from catseg_bench.errors import BenchError
-from model.inference import MODES, PRECISIONS, predict_labels, resize_short_side
+from model.common.device import PRECISIONS
+from model.inference import MODES, predict_labels, resize_short_side
 
 
 class Segmenter(Protocol):

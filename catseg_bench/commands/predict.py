@@ -113,9 +113,9 @@ def predict(
 ) -> None:
     """Segment IMAGE into the given classes with CAT-Seg."""
     import model as catseg_model
+    from model.common.device import PRECISIONS, resolve_device
     from model.common.files import atomic_write_bytes
-    from model.common.device import resolve_device
-    from model.inference import MODES, PRECISIONS
+    from model.inference import MODES
 
     console = Console()
     class_names = parse_classes(classes, classes_file)

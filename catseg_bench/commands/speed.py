@@ -155,7 +155,8 @@ def speed(
 
     import model as catseg_model
     from model.common.device import resolve_device
-    from model.inference import MODES, PRECISIONS
+    from model.common.device import PRECISIONS
+    from model.inference import MODES
 
     precisions = [p.strip() for p in precision.split(",")]
     for p in precisions:
