@@ -19,8 +19,9 @@ import torch
 
 import model as catseg_model
 from catseg_bench.commands.speed import measure_speed
-from catseg_bench.files import atomic_write_json
-from model.inference import MODES, PRECISIONS
+from model.common.device import PRECISIONS
+from model.common.files import atomic_write_json
+from model.inference import MODES
 
 
 def _int_list(value: str) -> list[int]:

@@ -45,7 +45,12 @@ class Aggregate:
         return self.domains[column]
 
 
-def _mean(values: list[float | None]) -> float | None:
+def complete_mean(values: Sequence[float | None]) -> float | None:
+    """The mean of `values`; None when there are none or any is None (MESS averages only complete groups).
+
+    The one rule for a composite dataset's score (PAXRay-4: the mean of its subsets), a domain's and
+    the Mean column.
+    """
     if not values or any(v is None for v in values):
         return None
     return sum(values) / len(values)  # type: ignore[arg-type]
@@ -53,7 +58,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def subset_mean(spec: DatasetSpec, scores: Mapping[str, float | None]) -> float | None:
     """A composite dataset's score (PAXRay-4): the mean of its subsets' scores, None when one is missing."""
-    return _mean([scores.get(eval_set.name) for eval_set in spec.eval_sets()])
+    return complete_mean([scores.get(eval_set.name) for eval_set in spec.eval_sets()])
 
 
 def aggregate(
@@ -77,8 +82,8 @@ def aggregate(
             continue
         datasets[name] = subset_mean(spec, scores)
         missing.extend(e.name for e in spec.eval_sets() if scores.get(e.name) is None)
-    domains = {domain.name: _mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
-    return Aggregate(datasets, domains, _mean(list(datasets.values())), tuple(missing))
+    domains = {domain.name: complete_mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
+    return Aggregate(datasets, domains, complete_mean(list(datasets.values())), tuple(missing))
 
 
 def columns(benchmark: Benchmark) -> list[str]:

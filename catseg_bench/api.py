@@ -24,7 +24,7 @@ from catseg_bench.errors import BenchError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from catseg_bench.distributed import World
+    from model.common.world import World
     from catseg_bench.runner import SetOutcome
     from catseg_bench.segmenters import Segmenter
     from catseg_bench.specs import EvalSet
@@ -90,7 +90,7 @@ def build_segmenter(
 ) -> Segmenter:
     """A registered segmenter (or ``module:Class``), built on `device` with the run options it takes."""
     from catseg_bench import registry
-    from catseg_bench.segmenters import resolve_device
+    from model.common.device import resolve_device
 
     args = registry.parse_model_args(model_args) if isinstance(model_args, str) or model_args is None else model_args
     return registry.build_segmenter(
@@ -125,10 +125,11 @@ def evaluate(
     ``report.failed`` (or call ``report.raise_for_failures()``). Under ``torchrun`` every process
     calls this; images are sharded and the result files equal a one-process run's.
     """
-    from catseg_bench import distributed
     from catseg_bench.data import resolve_data_root
     from catseg_bench.runner import BenchmarkRunner, RunOptions
-    from catseg_bench.segmenters import is_untrained, resolve_device
+    from catseg_bench.segmenters import is_untrained
+    from model.common import world as distributed
+    from model.common.device import resolve_device
 
     eval_sets = select(datasets, specs_dirs) if isinstance(datasets, str) else list(datasets)
     root = resolve_data_root(Path(data_root).expanduser() if data_root is not None else None)
@@ -154,7 +155,7 @@ def _bind_device(device):
     """Under torchrun each process takes its own GPU (LOCAL_RANK) unless one was named."""
     import torch
 
-    from catseg_bench import distributed
+    from model.common import world as distributed
 
     if device.type != "cuda":
         return device
@@ -182,6 +183,8 @@ def score_predictions(
     from catseg_bench.segmenters.predictions import PredictionFolder
 
     eval_sets = select(datasets, specs_dirs)
+    if len({e.spec.name for e in eval_sets}) > 1:
+        raise BenchError(f"--dataset {datasets}: selects several datasets; score one dataset (or one eval set) at a time")
     flat = len(eval_sets) == 1 and eval_sets[0].subset is not None and datasets.strip() == eval_sets[0].name
     segmenter = PredictionFolder(Path(pred_dir), model_id=model_id, flat=flat)
     return evaluate(segmenter, eval_sets, data_root, output, device=device, workers=workers, on_progress=on_progress)

@@ -1,14 +1,13 @@
-"""The one exception type for user-facing problems.
+"""The one exception type for problems a user can fix.
 
-It subclasses the ClickException that typer's command runner catches, so `bench` prints it as one
-line, ``Error: <message>``, and exits with status 1 without a traceback.
+A plain exception: the library raises it, and only `catseg_bench.cli` turns it into the one-line
+``Error: <message>`` and exit status 1 of the `bench` command.
 """
 
-try:  # typer >= 0.26 runs on a vendored copy of click and catches only that copy's exceptions
-    from typer._click.exceptions import ClickException
-except ImportError:
-    from click import ClickException
 
-
-class BenchError(ClickException):
+class BenchError(Exception):
     """A problem the user can fix: the message names the file (or option) and the fix, on one line."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

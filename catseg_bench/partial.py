@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catseg_bench.files import atomic_write_bytes
+from model.common.files import atomic_write_bytes
 
 
 @dataclass

@@ -52,9 +52,9 @@ import torch
 
 import catseg_bench
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.specs import EvalSet
+from model.common.files import atomic_write_bytes
 
 SCHEMA = "catseg-bench/result"
 SCHEMA_VERSION = 1

@@ -20,17 +20,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from catseg_bench import distributed
 from catseg_bench.data import open_eval_set
 from catseg_bench.data.decode import encode_label_png
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.random_baseline import count_label_pixels
 from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
 from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
 from catseg_bench.specs import EvalSet
+from model.common import world as distributed
+from model.common.files import atomic_write_bytes
 
 # How often an eval set's partial confusion matrix is persisted (seconds; 0 = after every batch).
 PROGRESS_SECONDS_ENV = "CATSEG_BENCH_PROGRESS_SECONDS"

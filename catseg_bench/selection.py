@@ -1,6 +1,12 @@
-"""Turn a `--datasets` value into the evaluation sets to run, in benchmark (Table 1) order."""
+"""The one grammar every command uses to select datasets: `all`, `domain:NAME`, or names.
+
+`all` is the benchmark's datasets; `domain:NAME` a MESS domain (or the domain of your own specs);
+otherwise a comma list of dataset names (`paxray4`) or evaluation-set names (`paxray4.lungs`).
+"""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import Benchmark, DatasetSpec, EvalSet
@@ -36,6 +42,12 @@ def select_eval_sets(value: str, specs: dict[str, DatasetSpec], benchmark: Bench
     return selected
 
 
+def select_datasets(names: Sequence[str], specs: dict[str, DatasetSpec], benchmark: Benchmark) -> list[DatasetSpec]:
+    """The datasets (whole specs, in selection order) that `names` select; an eval set selects its dataset."""
+    chosen = select_eval_sets(",".join(names), specs, benchmark)
+    return [specs[name] for name in dict.fromkeys(es.spec.name for es in chosen)]
+
+
 def _find(item: str, specs: dict[str, DatasetSpec]) -> list[EvalSet]:
     if item in specs:
         return specs[item].eval_sets()
@@ -43,8 +55,8 @@ def _find(item: str, specs: dict[str, DatasetSpec]) -> list[EvalSet]:
         for eval_set in spec.eval_sets():
             if eval_set.name == item:
                 return [eval_set]
-    spec_name, _, subset = item.partition(".")
-    if subset and spec_name in specs:
-        names = ", ".join(e.name for e in specs[spec_name].eval_sets())
-        raise BenchError(f"--datasets {item}: no such subset; {spec_name} has: {names}")
+    spec_name, dot, _ = item.partition(".")
+    if dot and spec_name in specs:
+        names = ", ".join(es.name for es in specs[spec_name].eval_sets())
+        raise BenchError(f"dataset '{item}': no such subset; {spec_name} has: {names}")
     raise BenchError(f"unknown dataset '{item}'; see `bench datasets list` (add your own with --specs DIR)")

@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_json, read_marker
+from catseg_bench.files import read_marker
 from catseg_bench.specs import DatasetSpec
+from model.common.files import atomic_write_json
 
 SYNTH_MANIFEST = "catseg_synth.json"
 SYNTH_FORMAT = "catseg-bench-synth"

@@ -18,9 +18,9 @@ from typing import Mapping, Sequence
 
 from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, columns, delta
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
 from catseg_bench.results import PublishedTable
 from catseg_bench.specs import Benchmark, DatasetSpec
+from model.common.files import atomic_write_bytes
 
 MISSING = "–"
 PUBLISHED, OURS, DELTA = "published", "ours", "delta"

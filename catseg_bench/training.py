@@ -17,20 +17,21 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from catseg_bench import distributed
 from catseg_bench.data import open_eval_set
+from catseg_bench.demo import DEMO_MODEL
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
 from catseg_bench.random_baseline import uniform_prediction_confusion
-from catseg_bench.files import atomic_write_json
 from catseg_bench.runner import BenchmarkRunner, RunOptions
 from catseg_bench.segmenters.catseg import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
 from model.catseg import CATSeg
+from model.common import world as distributed
+from model.common.files import atomic_write_json
 from model.factory import create_model
 from model.inference import predict_labels
 from model.text import encode_classes
-from model.training.loop import TrainingSet, TrainSettings, World, read_log, train
+from model.training.loop import TrainingSet, TrainSettings, read_log, train
 from model.training.synthetic import SyntheticScenes
 
 def load_training_spec(value: str) -> DatasetSpec:
@@ -95,11 +96,11 @@ class EvalOptions:
 def periodic_evaluator(model_name: str, options: EvalOptions, output_dir: Path, log: Callable[[str], None]):
     """The loop's `evaluate` callback: the runner on `options.eval_sets`, results under OUTPUT/eval/step_N/."""
 
-    def evaluate(net: CATSeg, step: int, world: World) -> dict[str, float]:
+    def evaluate(net: CATSeg, step: int, world: distributed.World) -> dict[str, float]:
         segmenter = TrainingSegmenter(net, model_name, step, options.mode, options.precision)
         run_options = RunOptions(data_root=options.data_root, output=Path(output_dir) / "eval" / f"step_{step:07d}",
                                  workers=options.workers, limit=options.limit)
-        runner = BenchmarkRunner(segmenter, run_options, net.device, distributed.World(world.rank, world.size))
+        runner = BenchmarkRunner(segmenter, run_options, net.device, world)
         metrics = {}
         for outcome in runner.run(list(options.eval_sets)):
             if outcome.miou is None:
@@ -113,7 +114,6 @@ def periodic_evaluator(model_name: str, options: EvalOptions, output_dir: Path, 
 
 
 # ---------------------------------------------------------------------------------- demo
-DEMO_MODEL = "catseg-tiny"
 DEMO_TRAIN_SCENES = 256
 DEMO_HELDOUT_SCENES = 8
 DEMO_HELDOUT_SEED_OFFSET = 10_000  # held-out scenes come from another stream than the training ones

@@ -3,24 +3,32 @@
     model = create_model("catseg-b", checkpoint="hub", device="cuda")
     text = encode_classes(model, ["sky", "building, edifice"])
     probs = predict_probs(model, [image_uint8_hwc], text)   # [(T, H, W) float32]
+
+The names below load on first use (PEP 562), so `import model.common.files` does not import torch.
 """
 
-from model.catseg import CATSeg
-from model.checkpoint import CheckpointError
-from model.configs import CATSegConfig
-from model.factory import create_model, get_config, list_models
-from model.inference import predict_labels, predict_probs, resize_short_side
-from model.text import encode_classes
+from __future__ import annotations
 
-__all__ = [
-    "CATSeg",
-    "CATSegConfig",
-    "CheckpointError",
-    "create_model",
-    "encode_classes",
-    "get_config",
-    "list_models",
-    "predict_labels",
-    "predict_probs",
-    "resize_short_side",
-]
+from model.common.lazy import lazy_exports
+
+_EXPORTS = {
+    "CATSeg": "model.catseg",
+    "CATSegConfig": "model.configs",
+    "CheckpointError": "model.checkpoint",
+    "create_model": "model.factory",
+    "encode_classes": "model.text",
+    "get_config": "model.factory",
+    "list_models": "model.factory",
+    "predict_labels": "model.inference",
+    "predict_probs": "model.inference",
+    "resize_short_side": "model.inference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -14,21 +14,18 @@ in its metadata (`save_safetensors`, `bench convert`).
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import pickle
-import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from model.aggregator import shifted_window_mask
+from model.common.download import DownloadError, check_sha256, download
+from model.common.files import atomic_write
 from model.configs import CONFIGS, CATSegConfig
 from model.weights import DEFAULT_TAG_ALIAS, Weights, get_weights, weights_at_url
 
@@ -48,7 +45,6 @@ OFFICIAL_TO_OURS: tuple[tuple[str, str], ...] = (
     ("upsample2.", "upsample2."),
 )
 SAFETENSORS_FORMAT = "catseg-bench"
-DOWNLOAD_CHUNK = 1 << 20
 LISTED_KEYS = 6  # how many offending keys an error message names
 
 
@@ -62,22 +58,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CATSEG_BENCH_CACHE", Path.home() / ".cache" / "catseg_bench"))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_sha256(path: Path, expected: str | None, origin: str) -> str:
-    actual = sha256_file(path)
-    if expected and actual != expected.lower():
-        raise CheckpointError(
-            f"{origin}: sha256 {actual} does not match the expected {expected}; the file is corrupt or not "
-            f"the published one: delete {path} and download it again"
-        )
-    return actual
+    try:
+        return check_sha256(path, expected, origin)
+    except DownloadError as exc:
+        raise CheckpointError(f"{exc}: delete {path} and download it again") from None
 
 
 def download_url(url: str, cache_dir: Path | None = None, expected_sha256: str | None = None) -> Path:
@@ -92,43 +79,12 @@ def download_url(url: str, cache_dir: Path | None = None, expected_sha256: str |
         url = urllib.parse.urlunsplit(parsed._replace(fragment=""))
     name = Path(urllib.parse.unquote(parsed.path)).name or "checkpoint.pth"
     target_dir = (cache_dir or default_cache_dir()) / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / name
-    if target.exists():
-        return target
-    part = target.with_name(name + ".part")
-    start = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            resumed = start > 0 and response.status == 206
-            if not resumed:
-                start = 0
-            length = response.headers.get("Content-Length")
-            expected_size = start + int(length) if length is not None else None
-            with open(part, "ab" if resumed else "wb") as out:
-                for block in iter(lambda: response.read(DOWNLOAD_CHUNK), b""):
-                    out.write(block)
-    except urllib.error.HTTPError as exc:
-        if exc.code != 416:  # 416: the range starts at the end, i.e. the .part file is complete
-            raise CheckpointError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from exc
-        expected_size = start
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        raise CheckpointError(
-            f"downloading {url} was interrupted ({exc}); {part} keeps what arrived: run again to resume"
-        ) from exc
-    size = part.stat().st_size
-    if expected_size is not None and size != expected_size:
-        raise CheckpointError(
-            f"downloading {url} stopped at {size} of {expected_size} bytes; {part} keeps what arrived: "
-            "run again to resume"
-        )
-    try:
-        _check_sha256(part, expected_sha256, url)
-    except CheckpointError:
-        part.unlink()
-        raise
-    os.replace(part, target)
+    if not target.exists():
+        try:
+            download(url, target, expected_sha256)
+        except DownloadError as exc:
+            raise CheckpointError(str(exc)) from None
     return target
 
 
@@ -334,26 +290,6 @@ def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tup
 
 
 # ----------------------------------------------------------------------------------- exporting
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Have `write(tmp)` fill a temp file beside `path`, then move it over `path`.
-
-    Readers see the old file or the whole new one; a failed write leaves no temp file behind (a
-    killed one leaves `<name>.*.tmp`, which `model.training.state.remove_partial_writes` clears).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_safetensors(state: dict[str, Tensor], config: CATSegConfig, path: Path, source_sha256: str | None) -> None:
     """Write our format atomically: canonical state dict + {format, model, source_sha256} metadata."""
     from safetensors.torch import save_file

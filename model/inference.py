@@ -29,6 +29,7 @@ from PIL import Image
 from torch import Tensor
 
 from model.catseg import CATSeg
+from model.common.device import PRECISIONS
 
 TEST_SHORT_SIDE = 640  # INPUT.MIN_SIZE_TEST
 TEST_MAX_SIDE = 2560  # INPUT.MAX_SIZE_TEST
@@ -36,7 +37,6 @@ SLIDING_GRID = 640  # out_res: the resized image the windows tile
 SLIDING_OVERLAP = 0.333  # stride = int(384 * (1 - 0.333)) = 256
 WHOLE_SIZE_DIVISIBILITY = 32  # MODEL.MASK_FORMER.SIZE_DIVISIBILITY (padding in whole mode)
 MODES = ("sliding", "whole")
-PRECISIONS = ("fp32", "bf16")
 
 
 def resized_shape(height: int, width: int, short: int = TEST_SHORT_SIDE, max_side: int = TEST_MAX_SIDE) -> tuple[int, int]:

@@ -4,7 +4,6 @@ names the problem. Downloads run against a local HTTP server; the hub through a 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import http.server
 import json

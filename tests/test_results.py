@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from catseg_bench import files
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.results import Timing, load_results, read_result, write_result
 from catseg_bench.specs import load_specs
+from model.common import files
 
 
 @pytest.fixture(scope="module")

@@ -182,7 +182,7 @@ def check_datasets(
 ) -> None:
     """Check prepared data: folders, pairing, counts, label values, image/label sizes. Exit 1 on any problem."""
     from catseg_bench.data import check_eval_set, expected_image_count, resolve_data_root
-    from catseg_bench.data.hf_export import export_dir, read_export_marker
+    from catseg_bench.data.hf_reader import export_dir, read_export_marker
 
     root = resolve_data_root(data_root)
     eval_sets = _eval_sets(names, load_specs(specs_dirs or ()), specs_dirs)

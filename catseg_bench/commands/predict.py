@@ -114,10 +114,10 @@ def predict(
 ) -> None:
     """Segment IMAGE into the given classes with CAT-Seg."""
     import model as catseg_model
-    from catseg_bench.files import atomic_write_bytes
-    from catseg_bench.segmenters import resolve_device
     from catseg_bench.segmenters.catseg import UNTRAINED, default_checkpoint
-    from model.inference import MODES, PRECISIONS
+    from model.common.device import PRECISIONS, resolve_device
+    from model.common.files import atomic_write_bytes
+    from model.inference import MODES
 
     console = Console()
     class_names = parse_classes(classes, classes_file)

@@ -11,16 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from catseg_bench.errors import BenchError
-from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset
-from catseg_bench.prepare.download import MIRROR_ENV, Fetcher
-from catseg_bench.prepare.pipeline import DEFAULT_DOWNLOADS
+from catseg_bench.prepare.download import DEFAULT_DOWNLOADS, MIRROR_ENV, Fetcher
+from catseg_bench.selection import select_datasets
 from catseg_bench.specs import load_all, training_specs_dir
 
 
 def register(app: typer.Typer) -> None:
     @app.command("prepare")
     def prepare(
-        names: list[str] = typer.Argument(..., help="Dataset names (see `bench datasets list`), `all` for the MESS benchmark, or a training set (coco_stuff_171)."),
+        names: list[str] = typer.Argument(..., help="all (the MESS benchmark), domain:NAME, dataset names (see `bench datasets list`) or a training set (coco_stuff_171)."),
         data_root: Path = typer.Option(..., "--data-root", help="Folder that receives the prepared datasets (created if missing)."),
         download_dir: Optional[Path] = typer.Option(
             None, "--download-dir", help=f"Where downloads go and manual files are looked for (default: DATA_ROOT/{DEFAULT_DOWNLOADS})."
@@ -40,6 +39,8 @@ def register(app: typer.Typer) -> None:
         """
         all_specs, benchmarks = load_all([*specs, training_specs_dir()])
         selected = _select(names, all_specs, benchmarks)
+        from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset  # the pipeline loads torch
+
         data_root.mkdir(parents=True, exist_ok=True)
         downloads = download_dir or data_root / DEFAULT_DOWNLOADS
         fetcher = Fetcher.from_env(mirror)
@@ -67,14 +68,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _select(names, all_specs, benchmarks):
-    if "all" in names:
-        if "mess" not in benchmarks:
-            raise BenchError("`all` needs the mess benchmark (dataset_specs/mess.toml)")
-        names = [n for n in names if n != "all"] + list(benchmarks["mess"].members)
-    unknown = [n for n in names if n not in all_specs]
-    if unknown:
-        raise BenchError(f"no dataset spec named {', '.join(unknown)}; see `bench datasets list` (add yours with --specs DIR)")
-    return [all_specs[n] for n in dict.fromkeys(names)]
+    if "mess" not in benchmarks:
+        raise BenchError("the mess benchmark (dataset_specs/mess.toml) is missing; reinstall catseg-bench")
+    return select_datasets(names, all_specs, benchmarks["mess"])
 
 
 def _summary(outcomes, failures) -> None:

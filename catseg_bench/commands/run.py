@@ -13,12 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from catseg_bench.demo import DEMO_MODEL
 from catseg_bench.errors import BenchError
 
 if TYPE_CHECKING:
     from catseg_bench.runner import SetOutcome
 
-DEMO_MODEL = "catseg-tiny"
 DEMO_IMAGES_PER_SET = 2
 DEMO_NOTICE = (
     "DEMO: catseg-tiny with UNTRAINED (random, seeded) weights on a SYNTHETIC suite. "

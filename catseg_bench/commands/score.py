@@ -16,8 +16,7 @@ import typer
 
 def score(
     dataset_name: str = typer.Option(
-        ..., "--dataset", "--datasets",
-        help="Dataset (kvasir_instrument, paxray4), one eval set (paxray4.lungs), NAME[,NAME...], domain:NAME or all.",
+        ..., "--dataset", help="Dataset (e.g. kvasir_instrument, paxray4) or one eval set (paxray4.lungs)."
     ),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Prepared data (default $CATSEG_BENCH_DATA)."),
     pred: Path = typer.Option(..., "--pred", help="Folder of prediction PNGs (class indices), named like the labels."),

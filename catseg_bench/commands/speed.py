@@ -11,15 +11,17 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from catseg_bench.errors import BenchError
+
+if TYPE_CHECKING:  # torch loads when a measurement runs, not for every `bench`
+    import torch
 
 
 @dataclass
@@ -44,6 +46,8 @@ class SpeedResult:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -55,6 +59,8 @@ def synthetic_images(count: int, size: tuple[int, int], seed: int) -> list[np.nd
 def measure_speed(net, *, precision: str, mode: str, classes: int, batch: int, images: int,
                   image_size: tuple[int, int] = (480, 640), warmup: int = 1, seed: int = 0) -> SpeedResult:
     """Time `predict_labels` of `net` on `images` synthetic images, `batch` per forward."""
+    import torch
+
     from model import encode_classes, predict_labels, resize_short_side
 
     device = net.device
@@ -145,9 +151,12 @@ def speed(
     """Measure images/s and peak memory of CAT-Seg inference."""
     import json
 
+    import torch
+
     import model as catseg_model
-    from catseg_bench.segmenters import resolve_device
-    from model.inference import MODES, PRECISIONS
+    from model.common.device import resolve_device
+    from model.common.device import PRECISIONS
+    from model.inference import MODES
 
     precisions = [p.strip() for p in precision.split(",")]
     for p in precisions:

@@ -90,7 +90,7 @@ def train_command(
 
     console = Console()
     if demo:
-        from catseg_bench.training import DEMO_MODEL
+        from catseg_bench.demo import DEMO_MODEL
 
         if model not in (None, DEMO_MODEL) or eval_sets:
             raise BenchError("--demo always trains catseg-tiny on synthetic scenes; drop --model/--eval-sets")

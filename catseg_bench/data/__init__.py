@@ -12,7 +12,8 @@ Public API::
 from catseg_bench.data.check import Finding, check_eval_set
 from catseg_bench.data.decode import decode_image, decode_label
 from catseg_bench.data.evalsets import EvalSetDataset, FolderEvalSet
-from catseg_bench.data.hf_export import EXPORT_MARKER, ExportedEvalSet, export_eval_set
+from catseg_bench.data.hf_export import export_eval_set
+from catseg_bench.data.hf_reader import EXPORT_MARKER, ExportedEvalSet
 from catseg_bench.data.source import DATA_ROOT_ENV, expected_image_count, open_eval_set, resolve_data_root
 
 __all__ = [

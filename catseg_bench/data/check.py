@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from catseg_bench.data.decode import decode_image, image_size, label_array
-from catseg_bench.data.hf_export import EXPORT_MARKER, ExportedEvalSet, find_export, load_export_rows
+from catseg_bench.data.hf_reader import EXPORT_MARKER, ExportedEvalSet, find_export, load_export_rows
 from catseg_bench.data.pairing import scan_pairs
 from catseg_bench.data.source import expected_image_count
 from catseg_bench.errors import BenchError

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from catseg_bench.data.evalsets import EvalSetDataset, FolderEvalSet
-from catseg_bench.data.hf_export import ExportedEvalSet, find_export, read_export_marker
+from catseg_bench.data.hf_reader import ExportedEvalSet, find_export, read_export_marker
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import EvalSet
 from catseg_bench.synth import synthetic_count

@@ -4,9 +4,28 @@
 - :mod:`.extract` unpacks zip / tar / encrypted zip / rar without letting members escape;
 - :mod:`.convert` holds MESS's pixel conversions (tiling, colour maps, band composites, ...);
 - :mod:`.recipes` has one recipe per dataset, :mod:`.pipeline` runs one safely and verifies it.
+
+
+The names below load on first use (PEP 562): `bench --help` reads `.download`'s constants without
+loading the pipeline (and torch through the data readers).
 """
 
-from catseg_bench.prepare.pipeline import Outcome, Reporter, prepare_dataset
-from catseg_bench.prepare.recipes import RECIPES, get_recipe
+from __future__ import annotations
 
-__all__ = ["Outcome", "RECIPES", "Reporter", "get_recipe", "prepare_dataset"]
+from model.common.lazy import lazy_exports
+
+_EXPORTS = {
+    "Outcome": "catseg_bench.prepare.pipeline",
+    "RECIPES": "catseg_bench.prepare.recipes",
+    "Reporter": "catseg_bench.prepare.pipeline",
+    "get_recipe": "catseg_bench.prepare.recipes",
+    "prepare_dataset": "catseg_bench.prepare.pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+INSTALL_EXTRA = 'pip install "catseg-bench[prepare]"'
+"""The install line for the packages only some preparations need (libarchive-c, tifffile)."""
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

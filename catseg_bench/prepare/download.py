@@ -25,32 +25,27 @@ A verified file gets a ``<name>.sha256`` note beside it, so reruns do not hash i
 
 from __future__ import annotations
 
-import hashlib
 import html
 import os
 import re
-import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from http.client import IncompleteRead
 from pathlib import Path
 from typing import Callable
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
+from model.common.download import DownloadError, Progress, check_sha256, fetch_resumable, open_url
+from model.common.files import atomic_write_bytes
 
 MIRROR_ENV = "CATSEG_BENCH_MIRROR"
-CHUNK = 1 << 20
+DEFAULT_DOWNLOADS = ".bench-downloads"  # under the data root, unless --download-dir says otherwise
+MAX_DRIVE_HOPS = 3  # Drive's confirmation pages followed before giving up
 USER_AGENT = "catseg-bench-prepare/0.1 (+https://github.com/blumenstiel/MESS datasets)"
 
 _DRIVE_HOSTS = ("drive.google.com", "drive.usercontent.google.com", "docs.google.com")
 _DRIVE_FILE = re.compile(r"^https://drive\.google\.com/file/d/([\w-]+)")
 _DRIVE_FOLDER = re.compile(r"^https://drive\.google\.com/drive/folders/([\w-]+)")
-
-Progress = Callable[[int, int | None], None]
-"""Called with (bytes done, total bytes or None) while a file downloads."""
 
 
 @dataclass(frozen=True)
@@ -84,22 +79,11 @@ class Fetcher:
 
     def open(self, url: str, offset: int = 0):
         """Open `url` (already mapped) for reading, asking for bytes from `offset` on."""
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        if offset:
-            request.add_header("Range", f"bytes={offset}-")
-        return urllib.request.urlopen(request, timeout=self.timeout)
+        return open_url(url, offset, timeout=self.timeout, user_agent=USER_AGENT)
 
 
 def is_drive_folder(url: str) -> bool:
     return bool(_DRIVE_FOLDER.match(url))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _note_path(path: Path) -> Path:
@@ -128,14 +112,12 @@ def _write_note(path: Path, digest: str) -> None:
 
 def check_digest(path: Path, expected: str | None, url: str, on_unknown: Callable[[str], None]) -> str:
     """Hash `path` (or trust its note) and compare with `expected`; a mismatch deletes the file."""
-    digest = verified_digest(path) or sha256_of(path)
-    if expected and digest != expected.lower():
+    try:
+        digest = check_sha256(path, expected, f"{path} (from {url})", verified_digest(path))
+    except DownloadError as err:
         path.unlink()
         _note_path(path).unlink(missing_ok=True)
-        raise BenchError(
-            f"{path}: sha256 {digest} does not match the expected {expected} for {url}; "
-            "the corrupt file was deleted, rerun `bench prepare` to download it again"
-        )
+        raise BenchError(f"{err}; the corrupt file was deleted, rerun `bench prepare` to download it again") from None
     if not expected:
         on_unknown(digest)
     _write_note(path, digest)
@@ -195,89 +177,50 @@ def download(
     if dest.is_file():
         check_digest(dest, sha256, url, on_unknown)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     logical_url = fetcher.first_url(url)
-    failures = 0
-    drive_hops = 0
-    while True:
+    for _ in range(MAX_DRIVE_HOPS + 1):
         request_url = fetcher.map_url(logical_url)
         try:
-            _fetch_into(request_url, logical_url, part, fetcher, progress)
+            fetch_resumable(request_url, part, fetcher.open, fetcher.retries, fetcher.retry_wait, progress,
+                            inspect=lambda response, base=logical_url: _refuse_drive_page(response, base),
+                            resume_hint="rerun `bench prepare` to continue")
             break
         except _DriveAnswer as answer:
-            drive_hops += 1
-            if answer.next_url is None or drive_hops > 3:
-                raise BenchError(
-                    f"{url}: Google Drive answered with a page instead of the file ({answer.reason}); "
-                    f"download it in a browser and save it as {dest}, then rerun `bench prepare`"
-                ) from None
+            if answer.next_url is None:
+                raise _drive_failure(url, dest, answer.reason) from None
             logical_url = answer.next_url
-        except urllib.error.HTTPError as err:
-            if err.code == 416 and part.is_file():
-                break  # the .part file already holds every byte
-            if err.code in (404, 401, 403, 410):
+        except DownloadError as err:
+            if err.status is not None:
                 raise BenchError(
-                    f"{request_url}: HTTP {err.code} {err.reason}; check the URL in the spec or the mirror "
-                    f"(or put the file at {dest} by hand) and rerun"
+                    f"{err}; check the URL in the spec or the mirror (or put the file at {dest} by hand) and rerun"
                 ) from None
-            failures += 1
-            if failures > fetcher.retries:
-                raise BenchError(f"{request_url}: HTTP {err.code} {err.reason} after {failures} tries; rerun later") from None
-            time.sleep(fetcher.retry_wait * failures)
-        except (urllib.error.URLError, OSError, IncompleteRead) as err:
-            failures += 1
-            if failures > fetcher.retries:
-                have = part.stat().st_size if part.is_file() else 0
-                raise BenchError(
-                    f"{request_url}: download interrupted ({err}) after {failures} tries with {have} bytes "
-                    f"kept in {part}; rerun `bench prepare` to continue"
-                ) from None
-            time.sleep(fetcher.retry_wait * failures)
+            raise BenchError(str(err)) from None
+    else:
+        raise _drive_failure(url, dest, "too many confirmation pages")
     os.replace(part, dest)
     check_digest(dest, sha256, url, on_unknown)
     return dest
 
 
-def _fetch_into(url: str, logical_url: str, part: Path, fetcher: Fetcher, progress: Progress | None) -> None:
-    """One request: append to `part` from its current size (or restart it), until the body ends.
+def _drive_failure(url: str, dest: Path, reason: str) -> BenchError:
+    return BenchError(
+        f"{url}: Google Drive answered with a page instead of the file ({reason}); "
+        f"download it in a browser and save it as {dest}, then rerun `bench prepare`"
+    )
 
-    `logical_url` is `url` before mirror mapping; links in a Drive page are resolved against it.
+
+def _refuse_drive_page(response, logical_url: str) -> None:
+    """Drive answers some requests with an HTML page (virus-scan warning, quota) instead of the file.
+
+    `logical_url` is the address before mirror mapping; links in the page are resolved against it.
     """
-    offset = part.stat().st_size if part.is_file() else 0
-    with fetcher.open(url, offset) as response:
-        content_type = response.headers.get("Content-Type", "")
-        host = urllib.parse.urlsplit(logical_url).netloc
-        if "text/html" in content_type and host in _DRIVE_HOSTS:
-            page = response.read(2 << 20).decode("utf-8", "replace")
-            if _drive_quota(page):
-                raise _DriveAnswer(None, "download quota exceeded")
-            raise _DriveAnswer(_drive_next_url(page, logical_url), "virus-scan warning")
-        if offset and response.status != 206:
-            offset = 0  # the server ignored the range: start over
-        total = _total_size(response, offset)
-        mode = "ab" if offset else "wb"
-        done = offset
-        with part.open(mode) as handle:
-            while True:
-                block = response.read(CHUNK)
-                if not block:
-                    break
-                handle.write(block)
-                done += len(block)
-                if progress:
-                    progress(done, total)
-        if total is not None and done < total:
-            raise IncompleteRead(b"", total - done)
-
-
-def _total_size(response, offset: int) -> int | None:
-    content_range = response.headers.get("Content-Range")
-    if content_range and "/" in content_range:
-        tail = content_range.rsplit("/", 1)[1]
-        return int(tail) if tail.isdigit() else None
-    length = response.headers.get("Content-Length")
-    return offset + int(length) if length and length.isdigit() else None
+    host = urllib.parse.urlsplit(logical_url).netloc
+    if "text/html" in response.headers.get("Content-Type", "") and host in _DRIVE_HOSTS:
+        page = response.read(2 << 20).decode("utf-8", "replace")
+        if _drive_quota(page):
+            raise _DriveAnswer(None, "download quota exceeded")
+        raise _DriveAnswer(_drive_next_url(page, logical_url), "virus-scan warning")
 
 
 # ----------------------------------------------------------------------------------------------

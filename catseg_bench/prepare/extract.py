@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from catseg_bench.errors import BenchError
+from catseg_bench.prepare import INSTALL_EXTRA
 
 
 def safe_member_path(dest: Path, name: str, archive: Path) -> Path:
@@ -164,10 +165,12 @@ def _extract_tar(archive: Path, dest: Path, strip: int, subdir: str | None) -> l
 def _libarchive():
     try:
         import libarchive
-    except (ImportError, OSError) as err:
+    except ImportError:
+        raise BenchError(f"reading rar and encrypted zip archives needs libarchive-c: {INSTALL_EXTRA}") from None
+    except OSError as err:
         raise BenchError(
-            f"reading rar and encrypted zip archives needs libarchive ({err}); install the system library "
-            "(apt install libarchive13 / brew install libarchive) and `pip install libarchive-c`"
+            f"reading rar and encrypted zip archives needs the system libarchive ({err}): "
+            "apt install libarchive13 (or brew install libarchive)"
         ) from None
     return libarchive
 

@@ -29,15 +29,14 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_json
 from catseg_bench.prepare import download as dl
 from catseg_bench.prepare.extract import extract
 from catseg_bench.prepare.verify import verify_prepared
 from catseg_bench.specs import DatasetSpec
+from model.common.files import atomic_write_json
 
 DONE_MARKER = ".bench-prepared.json"
 WORK_DIR = ".bench-prepare"
-DEFAULT_DOWNLOADS = ".bench-downloads"
 _STEPS_DIR = ".steps"
 _SOURCE_KEYS = {"url", "name", "sha256", "password", "alternatives", "folder"}
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from catseg_bench.errors import BenchError
-from catseg_bench.prepare import convert
+from catseg_bench.prepare import INSTALL_EXTRA, convert
 from catseg_bench.prepare.pipeline import RecipeContext
 
 RECIPES: dict[str, Callable[[RecipeContext], None]] = {}
@@ -264,7 +264,10 @@ def isprs_potsdam(ctx: RecipeContext) -> None:
 
 def read_sentinel2(path: Path) -> np.ndarray:
     """A multi-band GeoTIFF as (bands, H, W), like rasterio's ``read()``."""
-    import tifffile
+    try:
+        import tifffile
+    except ImportError:
+        raise BenchError(f"reading the Sentinel-2 GeoTIFFs needs tifffile: {INSTALL_EXTRA}") from None
 
     try:
         with tifffile.TiffFile(path) as tif:

@@ -67,27 +67,3 @@ def is_analytic(segmenter: Any) -> bool:
 def is_untrained(segmenter: Any) -> bool:
     """True when the segmenter says it runs untrained (random) weights: such rows are labelled so."""
     return bool(getattr(segmenter, "untrained", False))
-
-
-def resolve_device(value: str) -> torch.device:
-    """`auto` is the GPU when there is one; asking for a CUDA device that is not there is an error."""
-    import re
-
-    import torch
-
-    from catseg_bench.errors import BenchError
-
-    if value == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cuda = re.fullmatch(r"cuda(?::(\d+))?", value)
-    if value != "cpu" and cuda is None:
-        raise BenchError(f"--device {value}: choose auto, cpu or cuda[:N]")
-    if cuda is not None:
-        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if visible == 0:
-            raise BenchError(f"--device {value}: no CUDA device is visible; use --device cpu or auto")
-        if int(cuda.group(1) or 0) >= visible:
-            raise BenchError(
-                f"--device {value}: only {visible} CUDA device(s) are visible; use cuda:0 to cuda:{visible - 1}"
-            )
-    return torch.device(value)

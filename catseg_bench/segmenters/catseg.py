@@ -27,7 +27,8 @@ class CatSegSegmenter:
         import torch
 
         import model as catseg_model
-        from model.inference import MODES, PRECISIONS
+        from model.common.device import PRECISIONS
+        from model.inference import MODES
 
         if precision not in PRECISIONS:
             raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")

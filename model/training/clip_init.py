@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from model.checkpoint import CheckpointError, sha256_file
+from model.checkpoint import CheckpointError
+from model.common.files import sha256_file
 from model.factory import get_config, list_models
 
 OPENAI_TAG = "openai"

@@ -34,7 +34,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from model.catseg import CATSeg
-from model.checkpoint import atomic_write, save_safetensors
+from model.checkpoint import save_safetensors
+from model.common.device import PRECISIONS, DeviceError, resolve_device
+from model.common.files import atomic_write
+from model.common.world import World, barrier, init_world, local_rank, sum_across
 from model.factory import create_model
 from model.training.augment import AugmentConfig
 from model.training.clip_init import load_clip_weights
@@ -54,7 +57,6 @@ from model.training.state import (
     save_checkpoint,
 )
 
-PRECISIONS = ("fp32", "bf16")
 LOG_COLUMNS = ("step", "loss", "lr", "clip_lr", "grad_norm", "seconds_per_step", "elapsed_seconds")
 FINAL_WEIGHTS = "model_final.safetensors"
 
@@ -94,17 +96,6 @@ class TrainingSet:
     name: str = "training set"
 
 
-@dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
 @dataclass
 class TrainResult:
     output_dir: Path
@@ -114,7 +105,7 @@ class TrainResult:
     log_path: Path
 
 
-class TrainingError(RuntimeError):
+class TrainingError(Exception):
     """A run that cannot start or continue; the message names the file or option and the fix."""
 
 
@@ -124,25 +115,17 @@ Log = Callable[[str], None]
 
 
 def init_distributed(device: str | None = None) -> tuple[World, torch.device]:
-    """Join the process group `torchrun` describes (NCCL on GPUs, gloo on the CPU) and pick the device."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    wanted = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """Pick the device (under torchrun each process takes the GPU of its local rank) and join the group."""
+    try:
+        wanted = resolve_device(device or "auto")
+    except DeviceError as err:
+        raise TrainingError(str(err)) from None
+    chosen = wanted
     if wanted.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"--device {device}: no CUDA device is visible; use --device cpu")
-        # under torchrun every process takes the GPU of its local rank
-        chosen = torch.device("cuda", local_rank if size > 1 or wanted.index is None else wanted.index)
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        chosen = torch.device("cuda", local_rank() if launched or wanted.index is None else wanted.index)
         torch.cuda.set_device(chosen)
-    elif wanted.type == "cpu":
-        chosen = wanted
-    else:
-        raise TrainingError(f"--device {device}: choose cpu or cuda[:N]")
-    if size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
-    if size > 1:
-        return World(dist.get_rank(), dist.get_world_size(), local_rank), chosen
-    return World(), chosen
+    return init_world(chosen), chosen
 
 
 # ------------------------------------------------------------------------------------ files
@@ -256,9 +239,7 @@ class _LogWindow:
     def close(self, world: World) -> tuple[float, float, float]:
         """(mean loss, mean grad norm) over all ranks and the seconds per step; starts a new window."""
         totals = self.totals.clone()
-        if world.size > 1:
-            dist.all_reduce(totals)
-            totals /= world.size
+        totals = sum_across(world, totals) / world.size
         mean_loss, mean_norm = (totals / self.steps).tolist()
         now = time.perf_counter()
         per_step = (now - self.started) / self.steps
@@ -385,8 +366,7 @@ def train(
                                 optimizer=optimizer, scheduler=scheduler, step=step, rng=rng, run=run_info)
                 prune_checkpoints(output_dir, settings.keep_checkpoints)
                 say(f"saved {path}")
-            if world.size > 1:
-                dist.barrier()
+            barrier(world)
 
         if evaluate is not None and settings.eval_period > 0 and _due(step, settings.eval_period, settings.iters):
             model.eval()
@@ -402,6 +382,5 @@ def train(
     if world.is_main and step == settings.iters:
         save_safetensors(model.canonical_state_dict(), model.config, final, None)
         say(f"wrote {final}")
-    if world.size > 1:
-        dist.barrier()
+    barrier(world)
     return TrainResult(output_dir, start, step, final, log_path)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.checkpoint import atomic_write
+from model.common.files import atomic_write
 
 CHECKPOINT_FORMAT = "catseg-bench-train"
 CHECKPOINT_VERSION = 1

@@ -1,7 +1,7 @@
-"""Several processes (`torchrun`): shard the images across ranks and sum the confusion matrices.
+"""The processes of a `torchrun` launch: who am I, how many are we, and the collectives we use.
 
-Confusion matrices are int64 counts, so their sum is independent of how images are sharded and a
-run on N processes writes exactly the result of a run on one.
+One process (no `WORLD_SIZE` in the environment) is a world of size 1 in which every collective is
+a no-op, so callers never branch on whether they were launched by torchrun.
 """
 
 from __future__ import annotations
@@ -17,28 +17,29 @@ import torch.distributed as dist
 class World:
     rank: int = 0
     size: int = 1
+    local_rank: int = 0  # the GPU index of this process on its machine
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     def shard(self, count: int) -> list[int]:
-        """The sample indices this rank evaluates: every `size`-th one, starting at `rank`."""
+        """The sample indices this rank handles: every `size`-th one, starting at `rank`."""
         return list(range(self.rank, count, self.size))
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def init_world(device: torch.device) -> World:
-    """Join the process group that `torchrun` describes in the environment; one process otherwise."""
+    """Join the process group `torchrun` describes (NCCL for CUDA, gloo otherwise); one process without it."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return World(rank=dist.get_rank(), size=dist.get_world_size())
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local_rank())
 
 
 def sum_across(world: World, tensor: torch.Tensor) -> torch.Tensor:
