@@ -131,9 +131,10 @@ def evaluate(
     from model.common import world as distributed
     from model.common.device import resolve_device
 
+    requested_device = resolve_device(device)
     eval_sets = select(datasets, specs_dirs) if isinstance(datasets, str) else list(datasets)
     root = resolve_data_root(Path(data_root).expanduser() if data_root is not None else None)
-    torch_device = _bind_device(resolve_device(device))
+    torch_device = _bind_device(requested_device)
     world = distributed.init_world(torch_device)
     try:
         if isinstance(model, str):

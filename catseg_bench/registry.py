@@ -69,6 +69,17 @@ class SegmenterEntry:
     def parameters(self) -> list[Parameter]:
         return user_parameters(self.load(), exclude=set(self.fixed))
 
+    def weights(self) -> list[str]:
+        """The weights tags `--checkpoint` accepts (the first is the default), when the class lists
+        them through an optional ``weights_tags(**fixed)`` static method."""
+        lister = getattr(self.load(), "weights_tags", None)
+        return list(lister(**self.fixed)) if callable(lister) else []
+
+    def run_options(self) -> list[str]:
+        """The `bench run` options (of :data:`RUN_CONTEXT`) this segmenter takes."""
+        accepted = _signature(self.load()).parameters
+        return [name for name in RUN_CONTEXT if name in accepted]
+
 
 _REGISTERED: dict[str, SegmenterEntry] = {}
 _builtins_loaded = False

@@ -6,8 +6,11 @@ user's clone): tests that need it skip with a clear reason when it is missing.
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -34,3 +37,16 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], **kwargs)
 
     return invoke
+
+
+def kill_once_progress_is_saved(proc, state: Path, timeout: float = 300) -> int:
+    """SIGKILL a running `bench` process as soon as it has saved progress to `state`; returns how
+    many images the saved state holds."""
+    deadline = time.monotonic() + timeout
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.exists(), "the run finished or stalled before it saved any progress"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with np.load(state) as saved:
+        return int(saved["done"])

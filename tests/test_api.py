@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from catseg_bench.results import read_result
 from catseg_bench.runner import PROGRESS_SECONDS_ENV
 from catseg_bench.specs import load_specs
 from catseg_bench.synth import write_suite
+from conftest import kill_once_progress_is_saved
 
 SPECS = load_specs()
 
@@ -105,14 +104,7 @@ def test_score_killed_mid_set_resumes_to_the_identical_matrix(tmp_path):
     env = {**os.environ, PROGRESS_SECONDS_ENV: "0", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     state = partial_path(out / "mine", "cwfid")
-    deadline = time.monotonic() + 300
-    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert state.exists(), "scoring finished or stalled before it saved any progress"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with np.load(state) as saved:
-        assert 0 < int(saved["done"]) < 30
+    assert 0 < kill_once_progress_is_saved(proc, state) < 30
     assert not (out / "mine" / "cwfid.json").exists()
 
     resumed = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)

@@ -110,6 +110,9 @@ def test_installed_package_plugin_is_listed_run_and_tabulated(site, suite, tmp_p
     assert rows["bright"]["source"] == "package demo-plugin 0.1"
     assert rows["bright"]["target"] == "demo_plugin:Segmenter"
     assert [a["name"] for a in rows["bright"]["arguments"]] == ["threshold", "name"]
+    assert rows["bright"]["run_options"] == ["device"]
+    assert rows["catseg-b"]["run_options"] == ["device", "precision", "checkpoint", "mode", "seed"]
+    assert rows["catseg-b"]["weights"] == ["cvpr2024"] and rows["catseg-tiny"]["weights"] == []
     assert "bright" in bench(site, "models", "list").stdout
 
     out = tmp_path / "out"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import re
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from catseg_bench.results import read_result
 from catseg_bench.runner import PROGRESS_SECONDS_ENV
 from catseg_bench.specs import load_specs
 from catseg_bench.synth import write_suite
+from conftest import kill_once_progress_is_saved
 
 SPECS = load_specs()
 RUN = ("run", "--model", "catseg-tiny", "--device", "cpu", "--workers", "0", "--published", "none")
@@ -165,14 +164,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
     # Persist progress after every image, so that the kill always lands between two saved states.
     proc = _bench_subprocess([*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out],
                              extra_env={PROGRESS_SECONDS_ENV: "0"})
-    deadline = time.monotonic() + 300
-    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert state.exists(), "the run finished or stalled before it saved any progress"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with np.load(state) as saved:
-        assert 0 < int(saved["done"]) < 12
+    assert 0 < kill_once_progress_is_saved(proc, state) < 12
     assert not (out / "catseg-tiny" / "cwfid.json").exists()
 
     resumed = cli(*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out)

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
                    "description": entry.description, "arguments": []}
             try:
                 parameters = entry.parameters()
+                row["run_options"] = entry.run_options()
+                row["weights"] = entry.weights()
             except BenchError as err:  # a broken plugin is listed with its error, not hidden
                 row["error"] = str(err)
                 parameters = []
@@ -43,9 +45,12 @@ def register(app: typer.Typer) -> None:
                                   indent=2, default=str))
             return
         table = Table(title="Registered models (bench run --model NAME [--model-args k=v,...])", title_justify="left")
-        for header in ("name", "source", "description", "--model-args"):
+        for header in ("name", "source", "description", "weights (--checkpoint)", "--model-args", "run options"):
             table.add_column(header, overflow="fold")
         for row in rows:
             args = row["shown_arguments"] or ("–" if "error" not in row else f"cannot load: {row['error']}")
-            table.add_row(row["name"], row["source"], row["description"], args)
+            options = ", ".join(f"--{name}" for name in row.get("run_options", [])) or "–"
+            tags = row.get("weights", [])
+            weights = ", ".join([f"{tags[0]} (default)", *tags[1:]]) if tags else "–"
+            table.add_row(row["name"], row["source"], row["description"], weights, args, options)
         Console().print(table)

@@ -14,7 +14,8 @@ Two optional capabilities replace `predict` for segmenters that do not run on im
   its ground-truth pixel counts alone (the Random lower bound, `random`).
 
 Any segmenter may also define ``begin_eval_set(eval_set, names)``: called before a set's first image
-with the keys of the images to score (a prediction reader checks they are all there).
+with the keys of the images to score (a prediction reader checks they are all there); and its class a
+static ``weights_tags(**fixed_args) -> list[str]`` (default first) that `bench models list` shows.
 This package imports no model code: each built-in imports torch only when it is built.
 """
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
 from model.configs import CONFIGS
-from model.weights import DEFAULT_TAG_ALIAS, default_weights
+from model.weights import DEFAULT_TAG_ALIAS, default_weights, weights_tags
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +53,13 @@ class CatSegSegmenter:
         self.precision = precision
         self.mode = mode
         self.class_embeds: torch.Tensor | None = None
+
+    @staticmethod
+    def weights_tags(variant: str) -> list[str]:
+        """The variant's published weights tags, its default first (`model.weights`)."""
+        default = default_weights(variant)
+        tags = weights_tags(variant)
+        return sorted(tags, key=lambda tag: default is None or tag != default.tag)
 
     def settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {"mode": self.mode, "precision": self.precision}
