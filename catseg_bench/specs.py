@@ -47,6 +47,9 @@ _TOP_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "data": ((dict,), True),
     "prepare": ((dict,), False),
     "subsets": ((list,), False),
+    "label_fingerprint": ((str,), False),
+    "class_pixel_counts": ((list,), False),
+    "ignore_pixel_count": ((int,), False),
 }
 _DATA_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "image_dir": ((str,), True),
@@ -61,7 +64,13 @@ _SUBSET_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "class_names": ((list,), True),
     "classes_of_interest": ((list,), False),
     "mess_name": ((str,), False),
+    "label_fingerprint": ((str,), False),
+    "class_pixel_counts": ((list,), False),
+    "ignore_pixel_count": ((int,), False),
 }
+# What the prepared labels of an evaluation set must hold (see catseg_bench/data/labelstats.py):
+# checks of the data, not of what is evaluated, so they stay out of the spec hash.
+_LABEL_RECORD_FIELDS = ("label_fingerprint", "class_pixel_counts", "ignore_pixel_count")
 # `bench prepare` reads these; `recipe` names a function in catseg_bench.prepare.
 _PREPARE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "recipe": ((str,), False),
@@ -83,7 +92,8 @@ _DOMAIN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "display_name": ((str,), False),
     "datasets": ((list,), True),
 }
-_DOC_FIELDS = ("license", "link", "paper", "citation", "description", "notes", "prepare", "display_name")
+_DOC_FIELDS = ("license", "link", "paper", "citation", "description", "notes", "prepare", "display_name",
+               *_LABEL_RECORD_FIELDS)
 
 
 class SpecError(BenchError):
@@ -102,6 +112,25 @@ class DataLayout:
 
 
 @dataclass(frozen=True)
+class LabelRecord:
+    """What the prepared labels of one evaluation set hold, as its spec records it (each part optional).
+
+    ``fingerprint`` is the digest of the decoded label arrays (``bench datasets fingerprint``);
+    ``class_pixel_counts`` the pixels of each class over the whole split; ``ignore_pixel_count`` the
+    pixels holding the ignore value. `bench prepare` and `bench datasets check` compare them with
+    the data on disk.
+    """
+
+    fingerprint: str | None = None
+    class_pixel_counts: tuple[int, ...] | None = None
+    ignore_pixel_count: int | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return any(v is not None for v in (self.fingerprint, self.class_pixel_counts, self.ignore_pixel_count))
+
+
+@dataclass(frozen=True)
 class SubsetSpec:
     """One binary (or K-class) task of a composite dataset, sharing the images of its parent."""
 
@@ -110,6 +139,7 @@ class SubsetSpec:
     class_names: tuple[str, ...]
     classes_of_interest: tuple[int, ...] | None = None
     mess_name: str | None = None
+    labels: LabelRecord = LabelRecord()
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,7 @@ class EvalSet:
     label_dir: str
     image_ext: str
     label_ext: str
+    recorded_labels: LabelRecord = LabelRecord()
 
     @property
     def num_classes(self) -> int:
@@ -160,6 +191,7 @@ class DatasetSpec:
     citation: str | None = None
     description: str | None = None
     notes: str | None = None
+    labels: LabelRecord = LabelRecord()
 
     @property
     def is_composite(self) -> bool:
@@ -172,13 +204,14 @@ class DatasetSpec:
 
     def eval_sets(self) -> list[EvalSet]:
         if not self.subsets:
-            return [self._eval_set(self.name, None, self.class_names, self.classes_of_interest, self.data.label_dir)]
+            return [self._eval_set(self.name, None, self.class_names, self.classes_of_interest, self.data.label_dir,
+                                   self.labels)]
         return [
-            self._eval_set(f"{self.name}.{s.name}", s.name, s.class_names, s.classes_of_interest, s.label_dir)
+            self._eval_set(f"{self.name}.{s.name}", s.name, s.class_names, s.classes_of_interest, s.label_dir, s.labels)
             for s in self.subsets
         ]
 
-    def _eval_set(self, name, subset, class_names, coi, label_dir) -> EvalSet:
+    def _eval_set(self, name, subset, class_names, coi, label_dir, labels) -> EvalSet:
         return EvalSet(
             name=name,
             spec=self,
@@ -190,6 +223,7 @@ class DatasetSpec:
             label_dir=label_dir,
             image_ext=self.data.image_ext,
             label_ext=self.data.label_ext,
+            recorded_labels=labels,
         )
 
 
@@ -271,10 +305,40 @@ def _class_list(path: Path, where: str, values: list) -> tuple[str, ...]:
     for value in values:
         if not isinstance(value, str) or not value.strip():
             raise SpecError(f"{path}: field '{where}' must hold non-empty strings, got {value!r}")
-    duplicates = _repeated(values)
+    # "Sky", "sky " and "sky" are one prompt to a text encoder: compared case- and whitespace-insensitively.
+    by_normal: dict[str, list[str]] = {}
+    for value in values:
+        by_normal.setdefault(" ".join(value.split()).casefold(), []).append(value)
+    duplicates = [spellings for spellings in by_normal.values() if len(spellings) > 1]
     if duplicates:
-        raise SpecError(f"{path}: field '{where}' repeats class names {duplicates}; class names must be unique")
+        shown = "; ".join(" / ".join(repr(v) for v in spellings) for spellings in duplicates)
+        raise SpecError(
+            f"{path}: field '{where}' repeats class names ({shown}); class names must be unique "
+            "ignoring case and spaces"
+        )
     return tuple(values)
+
+
+def _label_record(path: Path, where: str, table: dict[str, Any], num_classes: int) -> LabelRecord:
+    """The recorded label fingerprint and pixel counts of one evaluation set, validated."""
+    fingerprint = table.get("label_fingerprint")
+    if fingerprint is not None and (len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint)):
+        raise SpecError(
+            f"{path}: field '{where}label_fingerprint' must be 64 lowercase hex digits, got {fingerprint!r}; "
+            "copy it from `bench datasets fingerprint`"
+        )
+    counts = table.get("class_pixel_counts")
+    if counts is not None:
+        if len(counts) != num_classes or any(not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in counts):
+            raise SpecError(
+                f"{path}: field '{where}class_pixel_counts' must list {num_classes} pixel counts (integers >= 0), "
+                f"one per class, got {counts!r}"
+            )
+        counts = tuple(counts)
+    ignored = table.get("ignore_pixel_count")
+    if ignored is not None and ignored < 0:
+        raise SpecError(f"{path}: field '{where}ignore_pixel_count' must be >= 0, got {ignored}")
+    return LabelRecord(fingerprint, counts, ignored)
 
 
 def _indices(path: Path, where: str, values: list | None, num_classes: int) -> tuple[int, ...] | None:
@@ -295,6 +359,11 @@ def _normalise_ext(ext: str) -> str:
 
 def spec_hash(raw: dict[str, Any]) -> str:
     evaluated = {k: v for k, v in raw.items() if k not in _DOC_FIELDS}
+    if isinstance(evaluated.get("subsets"), list):
+        evaluated["subsets"] = [
+            {k: v for k, v in subset.items() if k not in _LABEL_RECORD_FIELDS} if isinstance(subset, dict) else subset
+            for subset in evaluated["subsets"]
+        ]
     canonical = json.dumps(evaluated, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -327,7 +396,7 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
 
     subsets = tuple(_parse_subset(path, i, table) for i, table in enumerate(raw.get("subsets", [])))
     if subsets:
-        for key in ("class_names", "classes_of_interest"):
+        for key in ("class_names", "classes_of_interest", *_LABEL_RECORD_FIELDS):
             if key in raw:
                 raise SpecError(f"{path}: field '{key}' must be given per [[subsets]] in a composite spec, not at the top")
         if layout.label_dir is not None:
@@ -341,6 +410,7 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         class_names: tuple[str, ...] = ()
         num_classes = len(subsets[0].class_names)
         coi = None
+        labels = LabelRecord()
     else:
         if "class_names" not in raw:
             raise SpecError(f"{path}: missing required field 'class_names'")
@@ -349,6 +419,7 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         class_names = _class_list(path, "class_names", raw["class_names"])
         num_classes = len(class_names)
         coi = _indices(path, "classes_of_interest", raw.get("classes_of_interest"), num_classes)
+        labels = _label_record(path, "", raw, num_classes)
 
     background = raw.get("background_index")
     if background is not None:
@@ -387,6 +458,7 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         citation=raw.get("citation"),
         description=raw.get("description"),
         notes=raw.get("notes"),
+        labels=labels,
     )
 
 
@@ -405,7 +477,8 @@ def _parse_subset(path: Path, index: int, table: Any) -> SubsetSpec:
     _relative_dir(path, where + "label_dir", table["label_dir"])
     names = _class_list(path, where + "class_names", table["class_names"])
     coi = _indices(path, where + "classes_of_interest", table.get("classes_of_interest"), len(names))
-    return SubsetSpec(table["name"], table["label_dir"], names, coi, table.get("mess_name"))
+    labels = _label_record(path, where, table, len(names))
+    return SubsetSpec(table["name"], table["label_dir"], names, coi, table.get("mess_name"), labels)
 
 
 def parse_benchmark(path: Path, raw: dict[str, Any]) -> Benchmark:

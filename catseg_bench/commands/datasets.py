@@ -1,4 +1,4 @@
-"""`bench datasets`: list, show, check, synth and export the evaluation datasets."""
+"""`bench datasets`: list, show, check, fingerprint, synth and export the evaluation datasets."""
 
 from __future__ import annotations
 
@@ -176,34 +176,44 @@ def check_datasets(
     names: Annotated[Optional[list[str]], typer.Argument(help="Datasets or eval sets to check (default: all).")] = None,
     data_root: DataRootOption = None,
     specs_dirs: SpecsOption = None,
-    workers: Annotated[Optional[int], typer.Option(help="Processes reading labels (default: one per core).")] = None,
-    decode_images: Annotated[bool, typer.Option("--decode-images", help="Decode every image, not just its header.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes decoding files (default: one per core, up to 8).")] = None,
+    decode_images: Annotated[bool, typer.Option(
+        "--decode-images/--headers-only",
+        help="Decode every image (default; finds truncated files), or read image headers only (fast).",
+    )] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Check prepared data: folders, pairing, counts, label values, image/label sizes. Exit 1 on any problem."""
-    from catseg_bench.data import check_eval_set, expected_image_count, resolve_data_root
+    """Check prepared data: folders, pairing, counts, decodable files, label values, image/label sizes, labels
+    against the spec's fingerprint and the preparation's digests; warn about odd class histograms. Exit 1 on any problem."""
+    from catseg_bench.data import expected_image_count, resolve_data_root
+    from catseg_bench.data.check import inspect_eval_set
     from catseg_bench.data.hf_reader import export_dir, read_export_marker
 
     root = resolve_data_root(data_root)
     eval_sets = _eval_sets(names, load_specs(specs_dirs or ()), specs_dirs)
     report = []
-    for es in eval_sets:
-        findings = check_eval_set(es, root, workers=workers, decode_images=decode_images)
-        try:
-            source = "export" if read_export_marker(export_dir(root, es)) else "folder"
-            expected = expected_image_count(es, root)[0]
-        except BenchError:
-            source, expected = "export", None
-        report.append((es, source, expected, findings))
-    problems = sum(len(f) for *_, f in report)
+    with _check_progress(enabled=not as_json) as progress:
+        for es in eval_sets:
+            task = progress.add_task(f"  {es.name}", total=None)
+            check = inspect_eval_set(es, root, workers=workers, decode_images=decode_images,
+                                     progress=lambda done, total, t=task: progress.update(t, completed=done, total=total))
+            progress.remove_task(task)
+            try:
+                source = "export" if read_export_marker(export_dir(root, es)) else "folder"
+                expected = expected_image_count(es, root)[0]
+            except BenchError:
+                source, expected = "export", None
+            report.append((es, source, expected, check))
+    problems = sum(len(c.findings) for *_, c in report)
     if as_json:
         typer.echo(json.dumps({
             "data_root": str(root),
             "eval_sets": [
-                {"name": es.name, "source": source, "expected_images": expected, "problems": len(findings)}
-                for es, source, expected, findings in report
+                {"name": es.name, "source": source, "expected_images": expected, "problems": len(check.findings),
+                 "warnings": check.warnings, **_histogram(check)}
+                for es, source, expected, check in report
             ],
-            "findings": [vars(f) for *_, findings in report for f in findings],
+            "findings": [vars(f) for *_, check in report for f in check.findings],
         }, indent=2))
     else:
         _print_check(root, report, problems)
@@ -211,24 +221,45 @@ def check_datasets(
         raise typer.Exit(code=1)
 
 
+def _check_progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True, disable=not enabled)
+
+
+def _histogram(check) -> dict[str, Any]:
+    """The label statistics of a checked set, for --json (null when a label could not be read)."""
+    if check.stats is None:
+        return {"class_pixel_counts": None, "ignore_pixel_count": None, "label_fingerprint": None}
+    return check.stats.as_record()
+
+
 def _print_check(root: Path, report: list, problems: int) -> None:
     console = _console()
     summary = Table(title=f"datasets under {root}")
-    for column in ("eval set", "source", "expected images", "problems"):
-        summary.add_column(column, justify="right" if column in ("expected images", "problems") else "left")
-    for es, source, expected, findings in report:
-        status = Text(str(len(findings)), style="red" if findings else "green")
-        summary.add_row(Text(es.name), source, "?" if expected is None else str(expected), status)
+    for column in ("eval set", "source", "expected images", "problems", "warnings"):
+        summary.add_column(column, justify="left" if column in ("eval set", "source") else "right")
+    for es, source, expected, check in report:
+        status = Text(str(len(check.findings)), style="red" if check.findings else "green")
+        warned = Text(str(len(check.warnings)), style="yellow" if check.warnings else "")
+        summary.add_row(Text(es.name), source, "?" if expected is None else str(expected), status, warned)
     console.print(summary)
+    for es, _, _, check in report:
+        if check.stats is not None:
+            console.print(Text(f"{es.name}: {histogram_line(es, check.stats.class_pixel_counts, check.stats.ignore_pixel_count)}"))
+    for *_, check in report:
+        for warning in check.warnings:
+            console.print(Text(f"warning: {warning}", style="yellow"))
     if problems:
         table = Table(title="problems")
         table.add_column("eval set", no_wrap=True)
         table.add_column("kind", no_wrap=True)
         table.add_column("file", no_wrap=True, overflow="fold")
         table.add_column("problem", overflow="fold")
-        for es, _, _, findings in report:
+        for es, _, _, check in report:
             shown: dict[str, int] = {}
-            for finding in findings:
+            for finding in check.findings:
                 shown[finding.kind] = shown.get(finding.kind, 0) + 1
                 if shown[finding.kind] <= _SHOWN_PER_KIND:
                     table.add_row(Text(es.name), finding.kind, Text(_display_path(finding.file, root)), Text(finding.message))
@@ -236,9 +267,54 @@ def _print_check(root: Path, report: list, problems: int) -> None:
                 if count > _SHOWN_PER_KIND:
                     table.add_row(Text(es.name), kind, "", f"... and {count - _SHOWN_PER_KIND} more (see --json)")
         console.print(table)
-        console.print(f"[red]{problems} problem(s)[/red] in {sum(1 for *_, f in report if f)} of {len(report)} evaluation set(s)")
+        console.print(f"[red]{problems} problem(s)[/red] in {sum(1 for *_, c in report if c.findings)} of {len(report)} evaluation set(s)")
     else:
-        console.print(f"[green]all {len(report)} evaluation set(s) OK[/green]")
+        warnings = sum(len(c.warnings) for *_, c in report)
+        tail = f", {warnings} warning(s) above" if warnings else ""
+        console.print(f"[green]all {len(report)} evaluation set(s) OK[/green]{tail}")
+
+
+def histogram_line(es: EvalSet, class_pixel_counts: list[int], ignore_pixel_count: int) -> str:
+    """One line of a set's class histogram: pixels (and share) per class, then ignore."""
+    total = max(1, sum(class_pixel_counts) + ignore_pixel_count)
+    parts = [f"{name} {count:,} ({100 * count / total:.1f}%)" for name, count in zip(es.class_names, class_pixel_counts)]
+    parts.append(f"ignore {ignore_pixel_count:,} ({100 * ignore_pixel_count / total:.1f}%)")
+    return "; ".join(parts)
+
+
+def fingerprint_dataset(
+    name: Annotated[str, typer.Argument(help="Dataset (all its eval sets) or eval-set name.")],
+    data_root: DataRootOption = None,
+    specs_dirs: SpecsOption = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes decoding labels (default: one per core, up to 8).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The label fingerprint and per-class pixel counts of prepared data, as spec lines to record."""
+    from catseg_bench.data import resolve_data_root
+    from catseg_bench.data.check import BAD_LABEL, inspect_eval_set
+
+    root = resolve_data_root(data_root)
+    records = {}
+    with _check_progress(enabled=True) as progress:
+        for es in _eval_sets([name], load_specs(specs_dirs or ()), specs_dirs):
+            task = progress.add_task(f"  {es.name}", total=None)
+            check = inspect_eval_set(es, root, workers=workers,
+                                     progress=lambda done, total, t=task: progress.update(t, completed=done, total=total))
+            progress.remove_task(task)
+            if check.stats is None:
+                unreadable = [f for f in check.findings if f.kind == BAD_LABEL] or check.findings
+                detail = f"{unreadable[0].file}: {unreadable[0].message}" if unreadable else "no labels found"
+                raise BenchError(f"{es.name}: cannot fingerprint its labels ({detail}); run `bench datasets check {es.name}`")
+            records[es] = check.stats.as_record()
+    if as_json:
+        typer.echo(json.dumps({es.name: record for es, record in records.items()}, indent=2))
+        return
+    for es, record in records.items():
+        where = f"[[subsets]] name = \"{es.subset}\"" if es.subset else es.spec.path.name
+        typer.echo(f"# {es.name}: record in {where}")
+        typer.echo(f"label_fingerprint = \"{record['label_fingerprint']}\"")
+        typer.echo(f"class_pixel_counts = [{', '.join(str(c) for c in record['class_pixel_counts'])}]")
+        typer.echo(f"ignore_pixel_count = {record['ignore_pixel_count']}")
 
 
 def synth_datasets(
@@ -271,10 +347,11 @@ def export_datasets(
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="List, inspect, check, synthesise and export evaluation datasets.", no_args_is_help=True)
+    group = typer.Typer(help="List, inspect, check, fingerprint, synthesise and export evaluation datasets.", no_args_is_help=True)
     group.command("list")(list_datasets)
     group.command("show")(show_dataset)
     group.command("check")(check_datasets)
+    group.command("fingerprint")(fingerprint_dataset)
     group.command("synth")(synth_datasets)
     group.command("export")(export_datasets)
     app.add_typer(group, name="datasets")

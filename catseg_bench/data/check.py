@@ -2,8 +2,13 @@
 
 Reports, each as a `Finding` naming the file: missing folders, unpaired images or labels, an image
 count other than expected, label values outside the classes and the ignore value, labels whose size
-differs from their image, unreadable files. Image sizes come from the file header (no decoding unless
-`decode_images=True`); labels are decoded, in worker processes when there are many.
+differs from their image, unreadable or truncated files, labels that changed since the set was
+prepared, and labels that differ from what the spec records (see :mod:`.labelstats`). Images are
+decoded when `decode_images=True` (what `bench datasets check` does unless `--headers-only`), else
+only their headers are read; labels are always decoded, in worker processes when there are many.
+
+:func:`inspect_eval_set` also returns the set's label statistics (fingerprint, class histogram) and
+the sanity warnings they raise; :func:`check_eval_set` returns the findings alone.
 """
 
 from __future__ import annotations
@@ -11,15 +16,21 @@ from __future__ import annotations
 import functools
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from catseg_bench.data.decode import decode_image, image_size, label_array
 from catseg_bench.data.hf_reader import EXPORT_MARKER, ExportedEvalSet, find_export, load_export_rows
+from catseg_bench.data.labelstats import (
+    LabelStats, label_digest, label_warnings, manifest_differences, manifest_path, read_manifest, record_differences,
+    value_counts,
+)
 from catseg_bench.data.pairing import scan_pairs
 from catseg_bench.data.source import expected_image_count
+from catseg_bench.synth import synthetic_count
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import EvalSet
 
@@ -33,6 +44,8 @@ SIZE_MISMATCH = "size_mismatch"
 BAD_IMAGE = "bad_image"
 BAD_LABEL = "bad_label"
 BAD_EXPORT = "bad_export"
+LABEL_CHANGED = "label_changed"
+LABEL_RECORD = "label_record"
 
 # Below this many pairs, starting worker processes costs more than it saves.
 _SERIAL_BELOW = 64
@@ -57,7 +70,18 @@ class _ExportRow:
 
 
 @dataclass(frozen=True)
+class SetCheck:
+    """What checking one evaluation set found: problems, warnings, and its labels' statistics
+    (None when a label could not be read)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: LabelStats | None = None
+
+
+@dataclass(frozen=True)
 class _PairTask:
+    key: str
     image: Path | _ExportRow
     image_where: str
     label: Path | _ExportRow
@@ -90,8 +114,16 @@ def _strip_where(err: BenchError, where: str) -> str:
     return err.message[len(prefix):] if err.message.startswith(prefix) else err.message
 
 
-def _inspect_pair(task: _PairTask) -> list[tuple[str, str, str]]:
-    """(kind, file, message) problems of one image/label pair; runs in a worker process."""
+@dataclass(frozen=True)
+class _PairResult:
+    problems: list[tuple[str, str, str]]  # (kind, file, message)
+    digest: str | None = None  # None when the label could not be read
+    counts: list[int] | None = None
+    ignored: int = 0
+
+
+def _inspect_pair(task: _PairTask) -> _PairResult:
+    """Problems and label statistics of one image/label pair; runs in a worker process."""
     problems = []
     image_hw = None
     try:
@@ -106,7 +138,7 @@ def _inspect_pair(task: _PairTask) -> list[tuple[str, str, str]]:
         label = label_array(_bytes_of(task.label, "label"), task.label_where)
     except BenchError as err:
         problems.append((BAD_LABEL, task.label_where, _strip_where(err, task.label_where)))
-        return problems
+        return _PairResult(problems)
     values = _present_values(label)
     bad = [int(v) for v in values if not (0 <= v < task.num_classes or v == task.ignore_index)]
     if bad:
@@ -122,17 +154,31 @@ def _inspect_pair(task: _PairTask) -> list[tuple[str, str, str]]:
             task.label_where,
             f"label is {label.shape[1]}x{label.shape[0]} (WxH) but its image {task.image_where} is {image_hw[1]}x{image_hw[0]}",
         ))
-    return problems
+    counts, ignored = value_counts(label, task.num_classes, task.ignore_index)
+    return _PairResult(problems, label_digest(task.key, label), counts, ignored)
 
 
-def _run(tasks: list[_PairTask], workers: int | None) -> list[list[tuple[str, str, str]]]:
+Progress = Callable[[int, int], None]
+"""Called with (pairs done, pairs in all) while a set is checked."""
+
+
+def _run(tasks: list[_PairTask], workers: int | None, progress: Progress | None) -> list[_PairResult]:
     if workers is None:
         workers = 1 if len(tasks) < _SERIAL_BELOW else min(os.cpu_count() or 1, _MAX_WORKERS)
+    results = []
     if workers <= 1:
-        return [_inspect_pair(task) for task in tasks]
+        for task in tasks:
+            results.append(_inspect_pair(task))
+            if progress:
+                progress(len(results), len(tasks))
+        return results
     chunksize = max(1, min(64, len(tasks) // (workers * 4)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_inspect_pair, tasks, chunksize=chunksize))
+        for result in pool.map(_inspect_pair, tasks, chunksize=chunksize):
+            results.append(result)
+            if progress:
+                progress(len(results), len(tasks))
+    return results
 
 
 def _folder_tasks(eval_set: EvalSet, root: Path, findings: list[Finding], decode_images: bool) -> list[_PairTask] | None:
@@ -149,8 +195,8 @@ def _folder_tasks(eval_set: EvalSet, root: Path, findings: list[Finding], decode
     if not scan.keys:
         findings.append(Finding(eval_set.name, NO_FILES, str(scan.image_root), f"no '*{eval_set.image_ext}' image pairs with a '*{eval_set.label_ext}' label under {scan.label_root}"))
     return [
-        _PairTask(image, str(image), label, str(label), eval_set.num_classes, eval_set.ignore_index, decode_images)
-        for image, label in zip(scan.images, scan.labels)
+        _PairTask(key, image, str(image), label, str(label), eval_set.num_classes, eval_set.ignore_index, decode_images)
+        for key, image, label in zip(scan.keys, scan.images, scan.labels)
     ]
 
 
@@ -159,10 +205,77 @@ def _export_tasks(eval_set: EvalSet, directory: Path, decode_images: bool) -> li
     mtime = (directory / EXPORT_MARKER).stat().st_mtime_ns
     rows = [_ExportRow(str(directory), mtime, i) for i in range(len(exported))]
     return [
-        _PairTask(row, exported.image_location(i), row, exported.label_location(i),
+        _PairTask(exported.names[i], row, exported.image_location(i), row, exported.label_location(i),
                   eval_set.num_classes, eval_set.ignore_index, decode_images)
         for i, row in enumerate(rows)
     ]
+
+
+def inspect_eval_set(
+    eval_set: EvalSet,
+    data_root: str | Path,
+    *,
+    expected_count: int | None = None,
+    workers: int | None = None,
+    decode_images: bool = False,
+    progress: Progress | None = None,
+) -> SetCheck:
+    """Every problem found with `eval_set` under `data_root` (a MESS layout or an export), the
+    sanity warnings of its labels, and their statistics.
+
+    `expected_count` overrides the expected number of pairs (default: see `expected_image_count`).
+    `workers`: processes decoding labels (default: one per core, up to 8, for 64 pairs or more).
+    The spec's recorded fingerprint and pixel counts are not compared on a synthetic suite.
+    """
+    root = Path(data_root)
+    findings: list[Finding] = []
+    try:
+        export = find_export(eval_set, root)
+    except BenchError as err:
+        return SetCheck([Finding(eval_set.name, BAD_EXPORT, str(root / eval_set.name), err.message)])
+    if export is not None:
+        tasks = _export_tasks(eval_set, export, decode_images)
+    else:
+        tasks = _folder_tasks(eval_set, root, findings, decode_images)
+        if tasks is None:
+            return SetCheck(findings)
+    if expected_count is None:
+        expected_count, origin = expected_image_count(eval_set, root)
+    else:
+        origin = "the expected count given"
+    if len(tasks) != expected_count:
+        where = export if export is not None else root / eval_set.image_dir
+        findings.append(Finding(eval_set.name, COUNT, str(where), f"{len(tasks)} image/label pairs, expected {expected_count} ({origin})"))
+    stats: LabelStats | None = LabelStats(eval_set.num_classes)
+    for task, result in zip(tasks, _run(tasks, workers, progress)):
+        findings.extend(Finding(eval_set.name, kind, file, message) for kind, file, message in result.problems)
+        if result.digest is None or stats is None:
+            stats = None
+            continue
+        stats.add(task.key, result.digest, result.counts, result.ignored)
+    if stats is None or not tasks:
+        return SetCheck(findings, [], None)
+    findings.extend(_label_changes(eval_set, root, export, tasks, stats))
+    return SetCheck(findings, label_warnings(eval_set, stats.class_pixel_counts, stats.ignore_pixel_count), stats)
+
+
+def _label_changes(eval_set: EvalSet, root: Path, export: Path | None, tasks: list[_PairTask], stats: LabelStats) -> list[Finding]:
+    """Labels that differ from the manifest written at preparation, and from the spec's record."""
+    findings = []
+    reference = read_manifest(eval_set, root) if export is None else None
+    if reference is not None:
+        where = {task.key: task.label_where for task in tasks}
+        label_root = root / eval_set.label_dir
+        for key, what in manifest_differences(reference, stats.digests):
+            file = where.get(key, str(label_root / f"{key}{eval_set.label_ext}"))
+            findings.append(Finding(eval_set.name, LABEL_CHANGED, file, f"{what} ({manifest_path(eval_set, root).name})"))
+    if synthetic_count(root, eval_set.name) is None:
+        for difference in record_differences(eval_set, stats):
+            findings.append(Finding(
+                eval_set.name, LABEL_RECORD, str(export or root / eval_set.label_dir),
+                f"{difference}; the prepared labels are not the ones the spec describes (re-prepare them)",
+            ))
+    return findings
 
 
 def check_eval_set(
@@ -173,30 +286,7 @@ def check_eval_set(
     workers: int | None = None,
     decode_images: bool = False,
 ) -> list[Finding]:
-    """Every problem found with `eval_set` under `data_root` (a MESS layout or an export); [] if none.
-
-    `expected_count` overrides the expected number of pairs (default: see `expected_image_count`).
-    `workers`: processes decoding labels (default: one per core, up to 8, for 64 pairs or more).
-    """
-    root = Path(data_root)
-    findings: list[Finding] = []
-    try:
-        export = find_export(eval_set, root)
-    except BenchError as err:
-        return [Finding(eval_set.name, BAD_EXPORT, str(root / eval_set.name), err.message)]
-    if export is not None:
-        tasks = _export_tasks(eval_set, export, decode_images)
-    else:
-        tasks = _folder_tasks(eval_set, root, findings, decode_images)
-        if tasks is None:
-            return findings
-    if expected_count is None:
-        expected_count, origin = expected_image_count(eval_set, root)
-    else:
-        origin = "the expected count given"
-    if len(tasks) != expected_count:
-        where = export if export is not None else root / eval_set.image_dir
-        findings.append(Finding(eval_set.name, COUNT, str(where), f"{len(tasks)} image/label pairs, expected {expected_count} ({origin})"))
-    for problems in _run(tasks, workers):
-        findings.extend(Finding(eval_set.name, kind, file, message) for kind, file, message in problems)
-    return findings
+    """The findings of :func:`inspect_eval_set`; [] if none."""
+    return inspect_eval_set(
+        eval_set, data_root, expected_count=expected_count, workers=workers, decode_images=decode_images
+    ).findings

@@ -19,8 +19,9 @@ through the mirror too.
 
 Downloads go to ``<name>.part`` first and continue from its size with an HTTP ``Range`` request
 (a server that ignores the range restarts the file). A file is accepted only when its sha256
-matches the spec's; a spec without a digest prints the computed one so it can be recorded.
-A verified file gets a ``<name>.sha256`` note beside it, so reruns do not hash it again.
+matches the spec's.
+A verified file gets a ``<name>.sha256`` note beside it, so reruns do not hash it again. A digest
+is reported through ``on_unknown`` (for the caller to print once the file proved usable).
 """
 
 from __future__ import annotations
@@ -110,13 +111,18 @@ def _write_note(path: Path, digest: str) -> None:
     atomic_write_bytes(_note_path(path), f"{digest} {stat.st_size} {stat.st_mtime_ns}\n".encode("ascii"))
 
 
+def forget_digest(path: Path) -> None:
+    """Drop the verified-digest note of `path` (the file is gone or set aside)."""
+    _note_path(path).unlink(missing_ok=True)
+
+
 def check_digest(path: Path, expected: str | None, url: str, on_unknown: Callable[[str], None]) -> str:
     """Hash `path` (or trust its note) and compare with `expected`; a mismatch deletes the file."""
     try:
         digest = check_sha256(path, expected, f"{path} (from {url})", verified_digest(path))
     except DownloadError as err:
         path.unlink()
-        _note_path(path).unlink(missing_ok=True)
+        forget_digest(path)
         raise BenchError(f"{err}; the corrupt file was deleted, rerun `bench prepare` to download it again") from None
     if not expected:
         on_unknown(digest)

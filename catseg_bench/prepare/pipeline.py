@@ -5,13 +5,18 @@ Layout under the data root ``R`` for a spec whose data lives in ``R/<top>/...``:
 - ``R/.bench-prepare/<dataset>/`` is the work folder, itself shaped like a data root: the recipe
   unpacks and converts into ``<work>/<top>/``; ``<work>/.steps/`` remembers finished extractions so
   an interrupted run does not unpack again (forgotten before raw folders are deleted).
-- When the recipe is done, the spec's image/label pairs are counted in the work folder (each
-  evaluation set must hold exactly ``num_images``); only then is ``<top>/.bench-prepared.json``
+- When the recipe is done, the work folder is checked as `bench datasets check` does (each
+  evaluation set must hold exactly ``num_images`` pairs, every image and label must decode, and the
+  labels must match the fingerprint and pixel counts the spec records); only then are the per-image
+  label digests (``<label_dir>/.bench-label-digests.json``) and ``<top>/.bench-prepared.json``
   written and ``<work>/<top>`` renamed to ``R/<top>`` in one step. A crash at any earlier point
   leaves nothing at ``R/<top>``, so nothing half-converted is ever taken for done.
 
 Sources go to ``<download-dir>/<dataset>/<name>`` (default download dir: ``R/.bench-downloads``).
-Manual sources are looked for there and directly in ``<download-dir>``.
+Manual sources are looked for there and directly in ``<download-dir>``. The sha256 of a source
+whose spec records none is printed for recording only once the dataset verified. A downloaded
+archive that turns out unreadable is moved aside (``<name>.broken-<time>``) so the next run
+fetches it again instead of failing on the same file.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any, Callable, Iterable, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from catseg_bench.data.check import SetCheck
+from catseg_bench.data.labelstats import write_manifest
 from catseg_bench.errors import BenchError
 from catseg_bench.prepare import download as dl
 from catseg_bench.prepare.extract import extract
@@ -120,6 +127,7 @@ class RecipeContext:
     reporter: Reporter
     password: dict[str, str | None] = field(default_factory=dict)
     cleanups: list[Path] = field(default_factory=list)
+    downloaded: frozenset[str] = frozenset()  # names of sources fetched by us (not placed by hand)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -151,7 +159,14 @@ class RecipeContext:
             link_tree(path, target)
         else:
             self.reporter.say(f"  unpacking {path.name} -> {target.relative_to(self.root)}")
-            extract(path, target, password=password, strip=strip, subdir=subdir)
+            try:
+                extract(path, target, password=password, strip=strip, subdir=subdir)
+            except BenchError as err:
+                if archive in self.downloaded:
+                    aside = set_aside(path)
+                    raise BenchError(f"{err.message}; it was moved aside to {aside.name}, rerun `bench prepare` "
+                                     "to download it again") from None
+                raise
         step.parent.mkdir(parents=True, exist_ok=True)
         step.write_text(stamp)
 
@@ -176,6 +191,15 @@ class RecipeContext:
     def remove_after_verify(self, path: Path) -> None:
         """Delete `path` once the dataset has verified (MESS deletes some raw folders to save disk)."""
         self.cleanups.append(path)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a broken download to ``<name>.broken-<time>`` (kept for inspection, never reused) and
+    forget its verified digest, so the next run fetches the file again."""
+    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    dl.forget_digest(path)
+    return aside
 
 
 def link_tree(src: Path, dst: Path) -> None:
@@ -211,22 +235,30 @@ def manual_instructions(spec: DatasetSpec, missing: Iterable[Source], folder: Pa
     return "\n".join(lines)
 
 
-def fetch_sources(
-    spec: DatasetSpec, download_dir: Path, fetcher: dl.Fetcher, reporter: Reporter
-) -> tuple[dict[str, Path], list[Source]]:
-    """Local paths of every source (downloading what is missing); and the manual sources still missing."""
+@dataclass
+class Fetched:
+    """The sources of one dataset on disk, and what is still missing or unrecorded."""
+
+    paths: dict[str, Path] = field(default_factory=dict)
+    missing: list[Source] = field(default_factory=list)  # manual sources not found
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)  # (file, sha256) the spec gives no digest for
+
+
+def fetch_sources(spec: DatasetSpec, download_dir: Path, fetcher: dl.Fetcher, reporter: Reporter) -> Fetched:
+    """Local paths of every source (downloading what is missing); the manual sources still missing;
+    the digests of files the spec records none for (to print once the dataset verified)."""
     folder = download_dir / spec.name
     manual = bool(spec.prepare.get("manual", False))
-    paths: dict[str, Path] = {}
-    missing: list[Source] = []
+    fetched = Fetched()
+    paths = fetched.paths
     for source in parse_sources(spec):
         if manual:
             found = _find_manual(source, [folder, download_dir])
             if found is None:
-                missing.append(source)
+                fetched.missing.append(source)
                 continue
             if found.is_file():
-                dl.check_digest(found, source.sha256, source.name, _unknown_digest(reporter, spec, source.name))
+                dl.check_digest(found, source.sha256, source.name, _unrecorded(fetched, source.name))
             paths[source.name] = found
             continue
         if source.url is None:
@@ -236,7 +268,7 @@ def fetch_sources(
             reporter.say(f"  fetching folder {source.url}")
             paths[source.name] = dl.download_drive_folder(
                 source.url, target, fetcher,
-                on_unknown=lambda rel, digest: reporter.say(f"  sha256 {digest}  {source.name}/{rel}"),
+                on_unknown=lambda rel, digest, name=source.name: fetched.unrecorded.append((f"{name}/{rel}", digest)),
                 progress=_byte_progress(reporter, source.name),
             )
             continue
@@ -244,10 +276,10 @@ def fetch_sources(
             reporter.say(f"  downloading {source.url}")
         paths[source.name] = dl.download(
             source.url, target, fetcher, source.sha256,
-            on_unknown=_unknown_digest(reporter, spec, source.name),
+            on_unknown=_unrecorded(fetched, source.name),
             progress=_byte_progress(reporter, source.name),
         )
-    return paths, missing
+    return fetched
 
 
 def _find_manual(source: Source, folders: Sequence[Path]) -> Path | None:
@@ -259,11 +291,20 @@ def _find_manual(source: Source, folders: Sequence[Path]) -> Path | None:
     return None
 
 
-def _unknown_digest(reporter: Reporter, spec: DatasetSpec, name: str) -> Callable[[str], None]:
-    def report(digest: str) -> None:
-        reporter.say(f"  sha256 {digest}  {name}  (no digest in {spec.path.name}; record it as sha256 = \"{digest}\")")
+def _unrecorded(fetched: Fetched, name: str) -> Callable[[str], None]:
+    return lambda digest: fetched.unrecorded.append((name, digest))
 
-    return report
+
+def _report_unrecorded(reporter: Reporter, spec: DatasetSpec, fetched: Fetched) -> None:
+    """The digests of the verified dataset's sources that its spec does not record."""
+    for name, digest in fetched.unrecorded:
+        reporter.say(f"  sha256 {digest}  {name}  (verified; no digest in {spec.path.name}: record it as sha256 = \"{digest}\")")
+
+
+def _report_checks(reporter: Reporter, checks: dict[str, SetCheck]) -> None:
+    for check in checks.values():
+        for warning in check.warnings:
+            reporter.say(f"  [yellow]warning:[/yellow] {warning}")
 
 
 def _byte_progress(reporter: Reporter, name: str) -> dl.Progress:
@@ -286,6 +327,13 @@ def read_done_marker(path: Path) -> dict[str, Any] | None:
         return json.loads((path / DONE_MARKER).read_text())
     except (OSError, ValueError):
         return None
+
+
+def _write_manifests(spec: DatasetSpec, root: Path, checks: dict[str, SetCheck]) -> None:
+    for eval_set in spec.eval_sets():
+        stats = checks[eval_set.name].stats
+        if stats is not None:
+            write_manifest(eval_set, root, stats)
 
 
 def _write_marker(top: Path, spec: DatasetSpec, counts: dict[str, int]) -> None:
@@ -317,28 +365,35 @@ def prepare_dataset(
         return Outcome(spec.name, "done", marker.get("counts", {}), f"already prepared in {final}")
     if final.exists():
         try:
-            counts = verify_prepared(spec, data_root, workers=max(1, jobs))
+            checks = verify_prepared(spec, data_root, workers=max(1, jobs))
         except BenchError as err:
             raise BenchError(
                 f"{final} exists but is not a complete {spec.display_name} ({err.message}); "
                 "move it away (or delete it) and rerun"
             ) from None
+        _report_checks(reporter, checks)
+        counts = {name: spec.num_images for name in checks}
+        _write_manifests(spec, data_root, checks)
         _write_marker(final, spec, counts)
         return Outcome(spec.name, "found", counts, f"found prepared data in {final}; verified and marked done")
 
-    sources, missing = fetch_sources(spec, download_dir, fetcher, reporter)
-    if missing:
-        return Outcome(spec.name, "manual", {}, manual_instructions(spec, missing, download_dir / spec.name))
+    fetched = fetch_sources(spec, download_dir, fetcher, reporter)
+    if fetched.missing:
+        return Outcome(spec.name, "manual", {}, manual_instructions(spec, fetched.missing, download_dir / spec.name))
 
     work = data_root / WORK_DIR / spec.name
     work.mkdir(parents=True, exist_ok=True)
     passwords = {s.name: s.password for s in parse_sources(spec)}
-    context = RecipeContext(spec, work, sources, max(1, jobs), reporter, passwords)
+    downloaded = frozenset() if spec.prepare.get("manual", False) else frozenset(fetched.paths)
+    context = RecipeContext(spec, work, fetched.paths, max(1, jobs), reporter, passwords, downloaded=downloaded)
     recipe(context)
     try:
-        counts = verify_prepared(spec, work, workers=context.jobs)
+        checks = verify_prepared(spec, work, workers=context.jobs)
     except BenchError as err:
         raise BenchError(f"{err.message} (the work folder {work} is kept; a rerun converts again)") from None
+    _report_checks(reporter, checks)
+    _report_unrecorded(reporter, spec, fetched)
+    counts = {name: spec.num_images for name in checks}
     # Cleanups delete unpacked files the recipe reads: forget the finished extractions first, so a run
     # interrupted from here on unpacks again rather than converting from half-deleted folders.
     shutil.rmtree(work / _STEPS_DIR, ignore_errors=True)
@@ -347,6 +402,7 @@ def prepare_dataset(
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    _write_manifests(spec, work, checks)
     _write_marker(work / top_name, spec, counts)
     os.replace(work / top_name, final)
     shutil.rmtree(work)

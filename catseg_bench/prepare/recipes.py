@@ -558,7 +558,7 @@ def _cwfid_item(item: tuple[Path, Path]) -> int:
 
 @recipe("cwfid")
 def cwfid(ctx: RecipeContext) -> None:
-    ctx.extract("cwfid-dataset.tar.gz", "cwfid", strip=1)
+    ctx.extract("cwfid-dataset.zip", "cwfid", strip=1)
     ds = ctx.root / "cwfid"
     out = ds / "annotations_detectron2" / "test"
     _mkdirs(out)

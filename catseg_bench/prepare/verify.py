@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catseg_bench.data import check_eval_set
+from catseg_bench.data.check import SetCheck, inspect_eval_set
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import DatasetSpec, builtin_specs_dir
 
 
-def verify_prepared(spec: DatasetSpec, data_root: Path, workers: int | None = None) -> dict[str, int]:
-    """Pairs per evaluation set of `spec` under `data_root`: `num_images` each, once checked.
+def verify_prepared(spec: DatasetSpec, data_root: Path, workers: int | None = None) -> dict[str, SetCheck]:
+    """Each evaluation set of `spec` under `data_root`, checked with its images decoded.
 
-    A BenchError names the first problem `check_eval_set` finds (unpaired files, a count other than
-    the spec's num_images, label values outside the classes, image/label size mismatches).
+    A BenchError names the first problem found (unpaired files, a count other than the spec's
+    num_images, label values outside the classes, image/label size mismatches, truncated images,
+    labels whose fingerprint or pixel counts differ from the spec's record).
     """
-    counts = {}
+    checks = {}
     for eval_set in spec.eval_sets():
-        findings = check_eval_set(eval_set, data_root, expected_count=spec.num_images, workers=workers)
-        if findings:
-            first = findings[0]
-            more = f" (and {len(findings) - 1} more; run `{check_command(spec)}`)" if len(findings) > 1 else ""
+        check = inspect_eval_set(eval_set, data_root, expected_count=spec.num_images, workers=workers, decode_images=True)
+        if check.findings:
+            first = check.findings[0]
+            more = f" (and {len(check.findings) - 1} more; run `{check_command(spec)}`)" if len(check.findings) > 1 else ""
             raise BenchError(f"{first.file}: {first.message}{more}")
-        counts[eval_set.name] = spec.num_images  # the check found exactly this many pairs
-    return counts
+        checks[eval_set.name] = check
+    return checks
 
 
 def check_command(spec: DatasetSpec) -> str:
