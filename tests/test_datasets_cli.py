@@ -146,3 +146,18 @@ def test_export_then_check_the_export_root(cli, tmp_path):
     check = cli("datasets", "check", "paxray4", "--data-root", tmp_path / "hf", "--json")
     assert check.exit_code == 0, check.output
     assert [e["source"] for e in json.loads(check.stdout)["eval_sets"]] == ["export"] * 4
+
+
+def test_check_decodes_images_by_default_and_headers_only_is_the_fast_look(cli, tmp_path):
+    """The reported case: a truncated image passed `check` (headers only) and failed the run."""
+    assert cli("datasets", "synth", "pst900", "--out", tmp_path, "--images", 2).exit_code == 0
+    image = tmp_path / "PST900_RGBT_Dataset/test/thermal/synth_000.png"
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) * 2 // 3])
+    fast = cli("datasets", "check", "pst900", "--data-root", tmp_path, "--headers-only")
+    assert fast.exit_code == 0 and "all 1 evaluation set(s) OK" in fast.stdout
+    full = cli("datasets", "check", "pst900", "--data-root", tmp_path, "--json")
+    assert full.exit_code == 1
+    findings = json.loads(full.stdout)["findings"]
+    assert [(f["kind"], f["file"]) for f in findings] == [("bad_image", str(image))]
+    assert "truncated" in findings[0]["message"]

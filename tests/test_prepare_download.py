@@ -222,7 +222,7 @@ def test_rerun_skips_finished_dataset_and_a_failed_conversion_is_never_marked_do
     final = tmp_path / "data" / "CHASEDB1"
     marker = json.loads((final / ".bench-prepared.json").read_text())
     assert marker["dataset"] == name and marker["counts"] == {name: 1}
-    assert sorted(p.name for p in (final / "annotations_detectron2" / "test").iterdir()) == ["Image_05L.png"]
+    assert sorted(p.name for p in (final / "annotations_detectron2" / "test").glob("*.png")) == ["Image_05L.png"]
     assert not (tmp_path / "data" / ".bench-prepare" / name).exists()
     assert not (tmp_path / "data" / ".bench-downloads" / name).exists()  # archives removed by default
 
@@ -311,3 +311,23 @@ def test_run_interrupted_while_deleting_raw_files_unpacks_again(tmp_path, monkey
     assert outcome.status == "prepared" and outcome.counts == {"solar": 2}
     assert sorted(p.name for p in (tmp_path / "data" / "solar" / "images").iterdir()) == ["0.jpg", "1.jpg"]
     assert not (tmp_path / "data" / "solar" / "raw").exists()
+
+
+def test_broken_cached_archive_is_set_aside_and_fetched_again_and_its_digest_offered_only_once_verified(cli, server, tmp_path):
+    spec_dir = tmp_path / "specs"
+    good = chase_zip()
+    server.place(CHASE_URL, good[: len(good) // 2])  # a download cut short by the server: no digest to catch it
+    name = make_test_spec(spec_dir, "chase_db1", 1, {})
+    result = run_prepare(cli, server, tmp_path, spec_dir, name)
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "moved aside to CHASEDB1.zip.broken-" in output and "rerun `bench prepare` to download it again" in output
+    assert "record it as sha256" not in output  # the digest of a broken archive is never offered for recording
+    downloads = tmp_path / "data" / ".bench-downloads" / name
+    assert not (downloads / "CHASEDB1.zip").exists() and not (downloads / "CHASEDB1.zip.sha256").exists()
+    assert len(list(downloads.glob("CHASEDB1.zip.broken-*"))) == 1
+
+    server.place(CHASE_URL, good)
+    result = run_prepare(cli, server, tmp_path, spec_dir, name)  # no hand work: the next run downloads again
+    assert result.exit_code == 0, result.output
+    assert f'record it as sha256 = "{sha(good)}"' in " ".join(result.output.split())

@@ -369,13 +369,14 @@ def test_cwfid_mess_test_ids_and_swapped_colours(env):
     from catseg_bench.prepare.convert import CWFID_TEST_IDS
 
     mask = np.array([[[0, 0, 0], [255, 0, 0], [0, 255, 0]]], np.uint8)
-    files = {"dataset-master/README.md": b"cwfid"}
+    top = "dataset-36290d0912a032f0bd1a5678ed55457ddafde217"  # GitHub's archive of the pinned commit
+    files = {f"{top}/README.md": b"cwfid"}
     for i in range(1, 61):
-        files[f"dataset-master/images/{i:03}_image.png"] = png(rgb(1, 3, i))
-        files[f"dataset-master/annotations/{i:03}_annotation.png"] = png(mask)
-    env.prepare("cwfid", 21, {"cwfid-dataset.tar.gz": tar_bytes(files)})
+        files[f"{top}/images/{i:03}_image.png"] = png(rgb(1, 3, i))
+        files[f"{top}/annotations/{i:03}_annotation.png"] = png(mask)
+    env.prepare("cwfid", 21, {"cwfid-dataset.zip": zip_bytes(files)})
     out = env.data / "cwfid/annotations_detectron2/test"
-    assert sorted(p.name for p in out.iterdir()) == [f"{i:03}_annotation.png" for i in CWFID_TEST_IDS]
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:03}_annotation.png" for i in CWFID_TEST_IDS]
     assert read(out / "028_annotation.png").tolist() == [[0, 1, 2]]  # red -> 1 'crop seedling', green -> 2 'weed' (MESS)
 
 
@@ -421,7 +422,7 @@ def test_coco_stuff_171_by_its_name_counts_pairs_against_the_118287_of_train2017
     result = cli("prepare", "coco_stuff_171", "--data-root", env.data, "--mirror", env.server.url)
     assert result.exit_code == 1
     output = " ".join(result.output.split())
-    assert "record it as sha256" in output  # the spec publishes no digests; they are printed
+    assert "record it as sha256" not in output  # digests are offered for recording only once the data verified
     assert "2 image/label pairs, expected 118287" in output
     assert not (env.data / "coco-stuff").exists()  # nothing half-done is published
     work = env.data / ".bench-prepare" / "coco_stuff_171"

@@ -262,6 +262,7 @@ def make_test_spec(spec_dir: Path, real: str, num_images: int, digests: dict[str
 
     The [prepare] table keeps the real URLs and names (so the real download path is what is
     tested) and gains `recipe = <real>`; `digests` maps file names to the test archives' sha256.
+    The real labels' record (fingerprint, pixel counts) goes: tiny test sources do not hold them.
     """
     text = real_spec_path(real).read_text()
     raw = tomllib.loads(text)
@@ -270,7 +271,7 @@ def make_test_spec(spec_dir: Path, real: str, num_images: int, digests: dict[str
     for line in text.split("\n"):  # [prepare] and its sub-tables go; the one [prepare] below holds them inline
         if line.startswith("["):
             in_prepare = line == "[prepare]" or line.startswith("[prepare.")
-        if not in_prepare:
+        if not in_prepare and not line.startswith(("label_fingerprint", "class_pixel_counts", "ignore_pixel_count")):
             kept.append(line)
     text = "\n".join(kept)
     text = text.replace(f'name = "{real}"', f'name = "{name}"', 1)

@@ -105,8 +105,16 @@ def to_train_ids(label: np.ndarray, table: np.ndarray, source: Path) -> np.ndarr
 
 
 def div255(array: np.ndarray) -> np.ndarray:
-    """``np.uint8(x / 255)``: a 0/255 mask to 0/1; any value below 255 truncates to 0."""
-    return (np.asarray(array) / 255).astype(np.uint8)
+    """``np.uint8(x / 255)``: a 0/255 mask to 0/1; any value below 255 truncates to 0.
+
+    A 1-bit mask (PIL mode "1", read as bool) is taken as the 0/255 mask it stands for, True being
+    foreground: MESS's division would turn every True into 1/255 and truncate it to 0, losing the
+    whole foreground (a DeepCrack copy with 1-bit labels would have no crack pixel left).
+    """
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    return (array / 255).astype(np.uint8)
 
 
 def merge_max(masks: Iterable[np.ndarray]) -> np.ndarray:
