@@ -3,6 +3,8 @@
 - A composite dataset (PAXRay-4) scores the arithmetic mean of its subsets' scores.
 - A domain scores the unweighted mean of its datasets.
 - Mean is the unweighted mean over all the benchmark's datasets (22 for MESS), not over domains.
+- Datasets shown beside the benchmark (``Benchmark.extra_domains``: a user's datasets) get their own
+  domain means and never enter the benchmark's Mean, nor make a row incomplete.
 
 A missing dataset (or subset, or an undefined score) leaves its domain and the Mean *incomplete*:
 they are ``None`` and the row says what is missing. There is never a silent mean over fewer datasets.
@@ -73,23 +75,26 @@ def aggregate(
     """
     datasets: dict[str, float | None] = {}
     missing: list[str] = []
-    for name in benchmark.members:
+    members = set(benchmark.members)
+    for name in benchmark.shown_datasets:
         spec = specs[name]
         if scores.get(name) is not None or not spec.is_composite:
             datasets[name] = scores.get(name)
-            if datasets[name] is None:
+            if datasets[name] is None and name in members:
                 missing.append(name)
             continue
         datasets[name] = subset_mean(spec, scores)
-        missing.extend(e.name for e in spec.eval_sets() if scores.get(e.name) is None)
-    domains = {domain.name: complete_mean([datasets[d] for d in domain.datasets]) for domain in benchmark.domains}
-    return Aggregate(datasets, domains, complete_mean(list(datasets.values())), tuple(missing))
+        if name in members:
+            missing.extend(e.name for e in spec.eval_sets() if scores.get(e.name) is None)
+    domains = {domain.name: complete_mean([datasets[d] for d in domain.datasets]) for domain in benchmark.shown_domains}
+    return Aggregate(datasets, domains, complete_mean([datasets[name] for name in benchmark.members]), tuple(missing))
 
 
 def columns(benchmark: Benchmark) -> list[str]:
-    """Table 1's value columns in order: each domain's datasets then the domain, finally ``Mean``."""
+    """Table 1's value columns in order: each domain's datasets then the domain (the benchmark's,
+    then any extra ones), finally ``Mean``."""
     out: list[str] = []
-    for domain in benchmark.domains:
+    for domain in benchmark.shown_domains:
         out.extend(domain.datasets)
         out.append(domain.name)
     out.append("Mean")
@@ -165,7 +170,7 @@ def aggregate_results(
         notes: list[str] = []
         for eval_set, rows_of_set in group.groupby("eval_set", sort=False):
             first = rows_of_set.iloc[0]
-            if first["dataset"] not in benchmark.members:
+            if first["dataset"] not in benchmark.shown_datasets:
                 continue
             if first["partial"]:
                 counted = "counted" if include_partial else "not counted"

@@ -193,12 +193,20 @@ def score_predictions(
 
 def load_results(dirs: Sequence[Path | str], specs_dirs: Sequence[Path | str] = ()) -> pd.DataFrame:
     """Every result file under `dirs` (recursively) as a tidy DataFrame (`catseg_bench.frame.COLUMNS`):
-    one row per model x eval set x metric, with domain, partial/untrained flags and provenance."""
+    one row per model x eval set x metric, with domain, partial/untrained flags and provenance.
+
+    A corrupt or tampered result file (bad JSON, a confusion matrix that does not match its recorded
+    sha256) is set aside: left out, and listed as (path, reason) in ``frame.attrs["skipped"]``.
+    """
     from catseg_bench.frame import results_frame
     from catseg_bench.results import load_results as read_all
     from catseg_bench.specs import load_specs
 
-    return results_frame(read_all(dirs), load_specs([Path(p) for p in specs_dirs]))
+    skipped: list[tuple[str, str]] = []
+    frame = results_frame(read_all(dirs, on_skip=lambda path, reason: skipped.append((str(path), reason))),
+                          load_specs([Path(p) for p in specs_dirs]))
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
 def make_table(
@@ -220,7 +228,7 @@ def make_table(
     from catseg_bench.aggregate import aggregate_results
     from catseg_bench.results import load_published
     from catseg_bench.specs import load_benchmark, load_specs
-    from catseg_bench.tables import RENDERERS, build_table
+    from catseg_bench.tables import RENDERERS, add_reading_notes, build_table
 
     if fmt != "table" and fmt not in RENDERERS:
         raise BenchError(f"--format {fmt!r}: use {', '.join(RENDERERS)} (or 'table' from Python)")
@@ -232,9 +240,12 @@ def make_table(
     elif isinstance(results, (str, Path)):
         results = [results]
     frame = results if not isinstance(results, Sequence) else load_results(results, specs_dirs)
+    shown = list(dict.fromkeys(frame["dataset"]))
+    bench = bench.with_extra_datasets(specs[name] for name in shown if name in specs)
     rows = aggregate_results(frame, bench, specs, metric, include_partial=include_partial)
     reference = None if published is None or str(published) == "none" else load_published(published)
     if not rows and reference is None:
         raise BenchError("nothing to show: give result folders, or --published seed|mess2023")
     table = build_table(rows, reference, bench, specs, metric=metric, compare=compare)
+    add_reading_notes(table, bench, sorted(name for name in shown if name not in specs), frame.attrs.get("skipped", []))
     return table if fmt == "table" else RENDERERS[fmt](table, digits)

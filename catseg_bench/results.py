@@ -45,7 +45,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -102,16 +102,23 @@ class Result:
             raise BenchError(f"{self.path}: no metric '{name}' in this result; it has: {known}")
         return self.metrics[name]
 
-    def confusion(self) -> np.ndarray:
-        """The confusion matrix, checked against the sha256 the JSON recorded."""
+    def confusion_bytes(self) -> bytes:
+        """The confusion matrix file, checked against the sha256 the JSON recorded."""
         path = self.path.parent / self.confusion_file
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise BenchError(f"{path}: confusion matrix of {self.path.name} is missing; re-run this evaluation") from None
         if hashlib.sha256(data).hexdigest() != self.confusion_sha256:
-            raise BenchError(f"{path}: does not match the sha256 recorded in {self.path.name}; re-run this evaluation")
-        return np.load(io.BytesIO(data), allow_pickle=False)
+            raise BenchError(
+                f"{path}: does not match the sha256 recorded in {self.path.name} (changed after it was written); "
+                "re-run this evaluation"
+            )
+        return data
+
+    def confusion(self) -> np.ndarray:
+        """The confusion matrix, checked against the sha256 the JSON recorded."""
+        return np.load(io.BytesIO(self.confusion_bytes()), allow_pickle=False)
 
     def stale_reasons(
         self,
@@ -310,21 +317,33 @@ def _load_json(path: Path) -> Any:
         raise BenchError(f"{path}: not valid JSON ({err}); delete it and re-run that evaluation") from None
 
 
+def _checked(result: Result) -> Result:
+    """`result`, once its confusion matrix is found to be the one its JSON recorded."""
+    result.confusion_bytes()
+    return result
+
+
 def read_result(path: Path | str) -> Result:
+    """A result file, checked: valid JSON of the result schema whose confusion matrix matches its sha256."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: result file does not exist")
     document = _load_json(path)
     if not _is_result_document(document):
         raise BenchError(f"{path}: not a catseg-bench result file (no \"schema\": \"{SCHEMA}\")")
-    return _parse(path, document)
+    return _checked(_parse(path, document))
 
 
-def load_results(dirs: Iterable[Path | str]) -> list[Result]:
-    """Every result file under `dirs` (searched recursively), sorted by path.
+def load_results(
+    dirs: Iterable[Path | str], on_skip: Callable[[Path, str], None] | None = None
+) -> list[Result]:
+    """Every result file under `dirs` (searched recursively), checked as :func:`read_result` does, sorted by path.
 
-    JSON files that are not result files (no ``schema`` key) are skipped; a corrupt result file
-    or one eval set twice for the same model in the same folder is an error.
+    JSON files that are not result files (no ``schema`` key) are left out. A corrupt result file (bad
+    JSON, missing fields, a confusion matrix missing or not matching its recorded sha256) is an
+    error, unless `on_skip` is given: then it is passed to `on_skip` with the reason, and set aside
+    (left out) while the others are read. One eval set twice for the same model in the same folder
+    is an error.
     """
     results: list[Result] = []
     paths: set[Path] = set()
@@ -336,9 +355,14 @@ def load_results(dirs: Iterable[Path | str]) -> list[Result]:
             if path.name.startswith(".") or path.resolve() in paths:
                 continue
             paths.add(path.resolve())
-            document = _load_json(path)
-            if _is_result_document(document):
-                results.append(_parse(path, document))
+            try:
+                document = _load_json(path)
+                if _is_result_document(document):
+                    results.append(_checked(_parse(path, document)))
+            except BenchError as err:
+                if on_skip is None:
+                    raise
+                on_skip(path, err.message)
     seen: dict[tuple[Path, str, str], Path] = {}
     for result in results:
         key = (result.path.parent, result.model_id, result.eval_set)

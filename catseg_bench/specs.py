@@ -15,7 +15,7 @@ import hashlib
 import json
 import tomllib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -244,10 +244,35 @@ class Benchmark:
     domains: tuple[Domain, ...]
     path: Path
     description: str | None = None
+    # Datasets outside the benchmark (a user's, from --specs) shown after its domains, grouped by
+    # their own domain; they never enter the benchmark's domain means or its Mean.
+    extra_domains: tuple[Domain, ...] = ()
 
     @property
     def members(self) -> tuple[str, ...]:
         return tuple(name for domain in self.domains for name in domain.datasets)
+
+    @property
+    def shown_domains(self) -> tuple[Domain, ...]:
+        return self.domains + self.extra_domains
+
+    @property
+    def shown_datasets(self) -> tuple[str, ...]:
+        return tuple(name for domain in self.shown_domains for name in domain.datasets)
+
+    def with_extra_datasets(self, specs: Iterable["DatasetSpec"]) -> "Benchmark":
+        """This benchmark showing `specs` (those not among its members) after its domains, one group per
+        domain in order of name; a domain named like one of the benchmark's gets "(extra)" added."""
+        own = {d.name for d in self.domains} | {d.display_name for d in self.domains}
+        by_domain: dict[str, list[str]] = {}
+        for spec in specs:
+            if spec.name not in self.members:
+                by_domain.setdefault(spec.domain, []).append(spec.name)
+        extra = tuple(
+            Domain(f"extra:{domain}", f"{domain} (extra)" if domain in own else domain, tuple(sorted(names)))
+            for domain, names in sorted(by_domain.items())
+        )
+        return replace(self, extra_domains=extra)
 
     def domain_of(self, dataset: str) -> str:
         for domain in self.domains:

@@ -59,7 +59,7 @@ class Table:
 
 def table_columns(benchmark: Benchmark, specs: Mapping[str, DatasetSpec]) -> list[Column]:
     out = []
-    for domain in benchmark.domains:
+    for domain in benchmark.shown_domains:
         out.extend(Column(name, specs[name].display_name, domain.display_name, False) for name in domain.datasets)
         out.append(Column(domain.name, domain.display_name, domain.display_name, True))
     out.append(Column("Mean", "Mean", None, True))
@@ -129,6 +129,23 @@ def build_table(
     for row in ours:
         table.notes.extend(f"{row.label}: {note}" for note in row.notes)
     return table
+
+
+def add_reading_notes(table: Table, benchmark: Benchmark, datasets_without_spec: Sequence[str],
+                      skipped: Sequence[tuple[str, str]]) -> None:
+    """Say under the table what it shows beside the benchmark and what it could not show: datasets
+    outside the benchmark (their own domain groups), results without a spec, result files set aside."""
+    if benchmark.extra_domains:
+        table.notes.append(
+            f"Datasets outside {benchmark.display_name} ({', '.join(d.display_name for d in benchmark.extra_domains)}) "
+            "are shown after its domains; they are not part of its Mean."
+        )
+    if datasets_without_spec:
+        table.notes.append(
+            f"Results for datasets without a spec are not shown: {', '.join(datasets_without_spec)}; "
+            "pass their folder with --specs."
+        )
+    table.notes.extend(f"skipped {path}: {reason}" for path, reason in skipped)
 
 
 def print_table(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from catseg_bench.aggregate import aggregate, aggregate_results
+from catseg_bench.errors import BenchError
 from catseg_bench.results import load_published, load_results, write_result
 from catseg_bench.specs import load_benchmark, load_specs
 from catseg_bench.tables import build_table, match_key, render_latex
@@ -260,3 +261,55 @@ def test_published_by_path(cli, tmp_path):
     own.write_text((published_dir() / "seed_table1.json").read_text().replace('"name": "seed"', '"name": "mine"'))
     rows = csv_rows(cli("table", "--published", own, "--format", "csv"))
     assert len(rows) == 13 and rows[0]["model"] == "Random (LB)"
+
+
+def test_a_tampered_confusion_matrix_is_set_aside_and_the_table_goes_on(cli, tmp_path, specs):
+    """The reported case: an edited `.confusion.npy` was trusted, one corrupt JSON aborted `bench table`."""
+    conf = np.array([[5, 1, 0], [1, 5, 0], [0, 0, 0]])
+    kvasir, cryo = specs["kvasir_instrument"].eval_sets()[0], specs["cryonuseg"].eval_sets()[0]
+    for eval_set in (kvasir, cryo):
+        write_result(tmp_path / "m", eval_set=eval_set, model_id="m", checkpoint_sha256=None, settings={},
+                     confusion=conf, images_scored=1)
+    np.save(tmp_path / "m" / "cryonuseg.confusion.npy", np.array([[9, 0, 0], [0, 9, 0], [0, 0, 0]]))
+    (tmp_path / "m" / "dram.json").write_text('{"schema": "catseg-bench/result", "schema_ver')  # cut short
+    with pytest.raises(BenchError, match="cryonuseg.confusion.npy: does not match the sha256 recorded in cryonuseg.json"):
+        load_results([tmp_path])
+    res = cli("table", tmp_path, "--published", "none", "--format", "markdown")
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert f"skipped {tmp_path / 'm' / 'cryonuseg.json'}" in out and "does not match the sha256" in out
+    assert f"skipped {tmp_path / 'm' / 'dram.json'}: " in out and "not valid JSON" in out
+    row = next(line for line in out.splitlines() if line.startswith("| m |"))
+    assert "71.43" in row  # kvasir's 100 * 5/7 is still shown
+
+
+def test_a_user_dataset_of_a_new_domain_gets_its_own_group_after_the_mess_domains(cli, tmp_path, specs):
+    from spec_texts import write_user_spec
+
+    spec_dir = tmp_path / "specs"
+    write_user_spec(spec_dir)  # "solar", domain "Energy"
+    solar = load_specs([spec_dir])["solar"].eval_sets()[0]
+    kvasir = specs["kvasir_instrument"].eval_sets()[0]
+    conf3 = np.diag([4, 4, 4, 0]) + np.array([[0, 4, 0, 0]] * 3 + [[0, 0, 0, 0]])
+    write_result(tmp_path / "out" / "m", eval_set=solar, model_id="m", checkpoint_sha256=None, settings={},
+                 confusion=conf3, images_scored=1)
+    write_result(tmp_path / "out" / "m", eval_set=kvasir, model_id="m", checkpoint_sha256=None, settings={},
+                 confusion=np.array([[5, 1, 0], [1, 5, 0], [0, 0, 0]]), images_scored=1)
+    res = cli("table", tmp_path / "out", "--published", "seed", "--format", "csv", "--specs", spec_dir)
+    assert res.exit_code == 0, res.output
+    header, *rows = list(csv.reader(io.StringIO(res.stdout)))
+    assert header[-3:] == ["Agriculture and Biology", "extra:Energy", "Mean"]
+    assert header.index("Solar Panels") == header.index("CWFID") + 1  # after the last MESS dataset
+    ours = next(r for r in rows if r[0] == "m")
+    # [pred, gt]: class 0 TP 4, gt 4, predicted 8 -> IoU 4/8; class 1 TP 8, gt 16, predicted 8 -> 8/16;
+    # class 2 TP 4, gt 4, predicted 8 -> 4/8.
+    expected = 50.0
+    assert float(ours[header.index("Solar Panels")]) == pytest.approx(expected, abs=0.01)
+    assert float(ours[header.index("extra:Energy")]) == pytest.approx(expected, abs=0.01)
+    assert ours[header.index("Mean")] == ""  # the MESS Mean is not filled by a user dataset
+    seed = next(r for r in rows if r[0].startswith("CAT-Seg-B"))
+    assert seed[header.index("Solar Panels")] == "" and seed[header.index("Mean")] != ""
+    rich = cli("table", tmp_path / "out", "--published", "none", "--specs", spec_dir)
+    assert "Energy" in rich.stdout and "not part of its Mean" in " ".join(rich.stdout.split())
+    without = cli("table", tmp_path / "out", "--published", "none", "--format", "markdown")
+    assert "Results for datasets without a spec are not shown: solar; pass their folder with --specs." in without.stdout
