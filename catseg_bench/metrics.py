@@ -66,11 +66,14 @@ class ConfusionMatrix:
         self.device = torch.device(device)
         self.matrix = torch.zeros((num_classes + 1, num_classes + 1), dtype=torch.int64, device=self.device)
 
-    def update(self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, *, image: str = "?") -> None:
+    def update(
+        self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, *, image: str = "?", label: str | None = None
+    ) -> None:
         """Add one image (or a batch of equally shaped images) of class-index predictions and labels.
 
-        ``image`` names the image in errors: a label outside [0, K) ∪ {ignore}, a prediction outside
-        [0, K) or mismatched shapes raise :class:`BenchError`.
+        ``image`` names the image (or the prediction file) in errors, ``label`` the label file (default:
+        ``image``): a label outside [0, K) ∪ {ignore} is reported against the label, a prediction
+        outside [0, K) or mismatched shapes against the image; each raises :class:`BenchError`.
         """
         k = self.num_classes
         if tuple(pred.shape) != tuple(gt.shape):
@@ -91,7 +94,7 @@ class ConfusionMatrix:
         if bool(bad_gt.any()):
             values = torch.unique(gt_t[bad_gt])[:5].tolist()
             raise BenchError(
-                f"{image}: label values {values} are neither one of the {k} classes [0, {k - 1}] "
+                f"{label or image}: label values {values} are neither one of the {k} classes [0, {k - 1}] "
                 f"nor the ignore value {self.ignore_index}; check the dataset preparation or the spec's class list"
             )
         gt_t = torch.where(is_ignore, torch.full_like(gt_t, k), gt_t)

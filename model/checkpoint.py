@@ -148,7 +148,19 @@ def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             raise CheckpointError(f"checkpoint {path} is truncated or not a safetensors file ({exc}): write it again") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as exc:
+    except pickle.UnpicklingError as exc:
+        detail = next((line.split(":", 1)[1].strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), None)
+        if detail is None or not detail.startswith("Unsupported global"):
+            raise CheckpointError(
+                f"checkpoint {path} is truncated or not a PyTorch checkpoint ({str(exc).splitlines()[0]}): download it again"
+            ) from exc
+        # torch's message goes on to advise weights_only=False, i.e. running the file's code: not repeated.
+        raise CheckpointError(
+            f"checkpoint {path} holds Python objects besides tensors ({detail.split('. ')[0]}), which are not "
+            "loaded since unpickling them can run code: save a plain state dict (torch.save(model.state_dict())) "
+            "or safetensors"
+        ) from exc
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is truncated or not a PyTorch checkpoint ({str(exc).splitlines()[0]}): "
             "download it again"

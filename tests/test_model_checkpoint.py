@@ -169,6 +169,19 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
     assert "does not exist" in load_error(tmp_path / "absent.pth")
 
 
+class _Pickled:
+    """A Python object in a checkpoint, which a weights-only load refuses."""
+
+
+def test_a_checkpoint_with_python_objects_is_refused_without_torch_s_weights_only_advice(tmp_path):
+    path = tmp_path / "objects.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "extra": _Pickled()}, path)
+    message = load_error(path)
+    assert "holds Python objects besides tensors" in message and "_Pickled" in message
+    assert "save a plain state dict" in message
+    assert "weights_only" not in message and "\n" not in message
+
+
 def test_convert_writes_safetensors_that_load_back(official_tiny, tiny_state, tmp_path, cli):
     source = official_tiny()
     out = tmp_path / "tiny.safetensors"

@@ -102,3 +102,43 @@ def test_speed_reports_throughput_and_memory(cli):
     assert row["images_per_second"] > 0 and row["peak_memory_bytes"] > 0
     bad = cli("speed", "--model", "catseg-tiny", "--precision", "fp16")
     assert bad.exit_code == 1 and "--precision fp16" in bad.output
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (no pixel data: only the header is ever read)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [14_000, 30_000])  # 196 MP: PIL's own guard; 900 MP: beyond ours too
+def test_a_huge_image_is_one_line_not_a_traceback(tmp_path, cli, side):
+    from catseg_bench.data.decode import MAX_IMAGE_PIXELS, open_image
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_header_only(side, side))
+    if side * side <= MAX_IMAGE_PIXELS:  # what the MESS sources need opens (header only here)
+        with open_image(path, str(path)) as img:
+            assert img.size == (side, side)
+        return
+    result = cli("predict", path, "--model", "catseg-tiny", "--classes", "a,b", "--device", "cpu")
+    assert result.exit_code == 1
+    assert "split it into tiles" in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_predict_applies_exif_orientation_as_run_does(tmp_path):
+    from catseg_bench.commands.predict import read_rgb
+    from catseg_bench.data.decode import decode_image
+
+    pixels = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=100)
+    seen = read_rgb(path)
+    assert seen.shape == (30, 20, 3)  # upright, as `bench run` (detectron2's read_image) sees it
+    np.testing.assert_array_equal(seen, decode_image(path, str(path)))

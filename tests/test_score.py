@@ -135,3 +135,30 @@ def test_16_bit_predictions_are_read(tmp_path):
     array = np.array([[0, 300], [200, 65534]], dtype=np.uint16)
     Image.fromarray(array).save(tmp_path / "p.png")
     np.testing.assert_array_equal(read_prediction(tmp_path / "p.png"), array)
+
+
+def test_a_label_value_equal_to_the_class_count_is_reported_against_the_label_file(cli, specs, tmp_path):
+    """The reported mix-up: the bad *label* was named by its *prediction* file."""
+    root = tmp_path / "data"
+    write_suite(root, [specs["kvasir_instrument"]], images_per_set=2, seed=2)
+    eval_set = specs["kvasir_instrument"].eval_sets()[0]
+    dataset = open_eval_set(eval_set, root)
+    preds = tmp_path / "preds"
+    noisy_predictions(eval_set, root, preds)  # valid predictions
+    label_file = dataset.label_path(0)
+    label = dataset.read_label(0)
+    label[0, 0] = 2  # == the class count of kvasir (2 classes)
+    Image.fromarray(label.astype(np.uint8)).save(label_file)
+    res = cli("score", "--dataset", "kvasir_instrument", "--data-root", root, "--pred", preds, "--output", tmp_path / "out")
+    assert res.exit_code != 0
+    assert f"{label_file}: label values [2] are neither one of the 2 classes" in error_text(res)
+
+
+def test_a_label_whose_size_differs_from_its_image_says_so(specs, tmp_path):
+    from catseg_bench.errors import BenchError
+
+    write_suite(tmp_path, [specs["kvasir_instrument"]], images_per_set=2, seed=2)
+    dataset = open_eval_set(specs["kvasir_instrument"].eval_sets()[0], tmp_path)
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(dataset.label_path(1))
+    with pytest.raises(BenchError, match=r"label is 7x5 \(WxH\) but its image .* is \d+x\d+; labels must have their image's size"):
+        dataset[1]

@@ -47,13 +47,12 @@ def parse_classes(classes: str | None, classes_file: Path | None) -> list[str]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise BenchError(f"{path}: image not found") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise BenchError(f"{path}: not a readable image ({err})") from None
+    """The image as `bench run` reads it (EXIF orientation applied, 16-bit scaled, size-limited)."""
+    from catseg_bench.data.decode import decode_image
+
+    if not path.is_file():
+        raise BenchError(f"{path}: image not found")
+    return decode_image(path, str(path))
 
 
 def palette(n: int) -> np.ndarray:

@@ -15,6 +15,7 @@ A *source* is a file path or the file's bytes (a Hugging Face export stores the 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +38,34 @@ _TRANSPOSE_FOR_ORIENTATION = {
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
+# The largest image any command opens: MESS's biggest sources are iSAID's (DOTA) aerial scenes, up to
+# 20,000 x 20,000 pixels, which `bench prepare` tiles. PIL's own guard (a warning above 89 MP, an
+# error above 179 MP) would stop them; beyond this limit an image is refused with one line.
+MAX_IMAGE_PIXELS = 20_000 * 20_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
 
 def open_image(source: Source, where: str) -> Image.Image:
-    """Open lazily (header only); a file PIL cannot identify is a BenchError naming it."""
+    """Open lazily (header only); a file PIL cannot identify, or one larger than MAX_IMAGE_PIXELS,
+    is a BenchError naming it."""
     try:
-        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in one line
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
         raise BenchError(f"{where}: file not found; re-run the preparation or fix --data-root") from None
+    except Image.DecompressionBombError:
+        raise BenchError(f"{where}: image has more than twice {MAX_IMAGE_PIXELS:,} pixels; split it into tiles") from None
     except _DECODE_ERRORS as err:
         raise BenchError(f"{where}: not a readable image ({err}); re-download or re-prepare this file") from None
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        img.close()
+        raise BenchError(
+            f"{where}: image is {width}x{height} = {width * height:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+            "this tool opens (the largest MESS source); split it into tiles"
+        )
+    return img
 
 
 def _orientation(img: Image.Image) -> int:

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from catseg_bench.data.decode import decode_image, decode_label
 from catseg_bench.data.pairing import require_pairs, scan_pairs
+from catseg_bench.errors import BenchError
 from catseg_bench.specs import EvalSet
 
 
@@ -30,7 +31,14 @@ class EvalSetDataset(Dataset):
         return len(self.names)
 
     def __getitem__(self, index: int) -> dict:
-        return {"image": self.read_image(index), "label": self.read_label(index), "name": self.names[index]}
+        image, label = self.read_image(index), self.read_label(index)
+        if label.shape != image.shape[:2]:
+            raise BenchError(
+                f"{self.label_location(index)}: label is {label.shape[1]}x{label.shape[0]} (WxH) but its image "
+                f"{self.image_location(index)} is {image.shape[1]}x{image.shape[0]}; labels must have their image's "
+                f"size (re-prepare the dataset; `bench datasets check {self.eval_set.spec.name}` lists every such pair)"
+            )
+        return {"image": image, "label": label, "name": self.names[index]}
 
     def read_image(self, index: int) -> np.ndarray:
         return decode_image(self.image_source(index), self.image_location(index))

@@ -43,7 +43,7 @@ def _open(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
         return image
-    except (OSError, SyntaxError) as err:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise BenchError(f"{path}: cannot read the image ({err}); the source is damaged or incomplete") from None
 
 
