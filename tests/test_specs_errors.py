@@ -92,6 +92,8 @@ CASES = {
     "class_names holding a number": (VALID, '"panel", "crack"]', '"panel", 3]', "class_names"),
     "class_names empty": (VALID, 'class_names = ["background", "panel", "crack"]', "class_names = []", "class_names"),
     "class_names repeated": (VALID, '"panel", "crack"]', '"panel", "panel"]', "class_names"),
+    "class_names repeated in another case": (VALID, '"panel", "crack"]', '"panel", "Panel"]', "class_names"),
+    "class_names repeated with other spaces": (VALID, '"panel", "crack"]', '"solar panel", "solar  panel "]', "class_names"),
     "data as string": (VALID.replace(DATA_TABLE, ""), 'split = "test"\n', 'split = "test"\ndata = "x"\n', "data"),
     "bad label_dtype": (VALID, 'split = "test"\n', 'split = "test"\nlabel_dtype = "int8"\n', "label_dtype"),
     "bad unpaired policy": (VALID, 'label_ext = ".png"\n', 'label_ext = ".png"\nimages_without_labels = "maybe"\n', "data.images_without_labels"),
