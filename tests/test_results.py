@@ -125,6 +125,17 @@ def test_confusion_checked_against_recorded_hash(tmp_path, specs):
         result.confusion()
 
 
+def test_a_tampered_confusion_matrix_makes_the_result_unreadable(tmp_path, specs):
+    """What `bench run` relies on to redo (not trust) a result whose matrix was edited."""
+    path = write_kvasir(tmp_path, specs)
+    np.save(tmp_path / "kvasir_instrument.confusion.npy", np.zeros((3, 3), dtype=np.int64))
+    with pytest.raises(BenchError, match="kvasir_instrument.confusion.npy: does not match the sha256 recorded"):
+        read_result(path)
+    skipped = []
+    assert load_results([tmp_path], on_skip=lambda p, reason: skipped.append(p)) == []
+    assert skipped == [path]
+
+
 def test_load_results_walks_folders_and_skips_foreign_json(tmp_path, specs):
     write_kvasir(tmp_path / "catseg-b", specs)
     write_kvasir(tmp_path / "catseg-l", specs, model_id="catseg-l")
