@@ -5,8 +5,10 @@ A TOML file with a ``[[domains]]`` array is a *benchmark* (``mess.toml``) instea
 domains in table order and the datasets of each. Every validation error names the file and the field.
 
 The spec hash covers the fields that change what is evaluated (classes, ignore label, layout, split,
-subsets), not documentation (licence, link, notes, how to prepare), so editing a licence string does
-not make finished results stale while renaming a class does.
+subsets), not documentation (licence, link, notes, how to prepare) nor the record of the prepared
+labels (``label_fingerprint``, ``class_pixel_counts``, ``ignore_pixel_count``, which check the data),
+so editing a licence string or recording a fingerprint does not make finished results stale while
+renaming a class does.
 """
 
 from __future__ import annotations

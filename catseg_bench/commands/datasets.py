@@ -89,6 +89,15 @@ def spec_details(spec: DatasetSpec) -> dict[str, Any]:
             "images_without_labels": spec.data.images_without_labels,
         },
         "prepare": spec.prepare,
+        "recorded_labels": {
+            es.name: {
+                "label_fingerprint": es.recorded_labels.fingerprint,
+                "class_pixel_counts": None if es.recorded_labels.class_pixel_counts is None
+                else list(es.recorded_labels.class_pixel_counts),
+                "ignore_pixel_count": es.recorded_labels.ignore_pixel_count,
+            }
+            for es in spec.eval_sets() if es.recorded_labels.recorded
+        },
         "subsets": [
             {
                 "name": s.name,
