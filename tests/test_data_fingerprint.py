@@ -221,3 +221,14 @@ def test_cwfid_from_its_real_archive_matches_the_recorded_fingerprint(tmp_path, 
     assert check.findings == []
     assert check.stats.class_pixel_counts == [24_344_908, 1_504_780, 440_968] and check.stats.ignore_pixel_count == 0
     assert check.stats.fingerprint == es.recorded_labels.fingerprint
+
+
+def test_a_run_s_confusion_matrix_gives_the_same_warnings():
+    from catseg_bench.data.labelstats import confusion_warnings
+
+    deepcrack = load_specs()["deepcrack"].eval_sets()[0]
+    # [pred, gt]: the labels hold 10 + 5 pixels of class 0, none of 'crack', 40 ignore (column 2)
+    confusion = np.array([[10, 0, 30], [5, 0, 10], [0, 0, 0]])
+    warnings = confusion_warnings(deepcrack, confusion)
+    assert len(warnings) == 2 and warnings[0].startswith("deepcrack: labels hold only class 0")
+    assert "72.7% of all label pixels hold the ignore value 255" in warnings[1]

@@ -123,6 +123,13 @@ def label_warnings(eval_set: EvalSet, class_pixel_counts: list[int], ignore_pixe
     return warnings
 
 
+def confusion_warnings(eval_set: EvalSet, confusion: np.ndarray) -> list[str]:
+    """:func:`label_warnings` from a result's (K+1)x(K+1) ``[pred, gt]`` confusion matrix, whose column
+    sums are the label histogram (column K: ignore)."""
+    gt = np.asarray(confusion).sum(axis=0)
+    return label_warnings(eval_set, [int(c) for c in gt[: eval_set.num_classes]], int(gt[eval_set.num_classes]))
+
+
 def record_differences(eval_set: EvalSet, stats: LabelStats) -> list[str]:
     """How `stats` differ from what the spec records for `eval_set` (empty when they agree or nothing is recorded)."""
     record: LabelRecord = eval_set.recorded_labels
