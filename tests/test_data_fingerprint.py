@@ -222,6 +222,14 @@ def test_cwfid_from_its_real_archive_matches_the_recorded_fingerprint(tmp_path, 
     assert check.stats.class_pixel_counts == [24_344_908, 1_504_780, 440_968] and check.stats.ignore_pixel_count == 0
     assert check.stats.fingerprint == es.recorded_labels.fingerprint
 
+    changed = tmp_path / "data" / es.label_dir / "010_annotation.png"
+    label = np.array(Image.open(changed))
+    label[100, 100] = 1 if label[100, 100] != 1 else 2
+    Image.fromarray(label).save(changed)
+    findings = inspect_eval_set(es, tmp_path / "data", decode_images=False).findings
+    assert [f.file for f in findings if f.kind == LABEL_CHANGED] == [str(changed)]
+    assert any(f.kind == LABEL_RECORD and "cwfid.toml records 24344908" in f.message for f in findings)
+
 
 def test_a_run_s_confusion_matrix_gives_the_same_warnings():
     from catseg_bench.data.labelstats import confusion_warnings
