@@ -126,7 +126,9 @@ def evaluate(
     calls this; images are sharded and the result files equal a one-process run's.
     """
     from catseg_bench.data import resolve_data_root
-    from catseg_bench.runner import BenchmarkRunner, RunOptions
+    from catseg_bench.lock import exclusive_output
+    from catseg_bench.preflight import seconds_from_env
+    from catseg_bench.runner import DEFAULT_PROGRESS_SECONDS, PROGRESS_SECONDS_ENV, BenchmarkRunner, RunOptions
     from catseg_bench.segmenters import is_untrained
     from model.common import world as distributed
     from model.common.device import resolve_device
@@ -134,19 +136,22 @@ def evaluate(
     requested_device = resolve_device(device)
     eval_sets = select(datasets, specs_dirs) if isinstance(datasets, str) else list(datasets)
     root = resolve_data_root(Path(data_root).expanduser() if data_root is not None else None)
+    seconds_from_env(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS)  # a bad setting fails now, not mid-set
     torch_device = _bind_device(requested_device)
     world = distributed.init_world(torch_device)
     try:
-        if isinstance(model, str):
-            segmenter = build_segmenter(model, checkpoint=checkpoint, model_args=model_args, device=str(torch_device),
-                                        precision=precision, mode=mode, seed=seed)
-        elif checkpoint is not None or model_args:
-            raise BenchError("evaluate(): checkpoint and model_args apply to a model name, not to a segmenter instance")
-        else:
-            segmenter = model
-        options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
-                             limit=limit, save_predictions=save_predictions)
-        outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
+        # Before any model is built: the output takes files, and no other run writes there.
+        with exclusive_output(Path(output), world.is_main):
+            if isinstance(model, str):
+                segmenter = build_segmenter(model, checkpoint=checkpoint, model_args=model_args,
+                                            device=str(torch_device), precision=precision, mode=mode, seed=seed)
+            elif checkpoint is not None or model_args:
+                raise BenchError("evaluate(): checkpoint and model_args apply to a model name, not to a segmenter instance")
+            else:
+                segmenter = model
+            options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
+                                 limit=limit, save_predictions=save_predictions)
+            outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
     finally:
         distributed.shutdown(world)
     return RunReport(segmenter.model_id, is_untrained(segmenter), Path(output), outcomes, world)

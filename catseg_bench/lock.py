@@ -9,6 +9,7 @@ racing the first one's writes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from catseg_bench.errors import BenchError
+from catseg_bench.preflight import require_writable_folder
 
 LOCK_NAME = ".bench-run.lock"
 
@@ -61,6 +63,28 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def exclusive_output(folder: Path | str, is_main: bool = True):
+    """The run's hold on its output folder: checked writable and locked by the main process (the
+    other torchrun processes write nothing there but through it), released when the run ends.
+    A folder made here is removed again if the run fails before writing anything into it."""
+    if not is_main:
+        yield
+        return
+    folder = Path(folder)
+    created = not folder.exists()
+    require_writable_folder(folder)
+    try:
+        with OutputLock(folder):
+            yield
+    except BaseException:
+        if created and {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
+            # A run that failed before writing anything (say, its model would not build) leaves no folder.
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()
+        raise
 
 
 def _describe(text: str) -> str:

@@ -9,7 +9,6 @@ an interrupted one continues where it stopped. One failing set is reported and t
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -25,10 +24,12 @@ from catseg_bench.data.decode import encode_label_png
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
+from catseg_bench.preflight import os_error_line, seconds_from_env
 from catseg_bench.random_baseline import count_label_pixels
 from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
 from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
 from catseg_bench.specs import EvalSet
+from catseg_bench.worker_exit import DieWithParent
 from model.common import world as distributed
 from model.common.files import atomic_write_bytes
 
@@ -91,12 +92,14 @@ class _PreparedItems(Dataset):
                 name = self.dataset.names[index]
                 return {"name": name, "label": self.dataset.read_label(index),
                         "prediction": self.segmenter.read_prediction(name),
-                        "where": self.segmenter.prediction_location(name)}
+                        "where": self.segmenter.prediction_location(name),
+                        "label_file": self.dataset.label_location(index)}
             item = self.dataset[index]
         except BenchError as err:
             return {"error": err.message}
         image = item["image"]
-        return {**item, "image": self.segmenter.prepare_image(image), "size": tuple(image.shape[:2])}
+        return {**item, "image": self.segmenter.prepare_image(image), "size": tuple(image.shape[:2]),
+                "label_file": self.dataset.label_location(index)}
 
 
 def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -156,7 +159,7 @@ class BenchmarkRunner:
         self.untrained = is_untrained(segmenter)
         self.settings = result_settings(segmenter.settings(), options.limit)
         self.result_dir = Path(options.output) / self.model_id
-        self.progress_seconds = float(os.environ.get(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS))
+        self.progress_seconds = seconds_from_env(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS)
 
     def run(self, eval_sets: list[EvalSet]) -> list[SetOutcome]:
         return [self.run_one(eval_set) for eval_set in eval_sets]
@@ -174,7 +177,9 @@ class BenchmarkRunner:
             return SetOutcome(eval_set.name, "failed", err.message, failed_elsewhere=True)
         except BenchError as err:
             return SetOutcome(eval_set.name, "failed", err.message)
-        except (RuntimeError, ValueError, OSError) as err:
+        except OSError as err:
+            return SetOutcome(eval_set.name, "failed", os_error_line(err, self.result_dir))
+        except (RuntimeError, ValueError) as err:
             return SetOutcome(eval_set.name, "failed", f"{type(err).__name__}: {err}")
         outcome.stale_reasons = stale
         return outcome
@@ -210,6 +215,7 @@ class BenchmarkRunner:
             num_workers=self.options.workers,
             collate_fn=_collate,
             pin_memory=False,
+            worker_init_fn=DieWithParent(),
         )
         prediction_dir = self.result_dir / "predictions" / eval_set.name
         started = time.perf_counter()
@@ -227,7 +233,8 @@ class BenchmarkRunner:
                 else:
                     preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
                 for item, pred in zip(batch, preds):
-                    confusion.update(pred, item["label"], image=item.get("where", f"{eval_set.name}/{item['name']}"))
+                    confusion.update(pred, item["label"], image=item.get("where", f"{eval_set.name}/{item['name']}"),
+                                     label=item["label_file"])
                     if self.options.save_predictions:
                         array = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
                         atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(array))

@@ -30,7 +30,7 @@ _LOADER_SCRIPT = textwrap.dedent("""
         def __len__(self):
             return 100
         def __getitem__(self, index):
-            print(os.getpid(), flush=True)
+            os.write(1, f"{os.getpid()}\\n".encode())  # one write: the two workers never interleave
             time.sleep(120)
             return index
 
@@ -126,3 +126,102 @@ def test_numeric_settings_from_the_environment(monkeypatch, value, expected):
             seconds_from_env("CATSEG_BENCH_PROGRESS_SECONDS", 1.0)
     else:
         assert seconds_from_env("CATSEG_BENCH_PROGRESS_SECONDS", 1.0) == expected
+
+
+# ------------------------------------------------------------------------------------------ bench run
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    """Building a model fails the test: what is checked must be refused before."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built before the options were checked")
+
+    monkeypatch.setattr("catseg_bench.registry.build_segmenter", refuse)
+
+
+def _run(cli, *args):
+    return cli("run", "--model", "catseg-tiny", "--device", "cpu", "--datasets", "cwfid", *args)
+
+
+def _last_line(result) -> str:
+    return [line for line in result.output.splitlines() if line.strip()][-1]
+
+
+def test_bad_options_and_an_unwritable_output_are_refused_before_any_model_is_built(cli, tmp_path, monkeypatch, no_model):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    result = _run(cli, "--data-root", tmp_path, "--output", a_file / "out")
+    assert result.exit_code == 1 and f"--output folder not writable: {a_file}" in result.output
+    result = _run(cli, "--data-root", tmp_path, "--output", tmp_path / "out", "--published", "foo")
+    assert result.exit_code == 1 and "no published table named 'foo'" in result.output
+    monkeypatch.setenv("CATSEG_BENCH_PROGRESS_SECONDS", "soon")
+    result = _run(cli, "--data-root", tmp_path, "--output", tmp_path / "out")
+    assert result.exit_code == 1 and "$CATSEG_BENCH_PROGRESS_SECONDS='soon' is not a number of seconds" in result.output
+
+
+def test_a_second_run_on_the_same_output_exits_at_once_naming_the_first(cli, tmp_path, no_model):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from catseg_bench.lock import OutputLock; "
+         "lock = OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = _run(cli, "--data-root", tmp_path, "--output", tmp_path / "out")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert result.exit_code == 1
+    assert f"another bench run (pid {holder.pid} on" in result.output and "give this run another --output" in result.output
+
+
+def test_ctrl_c_says_in_one_line_that_the_run_can_be_resumed(cli, tmp_path, monkeypatch):
+    from catseg_bench.runner import BenchmarkRunner
+    from catseg_bench.specs import load_specs
+    from catseg_bench.synth import write_suite
+
+    write_suite(tmp_path / "data", [load_specs()["cwfid"]], images_per_set=1)
+
+    def interrupted(self, eval_sets):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BenchmarkRunner, "run", interrupted)
+    result = cli("run", "--model", "random", "--datasets", "cwfid", "--data-root", tmp_path / "data", "--output", tmp_path / "out")
+    assert result.exit_code == 130
+    assert " ".join(result.output.split()).endswith(
+        f"interrupted: finished results are kept in {tmp_path / 'out'}; run the same command again to resume "
+        "(the set in progress continues from its last saved image)")
+    with OutputLock(tmp_path / "out"):  # the lock went with the run
+        pass
+
+
+def test_when_every_set_fails_the_failure_summary_is_the_last_line(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("run", "--model", "random", "--datasets", "cwfid,deepcrack", "--data-root", tmp_path / "empty",
+                 "--output", tmp_path / "out", "--published", "none")
+    assert result.exit_code == 1
+    assert _last_line(result).startswith("Error: 2 of 2 evaluation sets failed: cwfid, deepcrack")
+
+
+def test_run_warns_about_unconverted_masks_and_shows_a_new_domain_after_mess(cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from catseg_bench.specs import load_specs
+    from catseg_bench.synth import write_suite
+    from spec_texts import write_user_spec
+
+    spec_dir = tmp_path / "specs"
+    write_user_spec(spec_dir)
+    specs = load_specs([spec_dir])
+    write_suite(tmp_path / "data", [specs["deepcrack"], specs["solar"]], images_per_set=2)
+    for path in (tmp_path / "data" / specs["deepcrack"].eval_sets()[0].label_dir).glob("*.png"):
+        label = np.array(Image.open(path))
+        Image.fromarray(np.where(label == 1, 255, label).astype(np.uint8)).save(path)  # 0/255 masks
+    result = cli("run", "--model", "random", "--datasets", "deepcrack,solar", "--data-root", tmp_path / "data",
+                 "--output", tmp_path / "out", "--published", "none", "--specs", spec_dir)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "warning: deepcrack: labels hold only class 0 ('concrete or asphalt') and ignore (255)" in output
+    assert "Energy" in output and "Solar Panels" in output

@@ -90,6 +90,23 @@ def report_outcomes(console: Console, report) -> None:
     _explain(console, report.outcomes)
 
 
+def print_label_warnings(console: Console, report, eval_sets) -> None:
+    """The label sanity warnings of every scored set, from its result's confusion matrix (its label histogram)."""
+    from catseg_bench.data.labelstats import confusion_warnings
+    from catseg_bench.results import read_result, result_path
+
+    by_name = {es.name: es for es in eval_sets}
+    for o in report.outcomes:
+        if o.status == "failed":
+            continue
+        try:
+            confusion = read_result(result_path(report.result_dir, o.eval_set)).confusion()
+        except BenchError:
+            continue
+        for warning in confusion_warnings(by_name[o.eval_set], confusion):
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
+
 def _model_help() -> str:
     from catseg_bench.registry import available_segmenters
 
@@ -125,6 +142,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
         from catseg_bench import api
+        from catseg_bench.preflight import require_writable_folder
         from catseg_bench.results import load_published
         from catseg_bench.specs import load_all
         from catseg_bench.synth import write_suite
@@ -139,7 +157,7 @@ def register(app: typer.Typer) -> None:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise BenchError("--demo runs in one process on the CPU; run it without torchrun")
             checkpoint, device = "none", "cpu"
-            data_root = Path(output) / "demo-data"
+            data_root = require_writable_folder(output) / "demo-data"
             all_specs, benchmarks = load_all(specs)
             members = benchmarks["mess"].members
             write_suite(data_root, [s for s in all_specs.values() if s.name in members],
@@ -147,17 +165,26 @@ def register(app: typer.Typer) -> None:
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
         eval_sets = api.select(datasets, specs)
         progress, on_progress = progress_display(console, int(os.environ.get("RANK", "0")) == 0)
-        with progress:
-            report = api.evaluate(
-                model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
-                precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
-                save_predictions=save_predictions, on_progress=on_progress,
-            )
+        try:
+            with progress:
+                report = api.evaluate(
+                    model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
+                    precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
+                    save_predictions=save_predictions, on_progress=on_progress,
+                )
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finished results are kept in {output}; run the same command again to resume "
+                          "(the set in progress continues from its last saved image)", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=130) from None
         report_outcomes(console, report)
         if not report.world.is_main:
             return
-        print_table(console, [output], published=published, fmt="rich", metric="mIoU",
-                    include_partial=include_partial, specs_dirs=specs)
+        print_label_warnings(console, report, eval_sets)
+        try:
+            print_table(console, [output], published=published, fmt="rich", metric="mIoU",
+                        include_partial=include_partial, specs_dirs=specs)
+        except BenchError as err:  # e.g. nothing to show when every set failed: the failure summary comes last
+            console.print(f"[yellow]no table:[/yellow] {err.message}", highlight=False, soft_wrap=True)
         if demo:
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
         report.raise_for_failures()

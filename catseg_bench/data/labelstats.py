@@ -31,8 +31,9 @@ from typing import Mapping
 import numpy as np
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_json, read_marker
+from catseg_bench.files import read_marker
 from catseg_bench.specs import EvalSet, LabelRecord
+from model.common.files import atomic_write_json
 
 MANIFEST_NAME = ".bench-label-digests.json"
 MANIFEST_FORMAT = "catseg-bench/label-digests"
