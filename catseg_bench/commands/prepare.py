@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         """
         all_specs, benchmarks = load_all([*specs, training_specs_dir()])
         selected = _select(names, all_specs, benchmarks)
-        from catseg_bench.prepare import Reporter, get_recipe, prepare_dataset  # the pipeline loads torch
+        from catseg_bench.prepare import Reporter, prepare_dataset  # the pipeline loads torch
 
         data_root.mkdir(parents=True, exist_ok=True)
         downloads = download_dir or data_root / DEFAULT_DOWNLOADS
@@ -70,7 +70,12 @@ def register(app: typer.Typer) -> None:
 def _recipe_of(spec):
     """The spec's recipe, looked up only when it runs: data already in place (prepared by MESS, or a
     user's dataset) is verified and marked done without one."""
-    return lambda context: get_recipe(spec)(context)
+    def run_recipe(context) -> None:
+        from catseg_bench.prepare import get_recipe
+
+        get_recipe(spec)(context)
+
+    return run_recipe
 
 
 def _select(names, all_specs, benchmarks):
