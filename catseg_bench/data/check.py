@@ -225,7 +225,8 @@ def inspect_eval_set(
 
     `expected_count` overrides the expected number of pairs (default: see `expected_image_count`).
     `workers`: processes decoding labels (default: one per core, up to 8, for 64 pairs or more).
-    The spec's recorded fingerprint and pixel counts are not compared on a synthetic suite.
+    The spec's recorded fingerprint and pixel counts are compared only where the whole real split is
+    expected (`num_images` pairs, not a synthetic suite).
     """
     root = Path(data_root)
     findings: list[Finding] = []
@@ -255,11 +256,15 @@ def inspect_eval_set(
         stats.add(task.key, result.digest, result.counts, result.ignored)
     if stats is None or not tasks:
         return SetCheck(findings, [], None)
-    findings.extend(_label_changes(eval_set, root, export, tasks, stats))
+    # The spec's record describes the whole real split: not a synthetic suite, nor a part of the split.
+    compare_record = expected_count == eval_set.spec.num_images and synthetic_count(root, eval_set.name) is None
+    findings.extend(_label_changes(eval_set, root, export, tasks, stats, compare_record))
     return SetCheck(findings, label_warnings(eval_set, stats.class_pixel_counts, stats.ignore_pixel_count), stats)
 
 
-def _label_changes(eval_set: EvalSet, root: Path, export: Path | None, tasks: list[_PairTask], stats: LabelStats) -> list[Finding]:
+def _label_changes(
+    eval_set: EvalSet, root: Path, export: Path | None, tasks: list[_PairTask], stats: LabelStats, compare_record: bool
+) -> list[Finding]:
     """Labels that differ from the manifest written at preparation, and from the spec's record."""
     findings = []
     reference = read_manifest(eval_set, root) if export is None else None
@@ -269,7 +274,7 @@ def _label_changes(eval_set: EvalSet, root: Path, export: Path | None, tasks: li
         for key, what in manifest_differences(reference, stats.digests):
             file = where.get(key, str(label_root / f"{key}{eval_set.label_ext}"))
             findings.append(Finding(eval_set.name, LABEL_CHANGED, file, f"{what} ({manifest_path(eval_set, root).name})"))
-    if synthetic_count(root, eval_set.name) is None:
+    if compare_record:
         for difference in record_differences(eval_set, stats):
             findings.append(Finding(
                 eval_set.name, LABEL_RECORD, str(export or root / eval_set.label_dir),
