@@ -3,6 +3,7 @@ and checks made before any work (writable output, numeric settings)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -74,19 +75,26 @@ def test_dataloader_workers_die_with_a_sigkilled_parent(tmp_path):
 # ------------------------------------------------------------------------------------------ one writer
 
 
-def test_a_second_writer_is_refused_naming_the_first_and_a_dead_one_s_lock_is_taken_over(tmp_path):
+@contextlib.contextmanager
+def lock_held_by_another_process(folder: Path):
+    """A process holding `folder`'s run lock (as a running `bench run` does); SIGKILLed at the end."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from catseg_bench.lock import OutputLock; "
-         "lock = OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)", str(tmp_path)],
+         "lock = OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)", str(folder)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(BenchError, match=rf"another bench run \(pid {holder.pid} on .*\) is writing results here"):
-            OutputLock(tmp_path).acquire()
+        yield holder
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_a_dead_one_s_lock_is_taken_over(tmp_path):
+    with lock_held_by_another_process(tmp_path) as holder:
+        with pytest.raises(BenchError, match=rf"another bench run \(pid {holder.pid} on .*\) is writing results here"):
+            OutputLock(tmp_path).acquire()
     assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == holder.pid  # the dead run's lock file stays
     with OutputLock(tmp_path):
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()  # and is taken over
@@ -161,17 +169,8 @@ def test_bad_options_and_an_unwritable_output_are_refused_before_any_model_is_bu
 
 
 def test_a_second_run_on_the_same_output_exits_at_once_naming_the_first(cli, tmp_path, no_model):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from catseg_bench.lock import OutputLock; "
-         "lock = OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_by_another_process(tmp_path / "out") as holder:
         result = _run(cli, "--data-root", tmp_path, "--output", tmp_path / "out")
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     assert result.exit_code == 1
     assert f"another bench run (pid {holder.pid} on" in result.output and "give this run another --output" in result.output
 
