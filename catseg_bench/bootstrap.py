@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from catseg_bench.aggregate import columns
-from catseg_bench.per_image import PerImageStats
+from catseg_bench.aggregate import ModelRow, columns
+from catseg_bench.per_image import PerImageStats, load_per_image, per_image_path
+from catseg_bench.results import Result
 from catseg_bench.specs import Benchmark, DatasetSpec
 
 DEFAULT_RESAMPLES = 1000
@@ -174,3 +175,35 @@ def paired_set_difference(
     difference = set_samples(a, weights) - set_samples(b, weights)
     point = point_estimate(a) - point_estimate(b)
     return PairedDifference(percentile_interval(point, difference), float(np.mean(difference > 0)))
+
+
+def result_stats(result: Result) -> tuple[PerImageStats | None, str | None]:
+    """The per-image counts beside a result file, or None and why (written before per-image counts
+    existed, or counts that do not add up to the result's confusion matrix)."""
+    path = per_image_path(result.path.parent, result.eval_set)
+    if not path.exists():
+        return None, f"{result.eval_set}: no per-image statistics (an older result): no interval; re-run it for one"
+    stats = load_per_image(path)
+    if len(stats.names) != result.images_scored or not stats.matches(result.confusion()):
+        return None, f"{path.name}: does not add up to {result.path.name}: no interval; re-run this evaluation"
+    return stats, None
+
+
+def row_statistics(
+    results: Sequence[Result], row: ModelRow, benchmark: Benchmark, *, include_partial: bool = False
+) -> tuple[dict[str, PerImageStats], list[str]]:
+    """Per-image counts of the results a Table 1 row counts (keyed by eval set), and notes on the
+    ones that have none."""
+    stats: dict[str, PerImageStats] = {}
+    notes: list[str] = []
+    for result in results:
+        if (result.model_id, result.path.parent) != (row.model_id, row.folder) or result.dataset not in benchmark.members:
+            continue
+        if result.partial and not include_partial:
+            continue
+        found, why = result_stats(result)
+        if found is None:
+            notes.append(f"{row.label}: {why}")
+        else:
+            stats[result.eval_set] = found
+    return stats, notes
