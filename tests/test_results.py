@@ -83,7 +83,7 @@ def test_undefined_values_are_null_and_subsets_named(tmp_path, specs):
     assert document["subset"] == "lungs" and document["dataset"] == "paxray4"
     assert document["per_class_iou"] == {"others": 100.0, "lung": None}
     assert document["metrics"]["CoI-mIoU"] is None
-    assert document["timing"] == {"seconds": None, "images_per_second": None, "peak_memory_bytes": None}
+    assert document["timing"] == {"seconds": None, "images_per_second": None, "peak_memory_bytes": None, "device": None}
 
 
 def test_a_failed_write_keeps_the_finished_result(tmp_path, specs, monkeypatch):
