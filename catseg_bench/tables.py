@@ -304,14 +304,20 @@ def render_mess_csv(table: Table, digits: int = 2) -> str:
 
 def render_json(table: Table, digits: int = 2) -> str:
     """The table as JSON: title, columns (key, header, domain, is_aggregate), rows (label, kind, values
-    keyed by column; an interval row's values are [low, high]), notes. Values are not rounded."""
+    keyed by column), notes. Values are not rounded. An interval row (kind ``interval``) has [low, high]
+    values and names the row it belongs to in ``of``."""
+    rows = []
+    for row in table.rows:
+        entry = {"label": row.label, "kind": row.kind,
+                 "values": {k: list(v) if isinstance(v, tuple) else v for k, v in row.values.items()}}
+        if row.kind == INTERVAL:
+            entry["of"] = rows[-1]["label"]
+        rows.append(entry)
     document = {
         "title": table.title,
         "columns": [{"key": c.key, "header": c.header, "domain": c.domain, "is_aggregate": c.is_aggregate}
                     for c in table.columns],
-        "rows": [{"label": r.label, "kind": r.kind,
-                  "values": {k: list(v) if isinstance(v, tuple) else v for k, v in r.values.items()}}
-                 for r in table.rows],
+        "rows": rows,
         "notes": table.notes,
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
@@ -322,13 +328,14 @@ RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_c
 
 
 def add_interval_rows(table: Table, intervals: Mapping[str, Mapping[str, Interval | None]]) -> None:
-    """Put a "95 % CI" row under each of our rows that `intervals` (row label -> column -> interval) has."""
+    """Put a "95 % CI" row under each of our rows that `intervals` (row label -> column -> interval) has;
+    its values are (low, high) pairs."""
     rows: list[TableRow] = []
     for row in table.rows:
         rows.append(row)
         if row.kind == OURS and row.label in intervals:
             values = {key: None if ci is None else (ci.low, ci.high) for key, ci in intervals[row.label].items()}
-            rows.append(TableRow(f"{row.label}: 95 % CI", INTERVAL, values))
+            rows.append(TableRow("95 % CI", INTERVAL, values))
     table.rows[:] = rows
 
 
