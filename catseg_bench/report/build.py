@@ -137,7 +137,7 @@ def _chart(table: Table, intervals) -> str:
     try:
         return f'<div class="figure">{img(domain_chart_png(table, spans), "domain means")}</div>'
     except BenchError as err:
-        return f'<p class="muted">No domain chart: {esc(err.message)}</p>'
+        return f"<p class=\"muted\">No domain chart: {esc(str(err))}</p>"
 
 
 # --- paired comparison -------------------------------------------------------------------------------
