@@ -51,6 +51,17 @@ class Table:
     rows: list[TableRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def domain_spans(self) -> list[tuple[str, int]]:
+        """(domain display name, number of its columns) in column order; "" for the Mean."""
+        groups: list[tuple[str, int]] = []
+        for column in self.columns:
+            name = column.domain or ""
+            if groups and groups[-1][0] == name:
+                groups[-1] = (name, groups[-1][1] + 1)
+            else:
+                groups.append((name, 1))
+        return groups
+
     @property
     def domains(self) -> list[str]:
         seen: list[str] = []
@@ -210,13 +221,7 @@ def _tex(text: str) -> str:
 
 def render_latex(table: Table, digits: int = 2) -> str:
     """A booktabs tabular: domain names spanning their datasets and their mean ("avg.")."""
-    groups: list[tuple[str, int]] = []
-    for column in table.columns:
-        name = column.domain or ""
-        if groups and groups[-1][0] == name:
-            groups[-1] = (name, groups[-1][1] + 1)
-        else:
-            groups.append((name, 1))
+    groups = table.domain_spans()
     spec = "l" + "".join(f"|{'r' * width}" for _, width in groups)
     top, rules, start = ["Model"], [], 2
     for name, width in groups:

@@ -102,15 +102,8 @@ def _set_order(runs: Sequence[Run], benchmark: Benchmark, specs: Mapping[str, Da
 
 
 def _table1_html(table: Table) -> str:
-    groups: list[tuple[str, int]] = []
-    for column in table.columns:
-        name = column.domain or ""
-        if groups and groups[-1][0] == name:
-            groups[-1] = (name, groups[-1][1] + 1)
-        else:
-            groups.append((name, 1))
     top = '<tr><th rowspan="2">Model</th>' + "".join(
-        f'<th colspan="{width}">{esc(name)}</th>' for name, width in groups) + "</tr>"
+        f'<th colspan="{width}">{esc(name)}</th>' for name, width in table.domain_spans()) + "</tr>"
     second = "<tr>" + "".join(
         f"<th>{esc(('avg.' if c.domain else 'Mean') if c.is_aggregate else c.header)}</th>" for c in table.columns
     ) + "</tr>"
