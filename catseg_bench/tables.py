@@ -446,9 +446,14 @@ def plot_domains(table: Table, path: Path | str) -> Path:
 
 
 def _chart_columns(table: Table, rows: list[TableRow]) -> tuple[list[Column], list[str]]:
-    """The domain means and the Mean that some row has; a domain no row has complete is drawn by its
-    datasets instead (never as an empty slot or a mean over fewer datasets). Also names those domains."""
+    """The domain means and the Mean to draw: those every one of our rows has (any row's, when none
+    is ours). A domain that is not drawn as a mean is drawn by its datasets that some row has (never as
+    an empty slot or a mean over fewer datasets). Also names those domains."""
+    ours = [row for row in rows if row.kind == OURS]
+
     def drawn(column: Column) -> bool:
+        if ours and column.is_aggregate:
+            return all(row.values[column.key] is not None for row in ours)
         return any(row.values[column.key] is not None for row in rows)
 
     chosen: list[Column] = []
@@ -470,7 +475,7 @@ def _chart_columns(table: Table, rows: list[TableRow]) -> tuple[list[Column], li
 def domain_chart_png(table: Table, intervals: Mapping[str, Mapping[str, tuple[float, float] | None]] | None = None) -> bytes:
     """A grouped bar chart (PNG bytes) of the domain means and the Mean: our rows and the rows they
     compare with, or every row when there are no results of ours. Incomplete values have no bar; a
-    domain that no row has complete shows its datasets' bars instead, and the caption says so.
+    domain that is incomplete for one of our rows shows its datasets' bars instead, and the caption says so.
     ``intervals`` (row label -> column -> (low, high)) adds error bars."""
     import matplotlib
 

@@ -17,7 +17,7 @@ from catseg_bench.report import build_report
 from catseg_bench.results import Timing, read_result, write_result
 from catseg_bench.samples import choose_samples, load_samples, save_sample
 from catseg_bench.specs import load_benchmark, load_specs
-from catseg_bench.tables import INTERVAL, OURS, Table, TableRow, _chart_columns, build_table, table_columns
+from catseg_bench.tables import INTERVAL, OURS, PUBLISHED, Table, TableRow, _chart_columns, build_table, table_columns
 
 from report_html import parse_report
 
@@ -156,3 +156,8 @@ def test_chart_draws_an_incomplete_domain_by_its_datasets():
     complete = dict(values, **{"Medical Sciences": 25.0, "Mean": 30.0})
     chosen, by_dataset = _chart_columns(table, [TableRow("ours", OURS, complete)])
     assert [c.key for c in chosen] == ["Medical Sciences", "suim", "cwfid", "Mean"]
+    # A published row with every domain does not hide that ours has none: ours is drawn by dataset.
+    published = TableRow("Random (LB)", PUBLISHED, {c.key: 1.0 for c in table.columns})
+    chosen, by_dataset = _chart_columns(table, [published, table.rows[0]])
+    assert "Medical Sciences" not in [c.key for c in chosen] and "cwfid" in [c.key for c in chosen]
+    assert "Mean" not in [c.key for c in chosen]
