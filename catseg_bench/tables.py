@@ -447,14 +447,15 @@ def plot_domains(table: Table, path: Path | str) -> Path:
 
 def _chart_columns(table: Table, rows: list[TableRow]) -> tuple[list[Column], list[str]]:
     """The domain means and the Mean to draw: those every one of our rows has (any row's, when none
-    is ours). A domain that is not drawn as a mean is drawn by its datasets that some row has (never as
-    an empty slot or a mean over fewer datasets). Also names those domains."""
+    is ours). A domain that is not drawn as a mean is drawn by its datasets that one of our rows (any
+    row, when none is ours) has: never an empty slot or a mean over fewer datasets. Also names those
+    domains."""
     ours = [row for row in rows if row.kind == OURS]
 
     def drawn(column: Column) -> bool:
         if ours and column.is_aggregate:
             return all(row.values[column.key] is not None for row in ours)
-        return any(row.values[column.key] is not None for row in rows)
+        return any(row.values[column.key] is not None for row in ours or rows)
 
     chosen: list[Column] = []
     by_dataset: list[str] = []
