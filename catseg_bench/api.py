@@ -115,12 +115,14 @@ def evaluate(
     batch_size: int = 1,
     workers: int = 2,
     save_predictions: bool = False,
+    save_samples: int = 0,
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
     """Evaluate `model` on the selected evaluation sets; results go to ``output/<model id>/``.
 
     `model` is a registered name (`bench models list`), ``module:Class``, or a segmenter instance
-    (then `checkpoint` and `model_args` are not used). Finished sets whose result is current are
+    (then `checkpoint` and `model_args` are not used). ``save_samples`` keeps that many images per set
+    with label and prediction for `bench report` (`catseg_bench.samples`). Finished sets whose result is current are
     skipped, interrupted ones resume, and one failing set does not stop the others: check
     ``report.failed`` (or call ``report.raise_for_failures()``). Under ``torchrun`` every process
     calls this; images are sharded and the result files equal a one-process run's.
@@ -145,7 +147,7 @@ def evaluate(
         else:
             segmenter = model
         options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
-                             limit=limit, save_predictions=save_predictions)
+                             limit=limit, save_predictions=save_predictions, save_samples=save_samples)
         outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
     finally:
         distributed.shutdown(world)

@@ -25,8 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from catseg_bench.errors import BenchError
-from catseg_bench.files import atomic_write_bytes
 from catseg_bench.metrics import ConfusionMatrix
+from model.common.files import atomic_write_bytes
 
 PER_IMAGE_SUFFIX = ".per_image.npz"
 PER_IMAGE_FORMAT = "catseg-bench/per-image"

@@ -22,8 +22,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from catseg_bench.files import atomic_write_bytes
 from catseg_bench.results import Result, canonical_settings
+from model.common.files import atomic_write_bytes
 
 SAMPLES_DIR = "samples"
 THUMBNAIL_SIDE = 256

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 class Cell:
     text: str
     value: str | None  # data-value
+    high: str | None = None  # data-high: an interval's upper end
 
 
 @dataclass
@@ -49,7 +50,7 @@ class ReportParser(HTMLParser):
             self._row = []
             self.tables[-1].rows.append((attributes.get("class") or "", self._row))
         elif tag == "td" and self._row is not None:
-            self._cell = Cell("", attributes.get("data-value"))
+            self._cell = Cell("", attributes.get("data-value"), attributes.get("data-high"))
             self._row.append(self._cell)
 
     def handle_endtag(self, tag):

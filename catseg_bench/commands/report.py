@@ -30,8 +30,8 @@ def report(
 
       bench report bench_out/ --compare catseg-b catseg-l --bootstrap 2000
     """
-    from catseg_bench.files import atomic_write_bytes
     from catseg_bench.report import build_report
+    from model.common.files import atomic_write_bytes
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise BenchError(f"--out {out}: give a file name ending in .html")
