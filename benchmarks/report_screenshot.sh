@@ -4,7 +4,8 @@
 #
 #   benchmarks/report_screenshot.sh report.html docs/report.png [WIDTH] [HEIGHT]
 #
-# Chromium never goes online here: the report is one self-contained file.
+# Run it with the project's environment active (the shrinking uses Pillow). Chromium never goes online here:
+# the report is one self-contained file.
 set -euo pipefail
 report=${1:?usage: $0 REPORT.html OUT.png [WIDTH] [HEIGHT]}
 out=${2:?usage: $0 REPORT.html OUT.png [WIDTH] [HEIGHT]}
