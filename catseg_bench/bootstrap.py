@@ -105,8 +105,8 @@ def _column_samples(
     """Point value and resampled values for every Table 1 column (None where a set is missing)."""
     def point_and_samples(name: str) -> tuple[float, np.ndarray] | None:
         stats = per_set.get(name)
-        if stats is None or not len(stats.names):
-            return None
+        if stats is None or not len(stats.names) or np.isnan(point_estimate(stats)):
+            return None  # no counts, or an undefined mIoU (no class in the ground truth nor predicted)
         return point_estimate(stats), set_samples(stats, resample_weights(stats.names, resamples, seed))
 
     def mean(parts: list[tuple[float, np.ndarray] | None]) -> tuple[float, np.ndarray] | None:

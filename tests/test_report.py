@@ -111,11 +111,13 @@ def test_samples_are_chosen_by_name_and_kept_to_their_run(results):
     assert {s.name for s in load_samples(other)} == choose_samples(names, 2)
 
 
-def test_report_errors(results, tmp_path):
+def test_report_errors(results, tmp_path, cli):
     with pytest.raises(BenchError, match="is not one of the runs"):
         build_report([results], compare=("good", "nope"), resamples=20, published="none")
     with pytest.raises(BenchError, match="no result files"):
         build_report([tmp_path], resamples=20, published="none")
+    wrong = cli("report", results, "--out", tmp_path / "r.txt")
+    assert wrong.exit_code == 1 and "ending in .html" in wrong.output
 
 
 def test_table_exports_mess_csv_json_and_ci(cli, results):

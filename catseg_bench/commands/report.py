@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -13,8 +13,8 @@ from catseg_bench.errors import BenchError
 def report(
     result_dirs: List[Path] = typer.Argument(..., help="Result folders (searched recursively for result JSON files)."),
     out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
-    compare: Tuple[str, str] = typer.Option(
-        (None, None), "--compare", help="Two runs to put side by side with paired intervals: --compare A B "
+    compare: Optional[Tuple[str, str]] = typer.Option(
+        None, "--compare", help="Two runs to put side by side with paired intervals: --compare A B "
         "(each a row label, a model id or a results folder)."
     ),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the 95 % intervals."),
@@ -35,7 +35,7 @@ def report(
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise BenchError(f"--out {out}: give a file name ending in .html")
-    text = build_report(result_dirs, compare=None if compare[0] is None else compare, resamples=bootstrap,
+    text = build_report(result_dirs, compare=compare, resamples=bootstrap,
                         published=published, specs_dirs=specs_dirs, benchmark_name=benchmark_name)
     atomic_write_bytes(out, text.encode("utf-8"))
     typer.echo(f"wrote {out} ({len(text) / 2**20:.1f} MiB)")

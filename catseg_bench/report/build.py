@@ -225,13 +225,15 @@ def _set_section(index: int, set_name: str, runs: Sequence[Run], specs, compare,
     for run in present:
         result = run.results[set_name]
         stats = run.stats.get(set_name)
-        ci = set_interval(stats, resamples, DEFAULT_SEED) if stats is not None else None
+        defined = stats is not None and result.metrics.get("mIoU") is not None
+        ci = set_interval(stats, resamples, DEFAULT_SEED) if defined else None
         note = "partial" if result.partial else ("" if stats is not None else "no per-image counts: no interval")
         summary.add([text_cell(run.label), number(result.metrics.get("mIoU")),
                      interval(None if ci is None else (ci.low, ci.high)),
                      *(number(result.metrics.get(m)) for m in SUMMARY[1:]),
                      number(result.images_scored, digits=0), text_cell(note)], "ours")
-    if compare is not None and all(set_name in run.stats for run in compare):
+    if compare is not None and all(set_name in run.stats and run.results[set_name].metrics.get("mIoU") is not None
+                                   for run in compare):
         a, b = compare
         paired = paired_set_difference(a.stats[set_name], b.stats[set_name], set_name, resamples, DEFAULT_SEED)
         diff = paired.difference
