@@ -17,8 +17,8 @@ from report_html import parse_report
 
 SPECS = load_specs()
 DATASETS = ["cwfid", "kvasir_instrument"]
-TINY = ("run", "--model", "catseg-tiny", "--device", "cpu", "--workers", "0", "--published", "none", "--mode", "whole",
-        "--datasets", ",".join(DATASETS), "--save-samples", "2")
+TINY = ("run", "--model", "catseg-tiny", "--checkpoint", "none", "--device", "cpu", "--workers", "0", "--published",
+        "none", "--mode", "whole", "--datasets", ",".join(DATASETS), "--save-samples", "2")
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +70,11 @@ def test_report_of_two_models_is_self_contained_and_equal_to_the_result_files(ru
     # Per set: 2 samples x (image, ground truth, catseg-tiny's prediction; Random has none) and a heat map
     # per model; + the domain chart.
     assert len(page.image_sources) == len(DATASETS) * (2 * 3 + 2) + 1
-    for model in ("catseg-tiny", "random"):
+    for model, label in (("catseg-tiny", "catseg-tiny (untrained)"), ("random", "random")):
         for name in DATASETS:
             result = read_result(out / model / f"{name}.json")
             summary = next(t for t in page.tables if t.section == name)
-            cells = summary.row(model)
+            cells = summary.row(label)
             assert float(cells[1].value) == result.metrics["mIoU"]
             assert float(cells[2].value) <= result.metrics["mIoU"] <= float(cells[2].high)
             assert int(cells[-2].value) == result.images_scored
