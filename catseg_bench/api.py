@@ -121,11 +121,12 @@ def evaluate(
     """Evaluate `model` on the selected evaluation sets; results go to ``output/<model id>/``.
 
     `model` is a registered name (`bench models list`), ``module:Class``, or a segmenter instance
-    (then `checkpoint` and `model_args` are not used). ``save_samples`` keeps that many images per set
-    with label and prediction for `bench report` (`catseg_bench.samples`). Finished sets whose result is current are
+    (then `checkpoint` and `model_args` are not used). Finished sets whose result is current are
     skipped, interrupted ones resume, and one failing set does not stop the others: check
     ``report.failed`` (or call ``report.raise_for_failures()``). Under ``torchrun`` every process
     calls this; images are sharded and the result files equal a one-process run's.
+    ``save_samples`` keeps that many images per set with label and prediction for `bench report`
+    (`catseg_bench.samples`).
     """
     from catseg_bench.data import resolve_data_root
     from catseg_bench.runner import BenchmarkRunner, RunOptions

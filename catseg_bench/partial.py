@@ -2,9 +2,9 @@
 
 The state of one eval set (per rank under torchrun) is its partial confusion matrix, the per-image
 counts of the images done so far and how many of its samples are done, saved atomically every few
-images. It is only reused when the run key (spec
-hash, model, checkpoint, settings) and the digest of the ordered sample names still match, so the
-resumed confusion matrix equals that of an uninterrupted run.
+images. It is only reused when the run key (spec hash, model, checkpoint, settings) and the digest
+of the ordered sample names still match, so the resumed confusion matrix (and per-image counts)
+equal those of an uninterrupted run.
 """
 
 from __future__ import annotations
