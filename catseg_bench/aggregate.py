@@ -119,6 +119,7 @@ class ModelRow:
     aggregate: Aggregate
     notes: tuple[str, ...] = ()
     untrained: bool = False  # some of its results used untrained weights: never compared with published rows
+    folder: Path | None = None  # the results folder the row was read from
 
 
 def _labels(keys: list[tuple[str, Path]]) -> dict[tuple[str, Path], str]:
@@ -193,5 +194,5 @@ def aggregate_results(
         label, untrained = _untrained_label(labels[(model_id, Path(folder))], list(per_set["untrained"]))
         if untrained:
             notes.insert(0, "untrained (random) weights: not comparable with published numbers")
-        rows.append(ModelRow(label, model_id, aggregate_row, tuple(notes), untrained))
+        rows.append(ModelRow(label, model_id, aggregate_row, tuple(notes), untrained, Path(folder)))
     return rows

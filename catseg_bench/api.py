@@ -115,6 +115,7 @@ def evaluate(
     batch_size: int = 1,
     workers: int = 2,
     save_predictions: bool = False,
+    save_samples: int = 0,
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
     """Evaluate `model` on the selected evaluation sets; results go to ``output/<model id>/``.
@@ -124,6 +125,8 @@ def evaluate(
     skipped, interrupted ones resume, and one failing set does not stop the others: check
     ``report.failed`` (or call ``report.raise_for_failures()``). Under ``torchrun`` every process
     calls this; images are sharded and the result files equal a one-process run's.
+    ``save_samples`` keeps that many images per set with label and prediction for `bench report`
+    (`catseg_bench.samples`).
     """
     from catseg_bench.data import resolve_data_root
     from catseg_bench.lock import exclusive_output
@@ -150,7 +153,8 @@ def evaluate(
             else:
                 segmenter = model
             options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
-                                 limit=limit, save_predictions=save_predictions)
+                                 limit=limit, save_predictions=save_predictions,
+                                 save_samples=save_samples)
             outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
     finally:
         distributed.shutdown(world)

@@ -1,9 +1,10 @@
 """Per-image progress of an interrupted evaluation, persisted so a rerun continues where it stopped.
 
-The state of one eval set (per rank under torchrun) is its partial confusion matrix and how many of
-its samples are done, saved atomically every few images. It is only reused when the run key (spec
-hash, model, checkpoint, settings) and the digest of the ordered sample names still match, so the
-resumed confusion matrix equals that of an uninterrupted run.
+The state of one eval set (per rank under torchrun) is its partial confusion matrix, the per-image
+counts of the images done so far and how many of its samples are done, saved atomically every few
+images. It is only reused when the run key (spec hash, model, checkpoint, settings) and the digest
+of the ordered sample names still match, so the resumed confusion matrix (and per-image counts)
+equal those of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from catseg_bench.errors import BenchError
+from catseg_bench.per_image import PerImageStats
 from model.common.files import atomic_write_bytes
+
+_PER_IMAGE_PREFIX = "per_image_"
 
 
 @dataclass
@@ -26,6 +31,7 @@ class PartialState:
     done: int
     confusion: np.ndarray
     seconds: float
+    per_image: PerImageStats | None = None  # None in states saved before per-image counts existed
 
 
 def names_digest(names: list[str]) -> str:
@@ -49,12 +55,21 @@ def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
                 done=int(saved["done"]),
                 confusion=saved["confusion"].astype(np.int64),
                 seconds=float(saved["seconds"]),
+                per_image=_per_image(saved, path),
             )
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, BenchError):
         return None
     if state.run_key != run_key or state.names_digest != digest:
         return None
+    counts = state.per_image
+    if counts is not None and (len(counts.names) != state.done or not counts.matches(state.confusion)):
+        return None  # per-image counts that do not describe the saved matrix: start the set again
     return state
+
+
+def _per_image(saved, path: Path) -> PerImageStats | None:
+    arrays = {key[len(_PER_IMAGE_PREFIX):]: saved[key] for key in saved.files if key.startswith(_PER_IMAGE_PREFIX)}
+    return PerImageStats.from_arrays(arrays, str(path)) if arrays else None
 
 
 def save_partial(path: Path, state: PartialState) -> None:
@@ -66,6 +81,8 @@ def save_partial(path: Path, state: PartialState) -> None:
         done=np.array(state.done),
         confusion=state.confusion,
         seconds=np.array(state.seconds),
+        **({} if state.per_image is None else
+           {f"{_PER_IMAGE_PREFIX}{key}": value for key, value in state.per_image.to_arrays().items()}),
     )
     atomic_write_bytes(path, buffer.getvalue())
 

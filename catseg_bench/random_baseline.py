@@ -35,19 +35,29 @@ class LabelSource(Protocol):
         """How errors name the label (its file, or its row of an export)."""
 
 
+def label_pixels_per_image(
+    dataset: LabelSource, num_classes: int, ignore_index: int, count: int | None = None
+) -> np.ndarray:
+    """Per label of the set's first `count` (all by default): its pixel count per class, plus the
+    ignore count last ((N, K+1)).
+
+    Labels are checked as in scoring: a value outside the classes and ignore names the file.
+    """
+    rows = []
+    for index in range(len(dataset) if count is None else min(count, len(dataset))):
+        label = dataset.read_label(index)
+        counter = ConfusionMatrix(num_classes, ignore_index)
+        counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=dataset.label_location(index))
+        rows.append(counter.numpy().sum(axis=0))
+    return np.stack(rows) if rows else np.zeros((0, num_classes + 1), dtype=np.int64)
+
+
 def count_label_pixels(
     dataset: LabelSource, num_classes: int, ignore_index: int, count: int | None = None
 ) -> np.ndarray:
     """Pixel count per class over the set's first `count` labels (all by default), plus the ignore
-    count last (length K+1).
-
-    Labels are checked as in scoring: a value outside the classes and ignore names the file.
-    """
-    counter = ConfusionMatrix(num_classes, ignore_index)
-    for index in range(len(dataset) if count is None else min(count, len(dataset))):
-        label = dataset.read_label(index)
-        counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=dataset.label_location(index))
-    return counter.numpy().sum(axis=0)
+    count last (length K+1): the sum of :func:`label_pixels_per_image`."""
+    return label_pixels_per_image(dataset, num_classes, ignore_index, count).sum(axis=0)
 
 
 def random_iou(class_counts: np.ndarray) -> np.ndarray:

@@ -24,10 +24,14 @@ where MESS gives NaN:
 ``confusion_matrix``: ``{"file", "sha256"}``
     The (K+1)×(K+1) ``[pred, gt]`` matrix (.npy) the metrics were computed from.
 ``versions``: ``{"python", "torch", "numpy", "catseg_bench", "git_commit"}``
-``timing``: ``{"seconds", "images_per_second", "peak_memory_bytes"}``
+``timing``: ``{"seconds", "images_per_second", "peak_memory_bytes", "device"}`` (``device`` is absent
+    from files written before it was recorded)
 ``created``: UTC time, ISO 8601.
 
-Both files are written atomically (temporary file in the same folder + ``os.replace``), the matrix
+Beside them, ``<eval set>.per_image.npz`` (:mod:`catseg_bench.per_image`) holds the per-image counts
+whose sums are the matrix's margins; results written before it existed have none.
+
+All files are written atomically (temporary file in the same folder + ``os.replace``), the matrix
 first, so a JSON file on disk always describes a complete matrix. A result that is replaced is kept
 as ``<file>.stale-<time>`` (never read by the tables), so no finished result is ever destroyed.
 """
@@ -53,6 +57,7 @@ import torch
 import catseg_bench
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, compute_scores
+from catseg_bench.per_image import PerImageStats, per_image_path
 from catseg_bench.specs import EvalSet
 from model.common.files import atomic_write_bytes
 
@@ -68,6 +73,7 @@ class Timing:
 
     seconds: float
     peak_memory_bytes: int | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,12 +205,16 @@ def write_result(
     partial: bool = False,
     timing: Timing | None = None,
     images_total: int | None = None,
+    per_image: PerImageStats | None = None,
 ) -> Path:
     """Score `confusion` and write ``<out_dir>/<eval set>.json`` plus its matrix; returns the JSON path.
 
-    ``images_total`` defaults to the spec's image count.
+    ``images_total`` defaults to the spec's image count. ``per_image`` (written first) must add up to
+    the matrix's margins.
     """
     matrix = _as_numpy(confusion)
+    if per_image is not None and not per_image.matches(matrix):
+        raise ValueError(f"{eval_set.name}: the per-image counts do not add up to the confusion matrix")
     scores = compute_scores(matrix, eval_set.class_names, eval_set.classes_of_interest)
     out_dir = Path(out_dir)
     json_path = result_path(out_dir, eval_set.name)
@@ -237,12 +247,18 @@ def write_result(
             "seconds": seconds,
             "images_per_second": images_scored / seconds if seconds else None,
             "peak_memory_bytes": timing.peak_memory_bytes if timing else None,
+            "device": timing.device if timing else None,
         },
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    kept = _keep_previous([json_path, out_dir / npy_name])
+    stats_path = per_image_path(out_dir, eval_set.name)
+    kept = _keep_previous([json_path, out_dir / npy_name, stats_path])
     try:
+        if per_image is not None:
+            per_image.save(stats_path)
+        else:
+            stats_path.unlink(missing_ok=True)  # kept aside above: never describe another run's images
         atomic_write_bytes(out_dir / npy_name, npy_bytes)
         atomic_write_bytes(json_path, text.encode("utf-8"))
     except BaseException:

@@ -1,8 +1,9 @@
 """The whole benchmark in one process: build the model once, then evaluate every selected set.
 
 Per evaluation set: embed its class names once, decode images in DataLoader workers, run batched
-inference, stream the confusion matrix on the model's device, persist per-image progress, and
-write the result file atomically. A set whose result is already on disk for the same spec, model,
+inference, stream the confusion matrix on the model's device and keep each image's counts
+(:mod:`catseg_bench.per_image`), persist per-image progress, keep the qualitative samples
+(:mod:`catseg_bench.samples`), and write the result file atomically. A set whose result is already on disk for the same spec, model,
 checkpoint and settings is skipped; a stale one is set aside (renamed, never deleted) and redone;
 an interrupted one continues where it stopped. One failing set is reported and the others go on.
 """
@@ -24,9 +25,11 @@ from catseg_bench.data.decode import encode_label_png
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
+from catseg_bench.per_image import PerImageRecorder, PerImageStats, image_confusion, margins
 from catseg_bench.preflight import os_error_line, seconds_from_env
-from catseg_bench.random_baseline import count_label_pixels
+from catseg_bench.random_baseline import label_pixels_per_image
 from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
+from catseg_bench.samples import choose_samples, save_sample
 from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
 from catseg_bench.specs import EvalSet
 from catseg_bench.worker_exit import DieWithParent
@@ -46,6 +49,7 @@ class RunOptions:
     workers: int = 2
     limit: int | None = None  # first N images of each set (sorted order); results are partial
     save_predictions: bool = False
+    save_samples: int = 0  # images per set kept for the report's gallery (see catseg_bench.samples)
 
 
 @dataclass
@@ -198,11 +202,16 @@ class BenchmarkRunner:
         key = run_key(eval_set, self.model_id, self.checkpoint_sha256, self.settings)
         state_path = partial_path(self.result_dir, eval_set.name, self.world.rank, self.world.size)
         state = load_partial(state_path, key, names_digest(shard_names))
+        if state is not None and state.per_image is None:
+            state = None  # saved before per-image counts were kept: score the set from its first image
         start = state.done if state else 0
         confusion = ConfusionMatrix(eval_set.num_classes, eval_set.ignore_index, self.device)
         if state:
             confusion.matrix += torch.from_numpy(state.confusion).to(self.device)
         elapsed_before = state.seconds if state else 0.0
+        recorder = PerImageRecorder(eval_set.num_classes, state.per_image if state else None)
+        chosen = choose_samples(dataset.names[:total], self.options.save_samples)
+        sampled = {name: i for i, name in enumerate(dataset.names[:total]) if name in chosen}
 
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -233,16 +242,21 @@ class BenchmarkRunner:
                 else:
                     preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
                 for item, pred in zip(batch, preds):
-                    confusion.update(pred, item["label"], image=item.get("where", f"{eval_set.name}/{item['name']}"),
-                                     label=item["label_file"])
+                    single = image_confusion(pred, item["label"], eval_set.num_classes, eval_set.ignore_index,
+                                             self.device, image=item.get("where", f"{eval_set.name}/{item['name']}"),
+                                             label=item["label_file"])
+                    confusion.merge(single)
+                    recorder.add(item["name"], single.numpy())
+                    if item["name"] in sampled:
+                        self._save_sample(eval_set, dataset, sampled[item["name"]], item["label"], pred)
                     if self.options.save_predictions:
                         array = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
                         atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(array))
                 done += len(batch)
                 now = time.perf_counter()
                 if now - last_save >= self.progress_seconds and done < len(indices):
-                    save_partial(state_path, PartialState(key, names_digest(shard_names), done,
-                                                          confusion.numpy(), elapsed_before + now - started))
+                    save_partial(state_path, PartialState(key, names_digest(shard_names), done, confusion.numpy(),
+                                                          elapsed_before + now - started, recorder.stats()))
                     last_save = now
                 self.on_progress(eval_set.name, min(done * self.world.size, total), total)
         except (BenchError, RuntimeError, ValueError, OSError) as err:
@@ -253,9 +267,10 @@ class BenchmarkRunner:
 
         seconds = distributed.max_across(self.world, elapsed_before + time.perf_counter() - started, self.device)
         distributed.sum_across(self.world, confusion.matrix)
+        per_image = self._gather(recorder.stats(), indices, dataset.names[:total])
         peak = _peak_memory_bytes(self.device)
         miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial,
-                           Timing(seconds=seconds, peak_memory_bytes=peak))
+                           Timing(seconds=seconds, peak_memory_bytes=peak, device=str(self.device)), per_image)
         clear_partial(state_path)
         return SetOutcome(eval_set.name, "resumed" if start else "done", "", miou, seconds, total, peak)
 
@@ -265,18 +280,38 @@ class BenchmarkRunner:
         if begin is not None:
             begin(eval_set, names)
 
+    def _gather(self, shard: PerImageStats, indices: list[int], names: list[str]) -> PerImageStats:
+        """Every rank's per-image counts, in sample order, on every rank (one process: `shard` itself)."""
+        full = torch.zeros((len(names), 3, shard.num_classes), dtype=torch.int64, device=self.device)
+        full[indices] = torch.from_numpy(shard.counts).to(self.device)
+        distributed.sum_across(self.world, full)
+        return PerImageStats(tuple(names), full.cpu().numpy())
+
+    def _save_sample(self, eval_set: EvalSet, dataset, index: int, label: np.ndarray, pred) -> None:
+        save_sample(self.result_dir, eval_set.name, dataset.names[index], image=dataset.read_image(index),
+                    label=label, prediction=pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred),
+                    provenance={"spec_hash": eval_set.spec_hash, "model_id": self.model_id,
+                                "checkpoint_sha256": self.checkpoint_sha256, "settings": self.settings})
+
     def _evaluate_analytic(self, eval_set, dataset, total, json_path, partial) -> SetOutcome:
-        """A segmenter whose confusion matrix follows from the labels' pixel counts (Random)."""
+        """A segmenter whose confusion matrix follows from the labels' pixel counts (Random).
+
+        Per-image counts are the expected matrices of the single images; they are kept when they add
+        up to the set's matrix (Random's expectation is linear in the counts), else the result has none.
+        """
         started = time.perf_counter()
         self._begin(eval_set, dataset.names[:total])
-        counts = count_label_pixels(dataset, eval_set.num_classes, eval_set.ignore_index, total)
-        confusion = self.segmenter.expected_confusion(counts)
+        per_label = label_pixels_per_image(dataset, eval_set.num_classes, eval_set.ignore_index, total)
+        confusion = self.segmenter.expected_confusion(per_label.sum(axis=0))
+        per_image = PerImageStats(tuple(dataset.names[:total]),
+                                  np.stack([margins(self.segmenter.expected_confusion(row)) for row in per_label]))
         seconds = time.perf_counter() - started
-        miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial, Timing(seconds=seconds))
+        miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial,
+                           Timing(seconds=seconds, device="cpu"), per_image if per_image.matches(confusion) else None)
         self.on_progress(eval_set.name, total, total)
         return SetOutcome(eval_set.name, "done", "", miou, seconds, total)
 
-    def _write(self, eval_set, json_path, confusion, total, available, partial, timing) -> float | None:
+    def _write(self, eval_set, json_path, confusion, total, available, partial, timing, per_image) -> float | None:
         """Write the result (main rank; `write_result` keeps a stale one aside); every rank gets its mIoU."""
         if self.world.is_main:
             write_result(
@@ -291,6 +326,7 @@ class BenchmarkRunner:
                 images_total=available,
                 partial=partial,
                 timing=timing,
+                per_image=per_image,
             )
         distributed.barrier(self.world)
         return read_result(json_path).metrics.get("mIoU")

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, columns, delta
+from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, aggregate_results, columns, delta
+from catseg_bench.bootstrap import Interval, row_statistics, table_intervals
 from catseg_bench.errors import BenchError
-from catseg_bench.results import PublishedTable
-from catseg_bench.specs import Benchmark, DatasetSpec
+from catseg_bench.results import PublishedTable, load_results
+from catseg_bench.specs import Benchmark, DatasetSpec, load_benchmark, load_specs
 from model.common.files import atomic_write_bytes
 
 MISSING = "–"
 PUBLISHED, OURS, DELTA = "published", "ours", "delta"
+INTERVAL = "interval"  # the 95 % bootstrap interval of the row above it: values are (low, high) pairs
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class Column:
 @dataclass(frozen=True)
 class TableRow:
     label: str
-    kind: str  # PUBLISHED, OURS or DELTA
-    values: dict[str, float | None]
+    kind: str  # PUBLISHED, OURS, DELTA or INTERVAL
+    values: dict[str, float | None] | dict[str, tuple[float, float] | None]
 
 
 @dataclass
@@ -47,6 +50,17 @@ class Table:
     columns: list[Column]
     rows: list[TableRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def domain_spans(self) -> list[tuple[str, int]]:
+        """(domain display name, number of its columns) in column order; "" for the Mean."""
+        groups: list[tuple[str, int]] = []
+        for column in self.columns:
+            name = column.domain or ""
+            if groups and groups[-1][0] == name:
+                groups[-1] = (name, groups[-1][1] + 1)
+            else:
+                groups.append((name, 1))
+        return groups
 
     @property
     def domains(self) -> list[str]:
@@ -161,17 +175,22 @@ def print_table(
     plot: Path | str | None = None,
     specs_dirs: Sequence[Path] = (),
     benchmark_name: str = "mess",
+    ci: int | None = None,
 ) -> Table:
     """Read result folders, build Table 1 (`catseg_bench.api.make_table`) and print it on a rich
     `console` (what `bench table` and `bench run` do). ``published`` is ``seed``, ``mess2023``,
     ``none`` or a JSON path; ``fmt`` is rich or one of :data:`RENDERERS`; text formats are written
-    verbatim (no markup, no wrapping)."""
+    verbatim (no markup, no wrapping). ``ci`` (a number of resamples) adds a bootstrap interval row
+    under each of our rows."""
     from catseg_bench.api import make_table
 
     if fmt != "rich" and fmt not in RENDERERS:
         raise BenchError(f"--format {fmt!r}: use rich, {', '.join(RENDERERS)}")
     table = make_table(list(result_dirs), published, "table", metric=metric, include_partial=include_partial,
                        compare=compare, specs_dirs=specs_dirs, benchmark=benchmark_name)
+    if ci:
+        add_table_intervals(table, result_dirs, ci, metric=metric, include_partial=include_partial,
+                            specs_dirs=specs_dirs, benchmark_name=benchmark_name)
     if fmt == "rich":
         console.print(render_rich(table, digits, width=console.width))
     else:
@@ -185,9 +204,11 @@ def print_table(
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def _cell(value: float | None, kind: str, digits: int) -> str:
+def _cell(value, kind: str, digits: int) -> str:
     if value is None:
         return MISSING
+    if kind == INTERVAL:
+        return f"{value[0]:.{digits}f}–{value[1]:.{digits}f}"
     return f"{value:+.{digits}f}" if kind == DELTA else f"{value:.{digits}f}"
 
 
@@ -217,13 +238,7 @@ def _tex(text: str) -> str:
 
 def render_latex(table: Table, digits: int = 2) -> str:
     """A booktabs tabular: domain names spanning their datasets and their mean ("avg.")."""
-    groups: list[tuple[str, int]] = []
-    for column in table.columns:
-        name = column.domain or ""
-        if groups and groups[-1][0] == name:
-            groups[-1] = (name, groups[-1][1] + 1)
-        else:
-            groups.append((name, 1))
+    groups = table.domain_spans()
     spec = "l" + "".join(f"|{'r' * width}" for _, width in groups)
     top, rules, start = ["Model"], [], 2
     for name, width in groups:
@@ -253,7 +268,7 @@ def render_latex(table: Table, digits: int = 2) -> str:
 
 
 def render_csv(table: Table, digits: int = 2) -> str:
-    """One row per model (no Δ rows): model, the datasets by display name, the domains, Mean."""
+    """One row per model (no Δ or interval rows): model, the datasets by display name, the domains, Mean."""
     datasets = [c for c in table.columns if not c.is_aggregate]
     domains = [c for c in table.columns if c.is_aggregate and c.key != "Mean"]
     mean = [c for c in table.columns if c.key == "Mean"]
@@ -262,14 +277,132 @@ def render_csv(table: Table, digits: int = 2) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model"] + [c.header for c in datasets] + [c.key for c in domains] + ["Mean"])
     for row in table.rows:
-        if row.kind == DELTA:
+        if row.kind in (DELTA, INTERVAL):
             continue
         values = [row.values[c.key] for c in ordered]
         writer.writerow([row.label] + ["" if v is None else f"{v:.{digits}f}" for v in values])
     return buffer.getvalue()
 
 
-RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv}  # text formats, by name
+# The dataset names of the MESS toolkit's results.csv (`dataset_names` in mess/evaluation/mess_evaluation.py of
+# github.com/blumenstiel/MESS, commit cc701b5), keyed by our spec names; other datasets keep their display name.
+MESS_CSV_NAMES = {
+    "bdd100k": "BDD100K", "dark_zurich": "Dark Zurich", "mhp_v1": "MHP v1", "foodseg103": "FoodSeg103",
+    "atlantis": "ATLANTIS", "dram": "DRAM", "isaid": "iSAID", "isprs_potsdam": "ISPRS Potsdam",
+    "worldfloods": "WorldFloods", "floodnet": "FloodNet", "uavid": "UAVid", "kvasir_instrument": "Kvasir-Instrument",
+    "chase_db1": "CHASE DB1", "cryonuseg": "CryoNuSeg", "paxray4": "PAXRay-4", "corrosion_cs": "Corrosion CS",
+    "deepcrack": "DeepCrack", "pst900": "PST900", "zerowaste_f": "ZeroWaste-f", "suim": "SUIM", "cub_200": "CUB-200",
+    "cwfid": "CWFID",
+}
+MESS_CSV_MISSING = "-"
+
+
+def render_mess_csv(table: Table, digits: int = 2) -> str:
+    """The layout of the MESS toolkit's ``results.csv`` (what the leaderboard takes): header
+    ``Dataset,Model,Domain,<metric>``, per model one line per dataset in table order, then
+    ``Mean,<model>,Mean,<value>``; values rounded to `digits`, a missing value is ``-``.
+
+    Our rows (every non-Δ row when there are none). Unlike the toolkit, which averages whatever it
+    finds, an incomplete Mean stays ``-``. Domain names are the benchmark's full names.
+    """
+    metric = table.title.split(" — ")[-1].removesuffix(" (%)")
+    domain_key = {c.domain: c.key for c in table.columns if c.is_aggregate and c.domain is not None}
+    rows = [r for r in table.rows if r.kind == OURS] or [r for r in table.rows if r.kind == PUBLISHED]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Dataset", "Model", "Domain", metric])
+
+    def number(value: float | None) -> str:
+        return MESS_CSV_MISSING if value is None else str(round(value, digits))
+
+    for row in rows:
+        for column in table.columns:
+            if not column.is_aggregate:
+                name = MESS_CSV_NAMES.get(column.key, column.header)
+                writer.writerow([name, row.label, domain_key[column.domain], number(row.values[column.key])])
+        writer.writerow(["Mean", row.label, "Mean", number(row.values["Mean"])])
+    return buffer.getvalue()
+
+
+def render_json(table: Table, digits: int = 2) -> str:
+    """The table as JSON: title, columns (key, header, domain, is_aggregate), rows (label, kind, values
+    keyed by column), notes. Values are not rounded. An interval row (kind ``interval``) has [low, high]
+    values and names the row it belongs to in ``of``."""
+    rows = []
+    for row in table.rows:
+        entry = {"label": row.label, "kind": row.kind,
+                 "values": {k: list(v) if isinstance(v, tuple) else v for k, v in row.values.items()}}
+        if row.kind == INTERVAL:
+            entry["of"] = rows[-1]["label"]
+        rows.append(entry)
+    document = {
+        "title": table.title,
+        "columns": [{"key": c.key, "header": c.header, "domain": c.domain, "is_aggregate": c.is_aggregate}
+                    for c in table.columns],
+        "rows": rows,
+        "notes": table.notes,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv, "mess-csv": render_mess_csv,
+             "json": render_json}  # text formats, by name
+
+
+def add_interval_rows(table: Table, intervals: Mapping[str, Mapping[str, Interval | None]]) -> None:
+    """Put a "95 % CI" row under each of our rows that `intervals` (row label -> column -> interval) has;
+    its values are (low, high) pairs."""
+    rows: list[TableRow] = []
+    for row in table.rows:
+        rows.append(row)
+        if row.kind == OURS and row.label in intervals:
+            values = {key: None if ci is None else (ci.low, ci.high) for key, ci in intervals[row.label].items()}
+            rows.append(TableRow("95 % CI", INTERVAL, values))
+    table.rows[:] = rows
+
+
+def table_intervals_of(
+    rows: Sequence[ModelRow],
+    results: Sequence,
+    benchmark: Benchmark,
+    specs: Mapping[str, DatasetSpec],
+    resamples: int,
+    *,
+    include_partial: bool = False,
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, Interval | None]], list[str]]:
+    """Bootstrap intervals of every column of each of our rows, and notes on sets without per-image counts."""
+    intervals, notes = {}, []
+    for row in rows:
+        stats, missing = row_statistics(results, row, benchmark, include_partial=include_partial)
+        intervals[row.label] = table_intervals(stats, benchmark, specs, resamples, seed)
+        notes.extend(missing)
+    return intervals, notes
+
+
+def add_table_intervals(
+    table: Table,
+    result_dirs: Sequence[Path | str],
+    resamples: int,
+    *,
+    metric: str = "mIoU",
+    include_partial: bool = False,
+    specs_dirs: Sequence[Path] = (),
+    benchmark_name: str = "mess",
+) -> None:
+    """Add the bootstrap interval rows of the results under `result_dirs` to `table` (built from them),
+    with a note on the method and on every set that has no per-image counts."""
+    if metric != "mIoU":
+        raise BenchError(f"--ci: intervals are computed for mIoU only, not {metric}; drop --ci or use --metric mIoU")
+    specs = load_specs(specs_dirs)
+    benchmark = load_benchmark(benchmark_name, specs_dirs)
+    results = load_results(result_dirs)
+    rows = aggregate_results(results, benchmark, specs, metric, include_partial=include_partial)
+    intervals, notes = table_intervals_of(rows, results, benchmark, specs, resamples, include_partial=include_partial)
+    add_interval_rows(table, intervals)
+    table.notes.append(f"95 % CI: percentile bootstrap over images, {resamples} resamples, seed 0.")
+    table.notes.extend(notes)
+
 
 _NARROW_HEADER = 11  # a value column never gets narrower than its numbers, nor wider than this, in a narrow terminal
 
@@ -308,7 +441,7 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
                 if row.kind == DELTA and value is not None:
                     style = "green" if value > 0 else "red" if value < 0 else ""
                 texts.append(Text(column_cells[index], style=style))
-            label_style = {PUBLISHED: "dim", OURS: "bold cyan", DELTA: "italic"}[row.kind]
+            label_style = {PUBLISHED: "dim", OURS: "bold cyan", DELTA: "italic", INTERVAL: "dim italic"}[row.kind]
             grid.add_row(Text(row.label, style=label_style), *texts)
         return grid
 
@@ -321,37 +454,81 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
 
 
 def plot_domains(table: Table, path: Path | str) -> Path:
-    """A grouped bar chart of the domain means and the Mean: our rows and the rows they compare
-    with, or every row when there are no results of ours. Incomplete values have no bar."""
+    """Write :func:`domain_chart_png` to a PNG file (`bench table --plot`)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise BenchError(f"--plot {path}: give a file name ending in .png")
+    atomic_write_bytes(path, domain_chart_png(table))
+    return path
+
+
+def _chart_columns(table: Table, rows: list[TableRow]) -> tuple[list[Column], list[str]]:
+    """The domain means and the Mean to draw: those every one of our rows has (any row's, when none
+    is ours). A domain that is not drawn as a mean is drawn by its datasets that one of our rows (any
+    row, when none is ours) has: never an empty slot or a mean over fewer datasets. Also names those
+    domains."""
+    ours = [row for row in rows if row.kind == OURS]
+
+    def drawn(column: Column) -> bool:
+        if ours and column.is_aggregate:
+            return all(row.values[column.key] is not None for row in ours)
+        return any(row.values[column.key] is not None for row in ours or rows)
+
+    chosen: list[Column] = []
+    by_dataset: list[str] = []
+    for domain in table.domains:
+        members = [c for c in table.columns if c.domain == domain]
+        mean = next(c for c in members if c.is_aggregate)
+        if drawn(mean):
+            chosen.append(mean)
+            continue
+        datasets = [c for c in members if not c.is_aggregate and drawn(c)]
+        if datasets:
+            by_dataset.append(domain)
+            chosen.extend(datasets)
+    chosen.extend(c for c in table.columns if c.key == "Mean" and drawn(c))
+    return chosen, by_dataset
+
+
+def domain_chart_png(table: Table, intervals: Mapping[str, Mapping[str, tuple[float, float] | None]] | None = None) -> bytes:
+    """A grouped bar chart (PNG bytes) of the domain means and the Mean: our rows and the rows they
+    compare with, or every row when there are no results of ours. Incomplete values have no bar; a
+    domain that is incomplete for one of our rows shows its datasets' bars instead, and the caption says so.
+    ``intervals`` (row label -> column -> (low, high)) adds error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise BenchError(f"--plot {path}: give a file name ending in .png")
-    rows = [r for r in table.rows if r.kind != DELTA]
+    rows = [r for r in table.rows if r.kind in (PUBLISHED, OURS)]
     if any(r.kind == OURS for r in rows):
         compared = {r.label.removeprefix("Δ vs ") for r in table.rows if r.kind == DELTA}
         rows = [r for r in rows if r.kind == OURS or r.label in compared]
-    summary = [c for c in table.columns if c.is_aggregate]
+    summary, by_dataset = _chart_columns(table, rows)
+    if not summary:
+        raise BenchError("nothing to plot: no row has a score for any dataset of the table")
+    intervals = intervals or {}
     width = 0.8 / max(1, len(rows))
     figure, axes = plt.subplots(figsize=(min(16.0, max(8.0, 2 + 0.3 * len(summary) * len(rows))), 5))
     colours = plt.get_cmap("tab20").colors
     for i, row in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(summary))]
-        heights = [row.values[c.key] for c in summary]
-        bars = [(x, h) for x, h in zip(xs, heights) if h is not None]
-        axes.bar([x for x, _ in bars], [h for _, h in bars], width=width, label=row.label, color=colours[i % 20],
+        bars = [(x, row.values[c.key], (intervals.get(row.label) or {}).get(c.key))
+                for x, c in zip(xs, summary) if row.values[c.key] is not None]
+        errors = None
+        if any(ci is not None for _, _, ci in bars):
+            errors = [[h - ci[0] if ci else 0.0 for _, h, ci in bars], [ci[1] - h if ci else 0.0 for _, h, ci in bars]]
+        axes.bar([x for x, _, _ in bars], [h for _, h, _ in bars], width=width, label=row.label, color=colours[i % 20],
+                 yerr=errors, capsize=3 if errors else 0,
                  hatch="//" if row.kind == PUBLISHED and any(r.kind == OURS for r in rows) else None)
     axes.set_xticks(range(len(summary)), [c.header for c in summary], rotation=15)
     axes.set_ylabel(table.title.split(" — ")[-1])
     axes.set_title(table.title)
+    if by_dataset:
+        axes.set_xlabel(f"Incomplete, shown by dataset: {', '.join(by_dataset)}", fontsize="small")
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()

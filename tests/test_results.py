@@ -51,7 +51,7 @@ def test_write_then_read_round_trip(tmp_path, specs):
     assert document["schema"] == "catseg-bench/result" and document["schema_version"] == 1
     assert document["model"] == {"id": "catseg-b", "checkpoint_sha256": "ab" * 32, "untrained": False}
     assert set(document["versions"]) == {"python", "torch", "numpy", "catseg_bench", "git_commit"}
-    assert document["timing"] == {"seconds": 4.0, "images_per_second": 0.5, "peak_memory_bytes": 123}
+    assert document["timing"] == {"seconds": 4.0, "images_per_second": 0.5, "peak_memory_bytes": 123, "device": None}
     assert document["images_total"] == specs["kvasir_instrument"].num_images
 
     result = read_result(path)
@@ -83,7 +83,7 @@ def test_undefined_values_are_null_and_subsets_named(tmp_path, specs):
     assert document["subset"] == "lungs" and document["dataset"] == "paxray4"
     assert document["per_class_iou"] == {"others": 100.0, "lung": None}
     assert document["metrics"]["CoI-mIoU"] is None
-    assert document["timing"] == {"seconds": None, "images_per_second": None, "peak_memory_bytes": None}
+    assert document["timing"] == {"seconds": None, "images_per_second": None, "peak_memory_bytes": None, "device": None}
 
 
 def test_a_failed_write_keeps_the_finished_result(tmp_path, specs, monkeypatch):

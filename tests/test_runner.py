@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from catseg_bench.data import open_eval_set
+from catseg_bench.per_image import load_per_image, per_image_path
 from catseg_bench.random_baseline import random_iou
 from catseg_bench.results import read_result
 from catseg_bench.runner import PROGRESS_SECONDS_ENV
@@ -86,6 +87,13 @@ def test_saved_predictions_score_to_the_run_results(first_run, small_suite, cli,
     for name in ["cwfid", "paxray4.lungs", "paxray4.mediastinum", "paxray4.bones", "paxray4.diaphragm"]:
         run = read_result(out / "catseg-tiny" / f"{name}.json")
         np.testing.assert_array_equal(read_result(tmp_path / "rescored" / f"{name}.json").confusion(), run.confusion())
+        _assert_same_per_image(tmp_path / "rescored", out / "catseg-tiny", name)
+
+
+def _assert_same_per_image(folder_a: Path, folder_b: Path, eval_set: str) -> None:
+    a, b = load_per_image(per_image_path(folder_a, eval_set)), load_per_image(per_image_path(folder_b, eval_set))
+    assert a.names == b.names and len(a.names) > 0
+    np.testing.assert_array_equal(a.counts, b.counts)
 
 
 def test_rerun_skips_current_results(first_run, small_suite, cli):
@@ -144,6 +152,7 @@ def test_random_model_gives_the_closed_form(small_suite, cli, tmp_path):
     res = read_result(out / "random" / "cwfid.json")
     counts = _gt_counts(small_suite, "cwfid")[:-1]
     assert res.metrics["mIoU"] == pytest.approx(100 * random_iou(counts).mean(), abs=1e-9)
+    assert load_per_image(per_image_path(out / "random", "cwfid")).matches(res.confusion())
 
 
 def _bench_subprocess(args: list[str], extra_env: dict[str, str]) -> subprocess.Popen:
@@ -165,6 +174,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
     proc = _bench_subprocess([*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out],
                              extra_env={PROGRESS_SECONDS_ENV: "0"})
     assert 0 < kill_once_progress_is_saved(proc, state) < 12
+    with np.load(state) as saved:
+        assert len(saved["per_image_names"]) == int(saved["done"])  # the done images' counts are saved too
     assert not (out / "catseg-tiny" / "cwfid.json").exists()
 
     resumed = cli(*RUN, "--datasets", "cwfid", "--data-root", root, "--output", out)
@@ -175,6 +186,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
         read_result(out / "catseg-tiny" / "cwfid.json").confusion(),
         read_result(reference / "catseg-tiny" / "cwfid.json").confusion(),
     )
+    _assert_same_per_image(out / "catseg-tiny", reference / "catseg-tiny", "cwfid")
 
 
 @pytest.mark.slow
@@ -191,6 +203,7 @@ def test_torchrun_two_processes_write_the_one_process_results(first_run, small_s
         two = read_result(dist_out / "catseg-tiny" / f"{name}.json")
         np.testing.assert_array_equal(two.confusion(), one.confusion())
         assert two.metrics == one.metrics and two.images_scored == one.images_scored
+        _assert_same_per_image(dist_out / "catseg-tiny", out / "catseg-tiny", name)  # gathered in sample order
 
 
 @pytest.mark.slow

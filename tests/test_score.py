@@ -70,7 +70,8 @@ def test_scoring_again_keeps_the_earlier_result(cli, specs, data_root, tmp_path)
     folder = tmp_path / "out" / "mine"
     np.testing.assert_array_equal(read_result(folder / "kvasir_instrument.json").confusion(), second)
     kept = sorted(p.name for p in folder.iterdir() if ".stale-" in p.name)
-    assert [name.split(".stale-")[0] for name in kept] == ["kvasir_instrument.confusion.npy", "kvasir_instrument.json"]
+    assert [name.split(".stale-")[0] for name in kept] == [
+        "kvasir_instrument.confusion.npy", "kvasir_instrument.json", "kvasir_instrument.per_image.npz"]
     np.testing.assert_array_equal(np.load(folder / kept[0]), first)
 
 

@@ -135,6 +135,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward (all their windows at once)."),
         workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=0, help="DataLoader decoding workers."),
         save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write prediction PNGs."),
+        save_samples: int = typer.Option(
+            0, "--save-samples", min=0, help="Keep N images per set with label and prediction for `bench report`."
+        ),
         published: str = typer.Option("seed", "--published", help="Published rows beside ours: seed, mess2023, none."),
         include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
         demo: bool = typer.Option(False, "--demo", help="Synthetic suite + untrained catseg-tiny on the CPU."),
@@ -170,7 +173,7 @@ def register(app: typer.Typer) -> None:
                 report = api.evaluate(
                     model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
                     precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
-                    save_predictions=save_predictions, on_progress=on_progress,
+                    save_predictions=save_predictions, save_samples=save_samples, on_progress=on_progress,
                 )
         except KeyboardInterrupt:
             console.print(f"interrupted: finished results are kept in {output}; run the same command again to resume "

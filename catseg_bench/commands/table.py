@@ -16,6 +16,8 @@ class TableFormat(str, Enum):
     markdown = "markdown"
     latex = "latex"
     csv = "csv"
+    mess_csv = "mess-csv"
+    json = "json"
 
 
 def _parse_compare(pairs: list[str]) -> dict[str, str]:
@@ -44,6 +46,8 @@ def table(
     digits: int = typer.Option(2, "--digits", min=0, max=6, help="Decimals to print."),
     specs_dirs: List[Path] = typer.Option([], "--specs", help="Extra folder of dataset specs."),
     benchmark_name: str = typer.Option("mess", "--benchmark", help="Benchmark spec whose table to print."),
+    ci: bool = typer.Option(False, "--ci", help="Add 95 % bootstrap intervals (over images) under each of our rows."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Resamples for --ci."),
 ) -> None:
     """Print Table 1: per-dataset scores grouped by domain, domain means and the Mean over all datasets.
 
@@ -54,6 +58,10 @@ def table(
       bench table results/ --published seed
 
       bench table results/ --format csv > table1.csv
+
+      bench table results/ --format mess-csv > results.csv   # the MESS toolkit's layout, for the leaderboard
+
+      bench table results/ --ci
 
       bench table --published mess2023 --format markdown --plot domains.png
     """
@@ -72,6 +80,7 @@ def table(
         plot=plot,
         specs_dirs=specs_dirs,
         benchmark_name=benchmark_name,
+        ci=bootstrap if ci else None,
     )
     if plot is not None:
         typer.echo(f"wrote {plot}", err=True)
