@@ -1,0 +1,54 @@
+"""Run the official SCLIP or NACLIP segmentor on the tiny weights; save its outputs."""
+import os, sys
+import numpy as np
+import torch
+torch.set_num_threads(2)
+sys.path.insert(0, '/tmp/i14')
+import stubs
+stubs.install()
+method = sys.argv[1]
+repo = {'sclip': '/tmp/i14/src/wangf3014+SCLIP', 'naclip': '/tmp/i14/src/sinahmr+NACLIP'}[method]
+sys.path.insert(0, repo)
+os.chdir(repo)
+import clip
+from clip.model import build_model
+
+def load(name, device='cpu', jit=False, download_root=None):
+    # clip.load without the download: the same two steps on our state dict.
+    model = build_model(stubs.tiny_state_dict()).to(device)
+    if str(device) == 'cpu':
+        model.float()
+    return model, None
+
+clip.load = load
+names = '/tmp/i14/names.txt'
+with open(names, 'w') as f:
+    f.write('\n'.join(stubs.CLASS_NAMES))
+if method == 'sclip':
+    import clip_segmentor
+    seg = clip_segmentor.CLIPForSegmentation(clip_path='ViT-B/16', name_path=names, device=torch.device('cpu'))
+else:
+    import naclip
+    # pamr_steps=0: PAMR off (the constructor default is 10; see the fixture README).
+    seg = naclip.NACLIP(clip_path='ViT-B/16', name_path=names, device=torch.device('cpu'), pamr_steps=0)
+seg.eval()
+captured = {}
+orig_slide = seg.forward_slide
+def slide(*a, **k):
+    out = orig_slide(*a, **k)
+    captured['slide'] = out.clone()
+    return out
+seg.forward_slide = slide
+image = stubs.image(method)
+x = stubs.normalized(image, [122.771, 116.746, 104.094], [68.501, 66.632, 70.323])
+sample = stubs.DataSample(stubs.ORIGINAL_SIZE)
+with torch.no_grad():
+    seg.predict(x, [sample])
+probs = sample.out['seg_logits'].data
+pred = sample.out['pred_sem_seg'].data[0]
+slide_out = captured['slide'][0]
+if method == 'naclip':  # NACLIP's forward_slide returns window-size logits; predict resizes them afterwards
+    slide_out = torch.nn.functional.interpolate(captured['slide'], size=stubs.ORIGINAL_SIZE, mode='bilinear')[0]
+np.savez(f'/tmp/i14/out/{method}.npz', text_embeds=seg.query_features.numpy(), probs=probs.numpy(),
+         argmax=pred.numpy().astype(np.uint8), slide_logits=slide_out.numpy())
+print(method, probs.shape, pred.shape, np.bincount(pred.numpy().ravel()))
