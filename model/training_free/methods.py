@@ -86,6 +86,8 @@ class MethodConfig:
         settings = asdict(self)
         settings["pixel_mean"] = list(self.pixel_mean)
         settings["pixel_std"] = list(self.pixel_std)
+        if self.last_block != "naclip":
+            del settings["gaussian_std"]
         return settings
 
 
