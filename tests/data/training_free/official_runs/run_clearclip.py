@@ -3,7 +3,7 @@ import os, sys, types
 import numpy as np
 import torch
 torch.set_num_threads(2)
-sys.path.insert(0, '/tmp/i14')
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stubs
 stubs.install()
 repo = '/tmp/i14/src/mc-lan+ClearCLIP'
@@ -26,19 +26,12 @@ def create_model(name, pretrained=None, precision='fp32', **kw):
     return open_clip.load_openai_model('/tmp/i14/tiny_openai.pt', precision='fp32', device='cpu')
 
 clearclip_segmentor.create_model = create_model
-names = '/tmp/i14/names.txt'
-with open(names, 'w') as f:
-    f.write('\n'.join(stubs.CLASS_NAMES))
+names = stubs.names_file()
 seg = clearclip_segmentor.ClearCLIPSegmentation(clip_type='CLIP', vit_type='ViT-B/16', model_type='ClearCLIP',
                                                 name_path=names, device=torch.device('cpu'), ignore_residual=True)
 seg.eval()
 captured = {}
-orig_slide = seg.forward_slide
-def slide(*a, **k):
-    out = orig_slide(*a, **k)
-    captured['slide'] = out.clone()
-    return out
-seg.forward_slide = slide
+stubs.capture_output(seg, 'forward_slide', captured)
 image = stubs.image('clearclip')
 x = stubs.normalized(image, [122.771, 116.746, 104.094], [68.501, 66.632, 70.323])
 sample = stubs.DataSample(stubs.ORIGINAL_SIZE)
@@ -48,5 +41,5 @@ with torch.no_grad():
 probs = sample.out['seg_logits'].data
 pred = sample.out['pred_sem_seg'].data[0]
 np.savez('/tmp/i14/out/clearclip.npz', text_embeds=seg.query_features.numpy(), probs=probs.numpy(),
-         argmax=pred.numpy().astype(np.uint8), slide_logits=captured['slide'][0].numpy())
+         argmax=pred.numpy().astype(np.uint8), slide_logits=captured['forward_slide'][0].numpy())
 print('clearclip', probs.shape, pred.shape, np.bincount(pred.numpy().ravel()))

@@ -3,7 +3,7 @@ import os, sys
 import numpy as np
 import torch
 torch.set_num_threads(2)
-sys.path.insert(0, '/tmp/i14')
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stubs
 stubs.install()
 method = sys.argv[1]
@@ -13,17 +13,8 @@ os.chdir(repo)
 import clip
 from clip.model import build_model
 
-def load(name, device='cpu', jit=False, download_root=None):
-    # clip.load without the download: the same two steps on our state dict.
-    model = build_model(stubs.tiny_state_dict()).to(device)
-    if str(device) == 'cpu':
-        model.float()
-    return model, None
-
-clip.load = load
-names = '/tmp/i14/names.txt'
-with open(names, 'w') as f:
-    f.write('\n'.join(stubs.CLASS_NAMES))
+clip.load = stubs.clip_load_with(build_model)
+names = stubs.names_file()
 if method == 'sclip':
     import clip_segmentor
     seg = clip_segmentor.CLIPForSegmentation(clip_path='ViT-B/16', name_path=names, device=torch.device('cpu'))
@@ -33,12 +24,7 @@ else:
     seg = naclip.NACLIP(clip_path='ViT-B/16', name_path=names, device=torch.device('cpu'), pamr_steps=0)
 seg.eval()
 captured = {}
-orig_slide = seg.forward_slide
-def slide(*a, **k):
-    out = orig_slide(*a, **k)
-    captured['slide'] = out.clone()
-    return out
-seg.forward_slide = slide
+stubs.capture_output(seg, 'forward_slide', captured)
 image = stubs.image(method)
 x = stubs.normalized(image, [122.771, 116.746, 104.094], [68.501, 66.632, 70.323])
 sample = stubs.DataSample(stubs.ORIGINAL_SIZE)
@@ -46,9 +32,9 @@ with torch.no_grad():
     seg.predict(x, [sample])
 probs = sample.out['seg_logits'].data
 pred = sample.out['pred_sem_seg'].data[0]
-slide_out = captured['slide'][0]
+slide_out = captured['forward_slide'][0]
 if method == 'naclip':  # NACLIP's forward_slide returns window-size logits; predict resizes them afterwards
-    slide_out = torch.nn.functional.interpolate(captured['slide'], size=stubs.ORIGINAL_SIZE, mode='bilinear')[0]
+    slide_out = torch.nn.functional.interpolate(captured['forward_slide'], size=stubs.ORIGINAL_SIZE, mode='bilinear')[0]
 np.savez(f'/tmp/i14/out/{method}.npz', text_embeds=seg.query_features.numpy(), probs=probs.numpy(),
          argmax=pred.numpy().astype(np.uint8), slide_logits=slide_out.numpy())
 print(method, probs.shape, pred.shape, np.bincount(pred.numpy().ravel()))

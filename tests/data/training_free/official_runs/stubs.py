@@ -48,3 +48,30 @@ def image(method):
 
 CLASS_NAMES = ["sky", "tree", "road"]
 ORIGINAL_SIZE = (120, 160)
+
+
+def clip_load_with(build_model):
+    """`clip.load` (jit=False) without the download: its own two steps on the tiny state dict."""
+    def load(name, device='cpu', jit=False, download_root=None):
+        model = build_model(tiny_state_dict()).to(device)
+        if str(device) == 'cpu':
+            model.float()
+        return model, None
+    return load
+
+
+def names_file():
+    path = '/tmp/i14/names.txt'
+    with open(path, 'w') as f:
+        f.write('\n'.join(CLASS_NAMES))
+    return path
+
+
+def capture_output(obj, method_name, captured):
+    """Wrap obj.method_name so that its last output is kept in captured[method_name]."""
+    original = getattr(obj, method_name)
+    def wrapper(*a, **k):
+        out = original(*a, **k)
+        captured[method_name] = out.clone()
+        return out
+    setattr(obj, method_name, wrapper)
