@@ -59,7 +59,6 @@ class TrainingFreeSegmenter:
             **method,
             "templates_sha256": templates_sha256(self.net.templates),
             "class_queries": "each class name verbatim, one query",
-            "pamr": False,
             "precision": self.precision,
         }
         if self.untrained:
@@ -91,21 +90,23 @@ class MaskCLIPSegmenter(TrainingFreeSegmenter):
     def __init__(self, clip: str = "ViT-B-16", pretrained: str = "openai",
                  short_side: int = METHODS["maskclip"].short_side, crop: int = METHODS["maskclip"].crop,
                  stride: int = METHODS["maskclip"].stride, logit_scale: float = METHODS["maskclip"].logit_scale,
-                 prob_threshold: float = METHODS["maskclip"].prob_threshold, device: torch.device = torch.device("cpu"),
-                 precision: str = "fp32", checkpoint: str | None = None):
-        knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale, prob_threshold=prob_threshold)
+                 prob_threshold: float = METHODS["maskclip"].prob_threshold,
+                 device: torch.device = torch.device("cpu"), precision: str = "fp32", checkpoint: str | None = None):
+        knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale,
+                     prob_threshold=prob_threshold)
         super().__init__("maskclip", knobs, clip, pretrained, device, precision, checkpoint)
 
 
 class SCLIPSegmenter(TrainingFreeSegmenter):
-    """SCLIP (ECCV 2024): correlative self-attention in the last block."""
+    """SCLIP (ECCV 2024): correlative self-attention in the last block; PAMR only if pamr_steps > 0."""
 
     def __init__(self, clip: str = "ViT-B-16", pretrained: str = "openai",
                  short_side: int = METHODS["sclip"].short_side, crop: int = METHODS["sclip"].crop,
                  stride: int = METHODS["sclip"].stride, logit_scale: float = METHODS["sclip"].logit_scale,
-                 prob_threshold: float = METHODS["sclip"].prob_threshold, device: torch.device = torch.device("cpu"),
-                 precision: str = "fp32", checkpoint: str | None = None):
-        knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale, prob_threshold=prob_threshold)
+                 prob_threshold: float = METHODS["sclip"].prob_threshold, pamr_steps: int = 0,
+                 device: torch.device = torch.device("cpu"), precision: str = "fp32", checkpoint: str | None = None):
+        knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale,
+                     prob_threshold=prob_threshold, pamr_steps=pamr_steps)
         super().__init__("sclip", knobs, clip, pretrained, device, precision, checkpoint)
 
 
@@ -117,19 +118,21 @@ class ClearCLIPSegmenter(TrainingFreeSegmenter):
                  stride: int = METHODS["clearclip"].stride, logit_scale: float = METHODS["clearclip"].logit_scale,
                  prob_threshold: float = METHODS["clearclip"].prob_threshold,
                  device: torch.device = torch.device("cpu"), precision: str = "fp32", checkpoint: str | None = None):
-        knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale, prob_threshold=prob_threshold)
+        knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale,
+                     prob_threshold=prob_threshold)
         super().__init__("clearclip", knobs, clip, pretrained, device, precision, checkpoint)
 
 
 class NACLIPSegmenter(TrainingFreeSegmenter):
-    """NACLIP (WACV 2025): key-key attention plus a Gaussian neighbourhood, reduced last block (no PAMR)."""
+    """NACLIP (WACV 2025): key-key attention plus a Gaussian neighbourhood, no residual and no MLP in
+    the last block; PAMR only if pamr_steps > 0 (NACLIP's own constructor default is 10)."""
 
     def __init__(self, clip: str = "ViT-B-16", pretrained: str = "openai",
                  short_side: int = METHODS["naclip"].short_side, crop: int = METHODS["naclip"].crop,
                  stride: int = METHODS["naclip"].stride, logit_scale: float = METHODS["naclip"].logit_scale,
-                 prob_threshold: float = METHODS["naclip"].prob_threshold,
-                 gaussian_std: float = METHODS["naclip"].gaussian_std, device: torch.device = torch.device("cpu"),
-                 precision: str = "fp32", checkpoint: str | None = None):
+                 prob_threshold: float = METHODS["naclip"].prob_threshold, pamr_steps: int = 0,
+                 gaussian_std: float = METHODS["naclip"].gaussian_std,
+                 device: torch.device = torch.device("cpu"), precision: str = "fp32", checkpoint: str | None = None):
         knobs = dict(short_side=short_side, crop=crop, stride=stride, logit_scale=logit_scale,
-                     prob_threshold=prob_threshold, gaussian_std=gaussian_std)
+                     prob_threshold=prob_threshold, pamr_steps=pamr_steps, gaussian_std=gaussian_std)
         super().__init__("naclip", knobs, clip, pretrained, device, precision, checkpoint)

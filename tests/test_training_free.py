@@ -50,6 +50,19 @@ def test_matches_official_code(tiny_clip, method):
     np.testing.assert_array_equal(labels[decided], expected["argmax"][decided])
 
 
+def test_pamr_matches_official_naclip(tiny_clip):
+    """NACLIP with its constructor's PAMR (10 steps, dilations 8 and 16)."""
+    expected = np.load(FIXTURES / "naclip_pamr.npz")
+    method = method_config("naclip").with_knobs(pamr_steps=10)
+    segmenter = TrainingFreeCLIP(tiny_clip, open_clip.get_tokenizer("ViT-B-16"), method)
+    text = segmenter.encode_classes(CLASS_NAMES)
+    probs = segmenter.probabilities(segmenter.image_logits(input_image("naclip"), text, ORIGINAL_SIZE))
+    np.testing.assert_allclose(probs[:, ::4, ::4].numpy(), expected["probs"], atol=TOLERANCE, rtol=0)
+    unrefined = np.load(FIXTURES / "naclip.npz")["argmax"]
+    assert (expected["argmax"] != unrefined).sum() > 100  # PAMR moves labels: the test can tell it ran
+    np.testing.assert_array_equal(segmenter.labels(probs).numpy(), expected["argmax"])
+
+
 def test_defaults_are_the_official_ones():
     sclip, naclip, clearclip, maskclip = (METHODS[name] for name in ("sclip", "naclip", "clearclip", "maskclip"))
     assert (sclip.short_side, sclip.crop, sclip.stride, sclip.logit_scale) == (336, 224, 112, 40.0)

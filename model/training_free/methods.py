@@ -41,6 +41,8 @@ class MethodConfig:
     mlp_activation, layer_norm_eps: None keeps the open_clip tower's own; MaskCLIP's mmseg
         backbone runs every block with exact GELU and LayerNorm eps 1e-6.
     gaussian_std: NACLIP's neighbourhood Gaussian (patches).
+    pamr_steps, pamr_dilations: optional PAMR refinement of the logits at the original size
+        (`model.training_free.pamr`); 0 steps is off.
     prob_threshold: pixels whose top probability is below it get class 0 (0 disables it).
     """
 
@@ -59,6 +61,8 @@ class MethodConfig:
     mlp_activation: str | None = None
     layer_norm_eps: float | None = None
     gaussian_std: float = 5.0
+    pamr_steps: int = 0
+    pamr_dilations: tuple[int, ...] = (8, 16)
     prob_threshold: float = 0.0
     source: str = ""
 
@@ -75,6 +79,9 @@ class MethodConfig:
             raise ValueError(f"short_side and long_side must be positive, got {self.short_side}, {self.long_side}")
         if not 0.0 <= self.prob_threshold <= 1.0:
             raise ValueError(f"prob_threshold must be in [0, 1], got {self.prob_threshold}")
+        if self.pamr_steps < 0 or not self.pamr_dilations or min(self.pamr_dilations) < 1:
+            raise ValueError(f"pamr_steps must be >= 0 and pamr_dilations positive, got {self.pamr_steps}, "
+                             f"{self.pamr_dilations}")
         if self.gaussian_std <= 0:
             raise ValueError(f"gaussian_std must be positive, got {self.gaussian_std}")
 
@@ -86,8 +93,11 @@ class MethodConfig:
         settings = asdict(self)
         settings["pixel_mean"] = list(self.pixel_mean)
         settings["pixel_std"] = list(self.pixel_std)
+        settings["pamr_dilations"] = list(self.pamr_dilations)
         if self.last_block != "naclip":
             del settings["gaussian_std"]
+        if self.pamr_steps == 0:
+            del settings["pamr_dilations"]
         return settings
 
 

@@ -11,7 +11,8 @@ Inference for one image, as the official mmseg-based code runs it:
 3. each window (or the whole image) gives patch embeddings; their cosine similarity with the
    class embeddings is resized bilinearly to the window, windows are averaged
    (`model.sliding.slide_logits`);
-4. the logits are resized bilinearly to the original size, multiplied by `logit_scale` and
+4. the logits are resized bilinearly to the original size (then refined by PAMR when
+   `pamr_steps` > 0, with the normalised image resized to that size), multiplied by `logit_scale` and
    soft-maxed over classes; the label is the argmax (class 0 where the top probability is below
    `prob_threshold`).
 """
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 from model.sliding import slide_logits
 from model.training_free.dense import check_tower, patch_embeddings
 from model.training_free.methods import MethodConfig
+from model.training_free.pamr import pamr
 from model.training_free.templates import template_set
 
 
@@ -137,7 +139,11 @@ class TrainingFreeCLIP(nn.Module):
             logits = slide_logits(x, segment, self.method.crop, self.method.stride)
         else:
             logits = segment(x)
-        return F.interpolate(logits, size=tuple(original_size), mode="bilinear", align_corners=False)[0]
+        logits = F.interpolate(logits, size=tuple(original_size), mode="bilinear", align_corners=False)
+        if self.method.pamr_steps > 0:
+            image_at_size = F.interpolate(x, size=tuple(original_size), mode="bilinear", align_corners=False)
+            logits = pamr(image_at_size, logits, self.method.pamr_steps, self.method.pamr_dilations)
+        return logits[0]
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return (logits * self.method.logit_scale).softmax(dim=0)

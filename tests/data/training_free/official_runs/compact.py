@@ -1,5 +1,6 @@
 """Keep the compared part of each official output: every 4th pixel of the logits and
-probabilities (both axes), the full argmax map and the class embeddings."""
+probabilities (both axes), the full argmax map and the class embeddings; for the NACLIP run with
+PAMR only the probabilities and the argmax map (its text and pre-PAMR logits equal naclip.npz)."""
 import numpy as np
 
 for method in ("maskclip", "sclip", "clearclip", "naclip"):
@@ -11,3 +12,6 @@ for method in ("maskclip", "sclip", "clearclip", "naclip"):
         probs=run["probs"][:, ::4, ::4].astype(np.float32),
         argmax=run["argmax"].astype(np.uint8),
     )
+run = np.load("/tmp/i14/out/naclip_pamr.npz")
+np.savez_compressed("naclip_pamr.npz", probs=run["probs"][:, ::4, ::4].astype(np.float32),
+                    argmax=run["argmax"].astype(np.uint8))
