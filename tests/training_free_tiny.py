@@ -9,6 +9,8 @@ most tensors to float16; pre-rounding makes that cast lossless, so both sides se
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
@@ -28,7 +30,9 @@ def tiny_clip() -> CLIP:
     return CLIP(embed_dim=64, vision_cfg=vision, text_cfg=text, quick_gelu=True)
 
 
+@cache
 def tiny_state_dict() -> dict[str, torch.Tensor]:
+    """Built once per process (5 s of numpy); callers copy it into their own modules."""
     shapes = {key: tuple(value.shape) for key, value in tiny_clip().state_dict().items()}
     return {
         key: torch.from_numpy(fill(key, list(shape), 0)[0].astype(np.float16).astype(np.float32))
