@@ -16,16 +16,9 @@ import time
 import torch
 
 from catseg_bench.commands.speed import synthetic_images
-from catseg_bench.segmenters import CatSegSegmenter
-from catseg_bench.training_free import ClearCLIPSegmenter, MaskCLIPSegmenter, NACLIPSegmenter, SCLIPSegmenter
+from catseg_bench.registry import build_segmenter
 
-BUILDERS = {
-    "catseg-b": lambda device: CatSegSegmenter("catseg-b", None, device, "fp32", "sliding"),
-    "maskclip": lambda device: MaskCLIPSegmenter(device=device, checkpoint="none"),
-    "sclip": lambda device: SCLIPSegmenter(device=device, checkpoint="none"),
-    "clearclip": lambda device: ClearCLIPSegmenter(device=device, checkpoint="none"),
-    "naclip": lambda device: NACLIPSegmenter(device=device, checkpoint="none"),
-}
+MODELS = ("catseg-b", "maskclip", "sclip", "clearclip", "naclip")
 
 
 def seconds_per_image(segmenter, images, sizes, device) -> float:
@@ -44,7 +37,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--classes", type=int, default=20)
     parser.add_argument("--size", default="480x640")
-    parser.add_argument("--models", default=",".join(BUILDERS))
+    parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     device = torch.device(args.device)
     height, width = (int(v) for v in args.size.split("x"))
@@ -53,7 +46,7 @@ def main() -> None:
     names = tuple(f"class number {i}" for i in range(args.classes))
     segmenters, text_seconds = {}, {}
     for name in args.models.split(","):
-        segmenters[name] = BUILDERS[name](device)
+        segmenters[name] = build_segmenter(name, {}, device=device, precision="fp32", checkpoint="none")
         start = time.perf_counter()
         segmenters[name].set_classes(names)
         text_seconds[name] = time.perf_counter() - start

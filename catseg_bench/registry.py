@@ -33,6 +33,7 @@ BUILTIN_MODULES = (
     "catseg_bench.segmenters.catseg",
     "catseg_bench.segmenters.random",
     "catseg_bench.segmenters.predictions",
+    "catseg_bench.segmenters.training_free",
 )
 
 

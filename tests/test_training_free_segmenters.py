@@ -11,14 +11,27 @@ import json
 import numpy as np
 import open_clip
 import pytest
-import torch
 
-import catseg_bench.training_free as training_free
+import model.training_free
+from catseg_bench import registry
 from catseg_bench.errors import BenchError
-from catseg_bench.training_free import MaskCLIPSegmenter, NACLIPSegmenter, SCLIPSegmenter
+from catseg_bench.results import read_result
+from catseg_bench.specs import load_specs
+from catseg_bench.synth import write_suite
 from model.training_free import LoadedTower
 
 from training_free_tiny import tiny_loaded_clip
+
+SPECS = load_specs()
+
+
+def segmenter_classes():
+    """Imported after the registry's built-ins: importing a built-in module registers its names, and
+    the registry lists names in import order (catseg-b first when the built-ins load together)."""
+    registry.available_segmenters()
+    from catseg_bench.segmenters.training_free import MaskCLIPSegmenter, NACLIPSegmenter, SCLIPSegmenter
+
+    return MaskCLIPSegmenter, SCLIPSegmenter, NACLIPSegmenter
 
 
 @pytest.fixture
@@ -30,11 +43,13 @@ def tiny_tower(monkeypatch):
         calls.append((name, pretrained, checkpoint))
         return LoadedTower(tiny_loaded_clip(), open_clip.get_tokenizer("ViT-B-16"), None, checkpoint == "none")
 
-    monkeypatch.setattr(training_free, "load_tower", load)
+    assert model.training_free.load_tower  # the lazy export exists before it is replaced
+    monkeypatch.setattr(model.training_free, "load_tower", load)
     return calls
 
 
 def test_settings_hold_every_number_changing_knob(tiny_tower):
+    _, _, NACLIPSegmenter = segmenter_classes()
     segmenter = NACLIPSegmenter(checkpoint="none", stride=100, pamr_steps=3, gaussian_std=4.0)
     settings = segmenter.settings()
     assert tiny_tower == [("ViT-B-16", "openai", "none")]
@@ -51,6 +66,7 @@ def test_settings_hold_every_number_changing_knob(tiny_tower):
 
 
 def test_templates_hash_tells_the_sets_apart(tiny_tower):
+    MaskCLIPSegmenter, SCLIPSegmenter, _ = segmenter_classes()
     maskclip = MaskCLIPSegmenter(checkpoint="none").settings()
     sclip = SCLIPSegmenter(checkpoint="none").settings()
     assert maskclip["templates_sha256"] != sclip["templates_sha256"]
@@ -59,6 +75,7 @@ def test_templates_hash_tells_the_sets_apart(tiny_tower):
 
 
 def test_bad_knob_is_one_line_before_loading_weights(tiny_tower):
+    _, SCLIPSegmenter, _ = segmenter_classes()
     with pytest.raises(BenchError, match=r"--model-args for sclip: crop must be >= 0") as err:
         SCLIPSegmenter(crop=-5)
     assert "\n" not in str(err.value) and tiny_tower == []
@@ -67,6 +84,7 @@ def test_bad_knob_is_one_line_before_loading_weights(tiny_tower):
 
 
 def test_missing_open_clip_download_is_one_bench_error(monkeypatch):
+    _, SCLIPSegmenter, _ = segmenter_classes()
     def offline(config, *args, **kwargs):
         raise OSError("Failed to download file (open_clip_pytorch_model.bin)\nLast error: offline")
 
@@ -77,12 +95,38 @@ def test_missing_open_clip_download_is_one_bench_error(monkeypatch):
     assert "\n" not in message and "ViT-B-16/openai" in message and "timm/vit_base_patch16_clip_224.openai" in message
 
 
-def test_prepare_and_predict_at_the_original_size(tiny_tower):
-    segmenter = SCLIPSegmenter(checkpoint="none")
-    segmenter.set_classes(("sky", "tree", "road"))
+def test_prepare_resizes_for_the_method(tiny_tower):
+    MaskCLIPSegmenter, SCLIPSegmenter, _ = segmenter_classes()
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-    prepared = segmenter.prepare_image(image)
-    assert prepared.shape == (336, 470, 3)
-    (labels,) = segmenter.predict([prepared], [(50, 70)])
-    assert labels.shape == (50, 70) and labels.dtype == torch.int64
-    assert 0 <= labels.min() and labels.max() <= 2
+    assert SCLIPSegmenter(checkpoint="none").prepare_image(image).shape == (336, 470, 3)  # 70 * 336 / 50 = 470.4
+    assert MaskCLIPSegmenter(checkpoint="none").prepare_image(image).shape == (512, 717, 3)
+
+
+def test_models_list_shows_the_four(cli):
+    listed = cli("models", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    for name in ("maskclip", "sclip", "clearclip", "naclip"):
+        assert rows[name]["source"] == "built-in"
+        assert rows[name]["run_options"] == ["device", "precision", "checkpoint", "seed"]
+        assert [a["name"] for a in rows[name]["arguments"]][:2] == ["clip", "pretrained"]
+    assert "gaussian_std" in [a["name"] for a in rows["naclip"]["arguments"]]
+
+
+def test_bench_run_sclip_end_to_end(cli, tiny_tower, tmp_path):
+    """`bench run --model sclip --datasets cwfid,suim --data-root SYNTH --checkpoint none`, then the table."""
+    data, out = tmp_path / "synth", tmp_path / "runs"
+    write_suite(data, [SPECS["cwfid"], SPECS["suim"]], images_per_set=1, seed=0)
+    ran = cli("run", "--model", "sclip", "--model-args", "stride=150", "--datasets", "cwfid,suim", "--data-root", data,
+              "--checkpoint", "none", "--output", out, "--workers", "0", "--published", "none")
+    assert ran.exit_code == 0, ran.output
+    assert tiny_tower == [("ViT-B-16", "openai", "none")]
+    for name in ("cwfid", "suim"):
+        result = read_result(out / "sclip" / f"{name}.json")
+        assert result.untrained and result.images_scored == 1
+        assert result.settings["method"] == "sclip" and result.settings["stride"] == 150
+        labelled = result.confusion().sum()
+        assert labelled > 0  # every labelled pixel got a prediction at the original size
+    table = cli("table", out, "--published", "none", "--format", "csv")
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[1].split(",")[0] == "sclip (untrained)"

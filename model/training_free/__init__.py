@@ -7,19 +7,30 @@ ClearCLIP and NACLIP. Knows nothing about MESS.
     resized = resize_for_method(image_uint8_hwc, seg.method)
     probs = seg.probabilities(seg.image_logits(resized, text, image_uint8_hwc.shape[:2]))
     labels = seg.labels(probs)
+
+The names below load on first use (PEP 562): the method table (`methods`) needs no torch.
 """
 
-from model.training_free.methods import METHODS, MethodConfig, method_config
-from model.training_free.segment import TrainingFreeCLIP, resize_for_method
-from model.training_free.towers import LoadedTower, TowerWeightsError, load_tower
+from __future__ import annotations
 
-__all__ = [
-    "METHODS",
-    "LoadedTower",
-    "MethodConfig",
-    "TowerWeightsError",
-    "TrainingFreeCLIP",
-    "load_tower",
-    "method_config",
-    "resize_for_method",
-]
+from model.common.lazy import lazy_exports
+
+_EXPORTS = {
+    "METHODS": "model.training_free.methods",
+    "MethodConfig": "model.training_free.methods",
+    "method_config": "model.training_free.methods",
+    "TrainingFreeCLIP": "model.training_free.segment",
+    "resize_for_method": "model.training_free.segment",
+    "LoadedTower": "model.training_free.towers",
+    "TowerWeightsError": "model.training_free.towers",
+    "load_tower": "model.training_free.towers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

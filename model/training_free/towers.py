@@ -14,7 +14,7 @@ import open_clip
 import torch
 from torch import nn
 
-from model.checkpoint import sha256_file
+from model.common.files import sha256_file
 
 
 class TowerWeightsError(Exception):
