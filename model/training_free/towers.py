@@ -7,6 +7,7 @@ name is the plain one (`ViT-B-16`), so `ViT-B-16` + `openai` is the OpenAI ViT-B
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,17 +41,26 @@ def _tag_config(name: str, pretrained: str) -> dict:
 
 
 def _download(name: str, pretrained: str, config: dict) -> Path:
+    """The tag's weights file, from the open_clip / huggingface cache or downloaded into it.
+
+    huggingface_hub's retry warnings are silenced for the attempt: offline, the one-line error
+    below is the only message.
+    """
     source = config.get("hf_hub") or config.get("url") or "?"
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
     try:
         path = open_clip.download_pretrained(config)
     except Exception as err:  # noqa: BLE001 - any download failure gets the same one-line advice
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise TowerWeightsError(
-            f"open_clip weights {name}/{pretrained} are not in the open_clip / huggingface cache and could not be "
-            f"downloaded from {source} ({reason}); fetch them once with network access: python -c \"import open_clip; "
-            f"open_clip.create_model('{name}', pretrained='{pretrained}')\", or pass --checkpoint PATH to a local "
-            f"open_clip state dict"
+            f"open_clip weights {name}/{pretrained} are not in the open_clip / huggingface cache and the download "
+            f"from {source.rstrip('/')} failed ({type(err).__name__}; offline?); fetch them once with network "
+            f"access: python -c \"import open_clip; open_clip.create_model('{name}', pretrained='{pretrained}')\", "
+            f"or pass --checkpoint PATH (a local open_clip state dict) or --checkpoint none (random weights)"
         ) from None
+    finally:
+        hub_logger.setLevel(level)
     if not path:
         raise TowerWeightsError(f"open_clip has no download location for {name}/{pretrained}")
     return Path(path)
