@@ -146,3 +146,13 @@ def test_unknown_model_or_tag_names_the_choices():
         load_tower("ViT-Q-99", "openai")
     with pytest.raises(TowerWeightsError, match="its tags: .*openai"):
         load_tower("ViT-B-16", "openaii")
+
+
+def test_local_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(TowerWeightsError, match="no such file"):
+        load_tower("ViT-B-16", "openai", checkpoint=str(tmp_path / "missing.pt"))
+    bad = tmp_path / "bad.pt"
+    torch.save({"visual.proj": torch.zeros(3)}, bad)
+    with pytest.raises(TowerWeightsError) as err:
+        load_tower("ViT-B-16", "openai", checkpoint=str(bad))
+    assert str(err.value).startswith(f"{bad}: not an open_clip state dict for ViT-B-16") and "\n" not in str(err.value)
