@@ -114,7 +114,8 @@ def test_models_list_shows_the_four(cli):
 
 
 def test_bench_run_sclip_end_to_end(cli, tiny_tower, tmp_path):
-    """`bench run --model sclip --datasets cwfid,suim --data-root SYNTH --checkpoint none`, then the table."""
+    """`bench run --model sclip --datasets cwfid,suim --data-root SYNTH --checkpoint none`, then the
+    table and the report beside the published rows."""
     data, out = tmp_path / "synth", tmp_path / "runs"
     write_suite(data, [SPECS["cwfid"], SPECS["suim"]], images_per_set=1, seed=0)
     ran = cli("run", "--model", "sclip", "--model-args", "stride=150", "--datasets", "cwfid,suim", "--data-root", data,
@@ -130,3 +131,7 @@ def test_bench_run_sclip_end_to_end(cli, tiny_tower, tmp_path):
     table = cli("table", out, "--published", "none", "--format", "csv")
     assert table.exit_code == 0, table.output
     assert table.stdout.splitlines()[1].split(",")[0] == "sclip (untrained)"
+    report = cli("report", out, "--out", tmp_path / "report.html", "--bootstrap", "10", "--published", "seed")
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "report.html").read_text()
+    assert "sclip (untrained)" in html and "CAT-Seg-B" in html
