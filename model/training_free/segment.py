@@ -128,7 +128,7 @@ class TrainingFreeCLIP(nn.Module):
 
     @torch.no_grad()
     def image_logits(self, image: np.ndarray, class_embeds: Tensor, original_size: tuple[int, int]) -> Tensor:
-        """(K, H, W) cosine logits at the original size for one resized uint8 image."""
+        """(K, H, W) cosine logits (PAMR-refined when enabled) at the original size for one resized uint8 image."""
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.pixel_mean.device)
         x = self.normalize(x.permute(2, 0, 1)[None].float())
 
