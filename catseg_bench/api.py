@@ -31,6 +31,17 @@ if TYPE_CHECKING:
     from catseg_bench.tables import Table
 
 DEFAULT_OUTPUT = Path("bench_out")
+# Helpers for plugin authors, loaded on first use (they import torch): `api.slide_logits` is the
+# model-agnostic sliding-window inference of `model.sliding` (mmseg's slide protocol).
+_PLUGIN_HELPERS = {"slide_logits": "model.sliding", "window_boxes": "model.sliding"}
+
+
+def __getattr__(name: str):
+    if name in _PLUGIN_HELPERS:
+        import importlib
+
+        return getattr(importlib.import_module(_PLUGIN_HELPERS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 ProgressCallback = Callable[[str, int, int], None]  # (eval set, images done, images in the set)
 
 

@@ -120,7 +120,10 @@ def _entry_points() -> list[metadata.EntryPoint]:
 def available_segmenters() -> dict[str, SegmenterEntry]:
     """Every registered name: built-ins, then installed packages' entry points (not imported)."""
     _load_builtins()
-    entries = dict(_REGISTERED)
+    # Built-ins in BUILTIN_MODULES order whatever imported them first, then in-process registrations.
+    rank = {module: index for index, module in enumerate(BUILTIN_MODULES)}
+    ordered = sorted(_REGISTERED.values(), key=lambda e: rank.get(e.target.partition(":")[0], len(rank)))
+    entries = {entry.name: entry for entry in ordered}
     for ep in _entry_points():
         if ep.name in entries:
             continue  # a package cannot shadow a built-in or an in-process registration

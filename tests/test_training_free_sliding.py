@@ -53,3 +53,10 @@ def test_global_view_is_averaged_one_to_one():
     logits = slide_logits(image, segment, crop=3, stride=3, global_view=True)
     assert shapes == [(3, 3)] * 5  # the whole image is resized to the crop size
     assert logits.shape == (1, 2, 6, 6) and torch.all(logits == 4.0)
+
+
+def test_the_api_reexports_the_helper_for_plugins():
+    from catseg_bench import api
+    from model import sliding
+
+    assert api.slide_logits is sliding.slide_logits and api.window_boxes is sliding.window_boxes
