@@ -1,7 +1,9 @@
 """Cost aggregation: the cosine cost volume, spatial (Swin) and class (linear attention) blocks.
 
 Shapes: B images (windows), T classes, h x w patch grid (24 x 24), E = hidden width (128).
-The cost embedding is kept as (B, E, T, h, w) between blocks. Module and parameter names follow
+The cost embedding is seen as (B, E, T, h, w) between blocks and stored channels-last,
+(B, T, h, w, E) in memory: the layout every per-token linear layer wants, so the blocks pass it
+on without layout copies. Module and parameter names follow
 the official `Aggregator` (its `conv1` is our `cost_embed`; its decoder is `model.decoder`), so
 checkpoint conversion is a prefix table (`model.checkpoint.OFFICIAL_TO_OURS`).
 """
@@ -43,13 +45,6 @@ def window_partition(x: Tensor, window: int) -> Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
 
 
-def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
-    """Inverse of `window_partition`: (N * nW, window * window, C) -> (N, H, W, C)."""
-    c = windows.shape[-1]
-    x = windows.view(-1, h // window, w // window, window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
-
-
 def shifted_window_mask(size: int, window: int, shift: int) -> Tensor:
     """The standard Swin mask (nW, window^2, window^2): 0 within a region, -100 across regions."""
     regions = torch.zeros(1, size, size, 1)
@@ -86,6 +81,19 @@ def split_linear(layer: nn.Linear, width: int, x: Tensor, guidance: Tensor) -> T
     return F.linear(x, layer.weight[:, :width]) + F.linear(guidance, layer.weight[:, width:], layer.bias)
 
 
+def window_token_order(size: int, window: int, shift: int) -> Tensor:
+    """(size * size,) raster index of the token at each place of the windowed layout.
+
+    `x.index_select(dim, order)` on raster-ordered tokens gives them cyclically shifted by
+    -shift and cut into windows (windows in raster order, tokens in raster order inside each):
+    `torch.roll` and `window_partition` in one gather.
+    """
+    grid = torch.arange(size * size).view(1, size, size, 1)
+    if shift:
+        grid = torch.roll(grid, shifts=(-shift, -shift), dims=(1, 2))
+    return window_partition(grid, window).flatten()
+
+
 class GuidedWindowAttention(nn.Module):
     """Window self-attention whose queries and keys also see the image guidance.
 
@@ -102,25 +110,48 @@ class GuidedWindowAttention(nn.Module):
         self.v = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
+    def _qkv(self, x: Tensor, guidance: Tensor) -> Tensor:
+        """[q | k | v] (..., 3 * dim): one product of x with the three x-weights, plus the q/k
+        guidance products (with their biases) and the v bias, computed on the shared guidance."""
+        d = self.dim
+        x_weight = torch.cat([self.q.weight[:, :d], self.k.weight[:, :d], self.v.weight])
+        shared = torch.cat(
+            [
+                F.linear(guidance, self.q.weight[:, d:], self.q.bias),
+                F.linear(guidance, self.k.weight[:, d:], self.k.bias),
+                self.v.bias.expand(*guidance.shape[:-1], d),
+            ],
+            dim=-1,
+        )
+        return F.linear(x, x_weight) + shared
+
     def forward(self, x: Tensor, guidance: Tensor, mask: Tensor | None) -> Tensor:
         """x: (B, T, nW, L, dim) normalised windows of every class map; guidance: (B, 1, nW, L, G),
-        shared by the T classes; mask: (nW, L, L) or None."""
-        q = split_linear(self.q, self.dim, x, guidance) * self.scale
-        k = split_linear(self.k, self.dim, x, guidance)
-        v = self.v(x)
+        shared by the T classes; mask: (nW, L, L) additive, or None -> (B, T, nW, L, dim)."""
+        b, t, n_windows, length, dim = x.shape
+        q, k, v = self._qkv(x, guidance).flatten(0, 1).unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
 
-        def heads(t: Tensor) -> Tensor:  # (..., L, dim) -> (..., heads, L, d)
-            return t.unflatten(-1, (self.num_heads, -1)).transpose(-3, -2)
+        def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+            """(N, L, heads, d) each -> (N, L, dim); the kernel wants (N, heads, L, d)."""
+            q, k, v = (u.transpose(1, 2) for u in (q, k, v))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+            return out.transpose(1, 2).flatten(-2)
 
-        attn = heads(q) @ heads(k).transpose(-2, -1)
-        if mask is not None:
-            attn = attn + mask[:, None]
-        out = attn.softmax(dim=-1) @ heads(v)
-        return self.proj(out.transpose(-3, -2).flatten(-2))
+        if mask is None:
+            out = attend(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), None)
+        else:  # one call per window: each window has its own mask, shared by all B * T maps
+            mask = mask.to(q.dtype)
+            out = torch.stack([attend(q[:, w], k[:, w], v[:, w], mask[w]) for w in range(n_windows)], dim=1)
+        return self.proj(out.view(b, t, n_windows, length, dim))
 
 
 class SwinBlock(nn.Module):
-    """Pre-norm Swin block over each class's cost map, with guidance in the q/k inputs."""
+    """Pre-norm Swin block over each class's cost map, with guidance in the q/k inputs.
+
+    Works on tokens already in its windowed layout (`token_order`): the block is per-token apart
+    from the window attention, so the cyclic shift and the window partition are one gather done by
+    the caller, and nothing is rolled back or reassembled in between.
+    """
 
     def __init__(self, dim: int, guidance_dim: int, num_heads: int, size: int, window: int, shift: int):
         super().__init__()
@@ -129,34 +160,37 @@ class SwinBlock(nn.Module):
         self.attn = GuidedWindowAttention(dim, guidance_dim, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, 4 * dim)
-        # Computed, never learned. The official model keeps it in its state dict (persistent);
-        # the checkpoint loader checks the stored copy against this one instead of loading it.
-        mask = shifted_window_mask(size, window, shift) if shift > 0 else None
-        self.register_buffer("attn_mask", mask, persistent=False)
+        self.reset_buffers()
 
-    def _windows(self, x: Tensor) -> Tensor:
-        """(N, size, size, C) -> (N, nW, window^2, C), after the cyclic shift."""
-        if self.shift:
-            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        windows = window_partition(x, self.window)
-        return windows.view(x.shape[0], -1, *windows.shape[1:])
+    def reset_buffers(self, device: torch.device | None = None) -> None:
+        """(Re)compute the shift mask and the token order, never learned.
+
+        The official model keeps the mask in its state dict (persistent); the checkpoint loader
+        checks the stored copy against this one instead of loading it.
+        """
+        mask = shifted_window_mask(self.size, self.window, self.shift) if self.shift > 0 else None
+        order = window_token_order(self.size, self.window, self.shift)
+        self.register_buffer("attn_mask", None if mask is None else mask.to(device), persistent=False)
+        self.register_buffer("token_order", order.to(device), persistent=False)
 
     def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
-        """x: (B, T, size*size, dim); guidance: (B, size*size, G), already normalised."""
-        b, t, _, dim = x.shape
-        s = self.size
-        y = self._windows(self.norm1(x).view(b * t, s, s, dim))
-        g = self._windows(guidance.view(b, s, s, -1))
-        y = self.attn(y.view(b, t, *y.shape[1:]), g.unsqueeze(1), self.attn_mask)
-        y = window_reverse(y.flatten(0, 2), self.window, s, s)
-        if self.shift:
-            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = x + y.view(b, t, s * s, dim)
+        """x: (B, T, size*size, dim) in this block's windowed layout; guidance: (B, size*size, G),
+        normalised, in the same layout."""
+        b, t, n, dim = x.shape
+        windows = (-1, self.window * self.window)
+        y = self.norm1(x).view(b, t, *windows, dim)
+        g = guidance.view(b, 1, *windows, guidance.shape[-1])
+        x = x + self.attn(y, g, self.attn_mask).view(b, t, n, dim)
         return x + self.mlp(self.norm2(x))
 
 
 class SpatialAggregation(nn.Module):
-    """Two Swin blocks (plain, then shifted) applied to each class's (h, w) cost map separately."""
+    """Two Swin blocks (plain, then shifted) applied to each class's (h, w) cost map separately.
+
+    The cost embedding arrives and leaves channels-last, (B, T, h, w, E) in memory, seen as
+    (B, E, T, h, w): the tokens are contiguous rows for the linear layers, and three gathers
+    (raster -> block 1 windows -> block 2 windows -> raster) are the only copies.
+    """
 
     def __init__(self, dim: int, guidance_dim: int, num_heads: int, size: int, window: int):
         super().__init__()
@@ -165,12 +199,16 @@ class SpatialAggregation(nn.Module):
         self.guidance_norm = nn.LayerNorm(guidance_dim)
 
     def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
-        """x: (B, E, T, h, w); guidance: (B, G, h, w) -> (B, E, T, h, w)."""
+        """x: (B, E, T, h, w); guidance: (B, G, h, w) -> (B, E, T, h, w), channels-last."""
         b, e, t, h, w = x.shape
         x = x.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, e)
         guidance = self.guidance_norm(guidance.permute(0, 2, 3, 1).reshape(b, h * w, -1))
-        x = self.block_2(self.block_1(x, guidance), guidance)
-        return x.reshape(b, t, h, w, e).permute(0, 4, 1, 2, 3)
+        first, second = self.block_1.token_order, self.block_2.token_order
+        x = self.block_1(x.index_select(2, first), guidance.index_select(1, first))
+        first_to_second = torch.argsort(first)[second]
+        x = self.block_2(x.index_select(2, first_to_second), guidance.index_select(1, second))
+        x = x.index_select(2, torch.argsort(second))
+        return x.view(b, t, h, w, e).permute(0, 4, 1, 2, 3)
 
 
 def _elu1(x: Tensor) -> Tensor:
@@ -181,12 +219,13 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, length: int, pad: tuple[Te
                      eps: float = 1e-6) -> Tensor:
     """Linear attention ("Transformers are RNNs", elu+1 feature map) over the class axis.
 
-    q, k, v: (..., S, heads, d) for the S real classes. `pad` = (k_pad, v_pad, count) adds
-    `count` identical padding tokens (k_pad, v_pad: (heads, d)) to the keys and values: their
-    queries are never needed, so their share of the sums is added in closed form. `length` is
-    the full sequence length (real + padding); v is divided by it before the key-value product
-    and the result multiplied back, as in the official fp16 guard. Runs in float32 under
-    autocast: the normaliser is a sum over up to 256 classes.
+    q, k, v: (B, S, P, heads, d): the S real classes at each of P positions (the layout the
+    cost embedding is stored in). `pad` = (k_pad, v_pad, count) adds `count` identical padding
+    tokens (k_pad, v_pad: (heads, d)) to the keys and values: their queries are never needed, so
+    their share of the sums is added in closed form. `length` is the full sequence length (real +
+    padding); v is divided by it before the key-value product and the result multiplied back, as
+    in the official fp16 guard. Runs in float32 under autocast: the normaliser is a sum over up
+    to 256 classes.
     """
     with torch.autocast(q.device.type, enabled=False):
         return _linear_attention_fp32(q.float(), k.float(), v.float(), length, pad, eps)
@@ -195,15 +234,15 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, length: int, pad: tuple[Te
 def _linear_attention_fp32(q: Tensor, k: Tensor, v: Tensor, length: int, pad: tuple[Tensor, Tensor, int] | None,
                            eps: float) -> Tensor:
     q, k = _elu1(q), _elu1(k)
-    kv = torch.einsum("...shd,...shv->...hdv", k, v / length)
-    k_sum = k.sum(dim=-3)
+    kv = torch.einsum("bsphd,bsphv->bphdv", k, v / length)
+    k_sum = k.sum(dim=1)
     if pad is not None:
         k_pad, v_pad, count = pad
         k_pad, v_pad = _elu1(k_pad.float()), v_pad.float()
         kv = kv + count * torch.einsum("hd,hv->hdv", k_pad, v_pad / length)
         k_sum = k_sum + count * k_pad
-    z = 1 / (torch.einsum("...lhd,...hd->...lh", q, k_sum) + eps)
-    return torch.einsum("...lhd,...hdv,...lh->...lhv", q, kv, z) * length
+    z = 1 / (torch.einsum("bsphd,bphd->bsph", q, k_sum) + eps)
+    return torch.einsum("bsphd,bphdv,bsph->bsphv", q, kv, z) * length
 
 
 class GuidedLinearAttention(nn.Module):
@@ -218,8 +257,8 @@ class GuidedLinearAttention(nn.Module):
         self.v = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, guidance: Tensor, length: int, pad: tuple[Tensor, Tensor, int] | None) -> Tensor:
-        """x: (B, P, T, dim) normalised class tokens at P positions; guidance: (B, 1, T, G);
-        pad: (x_pad (dim,) normalised, guidance_pad (G,), count) or None -> (B, P, T, dim)."""
+        """x: (B, T, P, dim) normalised class tokens at P positions; guidance: (B, T, 1, G);
+        pad: (x_pad (dim,) normalised, guidance_pad (G,), count) or None -> (B, T, P, dim)."""
 
         def heads(t: Tensor) -> Tensor:
             return t.unflatten(-1, (self.num_heads, -1))
@@ -240,7 +279,9 @@ class ClassAggregation(nn.Module):
     The class axis is padded to `pad_len` with a learned token (and learned guidance), so the block
     always sees the same sequence length; only the real classes' outputs are computed (see
     `linear_attention`). The output follows the official residual exactly:
-    x + up(pool(x) + delta), i.e. 2x + delta at evaluation where pooling is 1.
+    x + up(pool(x) + delta), i.e. 2x + delta at evaluation where pooling is 1. Works on the
+    channels-last (B, T, h, w, E) memory of the cost embedding without moving it (see
+    `SpatialAggregation`); only training-time pooling goes through a channels-first copy.
     """
 
     def __init__(self, dim: int, guidance_dim: int, num_heads: int, pad_len: int):
@@ -254,24 +295,28 @@ class ClassAggregation(nn.Module):
         self.padding_guidance = nn.Parameter(torch.zeros(1, 1, guidance_dim))
 
     def forward(self, x: Tensor, guidance: Tensor, pool_size: int) -> Tensor:
-        """x: (B, E, T, h, w); guidance: (B, T, G) -> (B, E, T, h, w)."""
+        """x: (B, E, T, h, w); guidance: (B, T, G) -> (B, E, T, h, w), channels-last."""
         b, e, t, h, w = x.shape
-        pooled = x.reshape(b, e * t, h, w)
+        tokens = x.permute(0, 2, 3, 4, 1)  # (B, T, h, w, E)
         if pool_size > 1:
-            pooled = F.avg_pool2d(pooled, pool_size)
-        hp, wp = pooled.shape[-2:]
-        seq = pooled.reshape(b, e, t, hp * wp).permute(0, 3, 2, 1)
+            pooled = F.avg_pool2d(tokens.permute(0, 1, 4, 2, 3).reshape(b, t * e, h, w), pool_size)
+            hp, wp = pooled.shape[-2:]
+            seq = pooled.view(b, t, e, hp * wp).transpose(2, 3)
+        else:
+            hp, wp = h, w
+            seq = tokens.reshape(b, t, h * w, e)
         pad = None
         if t < self.pad_len:
             pad = (self.norm1(self.padding_tokens[0, 0]), self.padding_guidance[0, 0], self.pad_len - t)
         length = max(t, self.pad_len)
-        seq = seq + self.attention(self.norm1(seq), guidance.unsqueeze(1), length, pad)
+        seq = seq + self.attention(self.norm1(seq), guidance.unsqueeze(2), length, pad)
         seq = seq + self.MLP(self.norm2(seq))
-        pooled = seq.permute(0, 3, 2, 1).reshape(b, e, t, hp, wp)
         if (hp, wp) != (h, w):
-            pooled = F.interpolate(pooled.reshape(b, e * t, hp, wp), size=(h, w), mode="bilinear", align_corners=True)
-            pooled = pooled.reshape(b, e, t, h, w)
-        return x + pooled
+            up = seq.transpose(2, 3).reshape(b, t * e, hp, wp)
+            up = F.interpolate(up, size=(h, w), mode="bilinear", align_corners=True)
+            seq = up.view(b, t, e, h, w).permute(0, 1, 3, 4, 2)
+        out = tokens + seq.reshape(b, t, h, w, e)
+        return out.permute(0, 4, 1, 2, 3)
 
 
 class AggregatorLayer(nn.Module):
@@ -315,7 +360,8 @@ class Aggregator(nn.Module):
             text = torch.gather(text, 1, selected[:, :, None].expand(-1, -1, text.shape[-1]))
         b, t, h, w = corr.shape
         x = self.cost_embed(corr.reshape(b * t, 1, h, w))
-        x = x.reshape(b, t, -1, h, w).transpose(1, 2)
+        # Channels-last from here on: (B, T, h, w, E) in memory, seen as (B, E, T, h, w).
+        x = x.view(b, t, -1, h, w).permute(0, 1, 3, 4, 2).contiguous().permute(0, 4, 1, 2, 3)
         appearance_guidance = self.guidance_projection(img_feats)
         text_guidance = self.text_guidance_projection(F.normalize(text, dim=-1))
         for layer in self.layers:

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from model.aggregator import Aggregator, shifted_window_mask
-from model.clip_towers import build_clip, causal_text_mask, encode_image_dense
+from model.aggregator import Aggregator
+from model.clip_towers import build_clip, causal_text_mask, encode_image_dense, encode_text_trimmed
 from model.configs import CATSegConfig
 from model.decoder import Decoder
 from model.text import class_prompts, tokenize
@@ -67,10 +67,9 @@ class CATSeg(nn.Module):
         """Recompute the non-persistent buffers (needed after building on the meta device)."""
         device = self.device
         self.clip.attn_mask = causal_text_mask(self.config.text.context_length).to(device)
-        c = self.config
         for layer in self.aggregator.layers:
-            block = layer.swin_block.block_2
-            block.attn_mask = shifted_window_mask(c.feature_size, c.window_size, block.shift).to(device)
+            layer.swin_block.block_1.reset_buffers(device)
+            layer.swin_block.block_2.reset_buffers(device)
 
     def train(self, mode: bool = True) -> CATSeg:
         if mode:
@@ -94,7 +93,7 @@ class CATSeg(nn.Module):
         under autograd: training fine-tunes q/v of the text tower. For evaluation use the cached
         `model.encode_classes`."""
         tokens = class_names if isinstance(class_names, Tensor) else self.tokenize(class_names)
-        return self.clip.encode_text(tokens, normalize=True)
+        return encode_text_trimmed(self.clip, tokens)
 
     # ---------------------------------------------------------------------------------- forward
     def encode_image(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:

@@ -1,13 +1,15 @@
 """Upsampling decoder: cost embedding (B, E, T, h, w) -> per-class logits (B, T, 4h, 4w).
 
 Each stage doubles the resolution with a transposed conv, concatenates projected CLIP guidance
-from a shallower ViT block (repeated for every class), and refines with two 3x3 convs with
-GroupNorm (mid_channels // 16 groups: 4 then 2 for the official widths).
+from a shallower ViT block (the same for every class of an image), and refines with two 3x3 convs
+with GroupNorm (mid_channels // 16 groups: 4 then 2 for the official widths). The decoder runs
+once per class, so the guidance's share of the first conv is computed once per image instead
+(see `UpStage`), and the ReLUs work in place.
 """
 
 from __future__ import annotations
 
-import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.configs import CATSegConfig
@@ -20,10 +22,10 @@ class DoubleConv(nn.Module):
         self.double_conv = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -39,11 +41,21 @@ class UpStage(nn.Module):
         self.conv = DoubleConv(in_channels, out_channels)
 
     def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
-        """x: (B*T, in, h, w); guidance: (B, g, 2h, 2w), shared by the T classes of an image."""
+        """x: (B*T, in, h, w); guidance: (B, g, 2h, 2w), shared by the T classes of an image.
+
+        The first conv of `DoubleConv(cat([x, guidance]))` is split by input channels: its
+        x part runs per class, its guidance part once per image and is broadcast over the classes
+        (no repeated or concatenated copy of the guidance).
+        """
         x = self.up(x)
-        per_image = x.shape[0] // guidance.shape[0]
-        guidance = guidance.repeat_interleave(per_image, dim=0)
-        return self.conv(torch.cat([x, guidance], dim=1))
+        first, *rest = self.conv.double_conv
+        width = x.shape[1]
+        y = F.conv2d(x, first.weight[:, :width], padding=first.padding)
+        shared = F.conv2d(guidance, first.weight[:, width:], padding=first.padding)
+        y.unflatten(0, (guidance.shape[0], -1)).add_(shared.unsqueeze(1))
+        for layer in rest:
+            y = layer(y)
+        return y
 
 
 class Decoder(nn.Module):

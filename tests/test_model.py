@@ -190,10 +190,10 @@ def test_class_block_equals_its_plain_definition():
 
 def test_linear_attention_padding_in_closed_form_equals_explicit_padding():
     torch.manual_seed(2)
-    q, k, v = (torch.randn(3, 5, 2, 4) for _ in range(3))
+    q, k, v = (torch.randn(3, 5, 2, 2, 4) for _ in range(3))  # (B, classes, positions, heads, d)
     k_pad, v_pad = torch.randn(2, 4), torch.randn(2, 4)
     explicit = linear_attention(
-        q, torch.cat([k, k_pad.expand(3, 6, 2, 4)], 1), torch.cat([v, v_pad.expand(3, 6, 2, 4)], 1), length=11
+        q, torch.cat([k, k_pad.expand(3, 6, 2, 2, 4)], 1), torch.cat([v, v_pad.expand(3, 6, 2, 2, 4)], 1), length=11
     )
     torch.testing.assert_close(linear_attention(q, k, v, length=11, pad=(k_pad, v_pad, 6)), explicit)
 
