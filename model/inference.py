@@ -16,11 +16,19 @@ multiple of 32, resized to the CLIP resolution, segmented once, and its sigmoid 
 the crop) is resized straight to the original size.
 
 All views of all images in a call go through the model together (in chunks of `max_views`).
+Class labels (`predict_labels`) come from the merged low-resolution probabilities by
+`upsampled_argmax`, which resizes and reduces a few classes at a time: the (T, H, W) probabilities
+at the original size are never materialised, and the labels equal the full argmax exactly.
+
+Precisions: "fp32" (the reference numerics; on CUDA TF32 is switched off for matmuls and
+convolutions), "tf32" (float32 with TF32 matmuls and convolutions on CUDA: the official evaluation's
+`set_float32_matmul_precision("high")`; the same as fp32 on the CPU) and "bf16" (autocast; not the
+reference protocol).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -37,6 +45,7 @@ SLIDING_GRID = 640  # out_res: the resized image the windows tile
 SLIDING_OVERLAP = 0.333  # stride = int(384 * (1 - 0.333)) = 256
 WHOLE_SIZE_DIVISIBILITY = 32  # MODEL.MASK_FORMER.SIZE_DIVISIBILITY (padding in whole mode)
 MODES = ("sliding", "whole")
+ARGMAX_CHUNK_BYTES = 256 * 2**20  # upsampled probabilities held at once by `upsampled_argmax`
 
 
 def resized_shape(height: int, width: int, short: int = TEST_SHORT_SIDE, max_side: int = TEST_MAX_SIDE) -> tuple[int, int]:
@@ -77,22 +86,54 @@ def _sliding_views(image: Tensor, crop: int) -> Tensor:
     return torch.stack([*windows, global_view])
 
 
-def _merge_sliding(logits: Tensor, crop: int, out_size: tuple[int, int]) -> Tensor:
-    """(n_windows + 1, T, l, l) logits of one image -> (T, H, W) probabilities at out_size."""
+def _merge_sliding(logits: Tensor, crop: int) -> Tensor:
+    """(n_windows + 1, T, l, l) logits of one image -> (T, 640, 640) merged probabilities.
+
+    Views are upsampled one at a time (interpolation is per view, so this equals upsampling them
+    together) to keep a single (T, crop, crop) map alive.
+    """
     stride = int(crop * (1 - SLIDING_OVERLAP))
-    probs = F.interpolate(logits.float(), size=(crop, crop), mode="bilinear", align_corners=False).sigmoid()
+
+    def probs(view: int) -> Tensor:
+        return F.interpolate(logits[view : view + 1].float(), size=(crop, crop), mode="bilinear",
+                             align_corners=False).sigmoid()
+
     offsets = _window_offsets(SLIDING_GRID, crop, stride)
-    total = probs.new_zeros(probs.shape[1], SLIDING_GRID, SLIDING_GRID)
-    count = probs.new_zeros(1, SLIDING_GRID, SLIDING_GRID)
+    total = logits.new_zeros(logits.shape[1], SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
+    count = logits.new_zeros(1, SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
     index = 0
     for y in offsets:
         for x in offsets:
-            total[:, y : y + crop, x : x + crop] += probs[index]
+            total[:, y : y + crop, x : x + crop] += probs(index)[0]
             count[:, y : y + crop, x : x + crop] += 1
             index += 1
-    global_probs = F.interpolate(probs[-1:], size=(SLIDING_GRID, SLIDING_GRID), mode="bilinear", align_corners=False)[0]
-    merged = (total / count + global_probs) / 2
-    return F.interpolate(merged[None], size=out_size, mode="bilinear", align_corners=False)[0]
+    global_probs = F.interpolate(probs(index), size=(SLIDING_GRID, SLIDING_GRID), mode="bilinear", align_corners=False)[0]
+    return (total / count + global_probs) / 2
+
+
+def upsampled_argmax(probs: Tensor, size: tuple[int, int], max_bytes: int = ARGMAX_CHUNK_BYTES) -> Tensor:
+    """`F.interpolate(probs[None], size, bilinear).argmax(1)[0]` without the (T, H, W) tensor.
+
+    probs: (T, h, w) float. Classes are resized in chunks of at most `max_bytes` of output and
+    reduced into a running maximum and arg-max; a later chunk wins only where its maximum is
+    strictly larger (or NaN where the running one is not), so ties and NaNs resolve to the first
+    index exactly as `torch.argmax` does. Resizing is per class, so each chunk's values equal the
+    full resize's. Returns (H, W) int64 on probs' device.
+    """
+    height, width = size
+    chunk = max(1, max_bytes // (height * width * probs.element_size()))
+    best_value = best_index = None
+    for first in range(0, probs.shape[0], chunk):
+        resized = F.interpolate(probs[None, first : first + chunk], size=size, mode="bilinear", align_corners=False)[0]
+        index = resized.argmax(dim=0)
+        value = resized.gather(0, index[None])[0]
+        if best_value is None:
+            best_value, best_index = value, index
+            continue
+        better = (value > best_value) | (value.isnan() & ~best_value.isnan())
+        best_value = torch.where(better, value, best_value)
+        best_index = torch.where(better, index + first, best_index)
+    return best_index
 
 
 def _whole_view(model: CATSeg, image: Tensor) -> Tensor:
@@ -105,16 +146,92 @@ def _whole_view(model: CATSeg, image: Tensor) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+def default_precision(device: torch.device) -> str:
+    """The precision of the official evaluation on `device`: "tf32" on CUDA, "fp32" elsewhere."""
+    return "tf32" if device.type == "cuda" else "fp32"
+
+
+@contextmanager
+def precision_context(device: torch.device, precision: str):
+    """Run the enclosed inference at `precision` (see the module docstring); restores the global
+    float32 matmul precision and cuDNN TF32 flag afterwards."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    if device.type != "cuda":  # TF32 does not exist on the CPU: tf32 runs as fp32
+        with autocast:
+            yield
+        return
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        with autocast:
+            yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
+def largest_batch(per_image_bytes: int, fixed_bytes: int, budget_bytes: int, limit: int = 64) -> int:
+    """The most images per forward whose memory, fixed + n x per image, fits the budget (1 to limit)."""
+    fitting = (budget_bytes - fixed_bytes) // max(per_image_bytes, 1)
+    return int(min(max(fitting, 1), limit))
+
+
+def auto_batch_size(model: CATSeg, class_embeds: Tensor, image_size: tuple[int, int], mode: str = "sliding",
+                    precision: str = "fp32", budget_bytes: int | None = None, limit: int = 64) -> int:
+    """Images per `predict_labels` call for `--batch-size auto`: the largest that fits the budget.
+
+    On CUDA the cost is measured: the peak memory of one and of two synthetic images of
+    `image_size` (already test-resized, as the DataLoader workers give them) with these classes;
+    their difference is the cost of an image, the rest is fixed. The budget defaults to 90 % of
+    the device memory that is free now plus what this process's caching allocator already holds.
+    Elsewhere it is 1: the CPU is saturated by one image's views, and a batch only adds memory.
+    """
+    device = model.device
+    if device.type != "cuda":
+        return 1
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*image_size, 3), dtype=np.uint8)
+    original = [tuple(image_size)]
+    peaks = []
+    for count in (1, 2):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device)
+        predict_labels(model, [image] * count, class_embeds, mode=mode, precision=precision, original_sizes=original * count)
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - baseline)
+    if budget_bytes is None:
+        free, _ = torch.cuda.mem_get_info(device)
+        budget_bytes = int(0.9 * (free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)))
+    per_image = max(peaks[1] - peaks[0], 1)
+    return largest_batch(per_image, peaks[0] - per_image, budget_bytes, limit)
+
+
+def compile_for_inference(model: CATSeg) -> CATSeg:
+    """Compile the per-class parts (aggregator, decoder) with `torch.compile`, in place.
+
+    Optional (`--compile`): the first forward per vocabulary size and batch shape pays the
+    compilation. The modules keep their names and parameters, so checkpoints are unaffected.
+    """
+    model.aggregator.compile(dynamic=False)
+    model.decoder.compile(dynamic=False)
+    return model
+
+
+def _image_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    """(H, W, 3) uint8 on `device`; to CUDA through pinned host memory with an asynchronous copy."""
+    if device.type != "cuda":
+        return torch.tensor(image, device=device)
+    pinned = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
+    pinned.numpy()[...] = image
+    return pinned.to(device, non_blocking=True)
 
 
 @torch.no_grad()
-def predict_probs(
+def merged_probs(
     model: CATSeg,
     images: list[np.ndarray],
     class_embeds: Tensor,
@@ -122,15 +239,11 @@ def predict_probs(
     precision: str = "fp32",
     original_sizes: list[tuple[int, int]] | None = None,
     max_views: int | None = None,
-) -> list[Tensor]:
-    """Per-class probabilities (T, H, W) float32 for each image, at its original size.
+) -> tuple[list[Tensor], list[tuple[int, int]]]:
+    """Per-class probabilities of each image before the final resize, and the original sizes.
 
-    images: RGB uint8 arrays (H, W, 3). Without `original_sizes` they are the original images and
-    are resized here (`resize_short_side`); with it they are already resized (e.g. by DataLoader
-    workers) and `original_sizes[i]` = (H, W) of the original. class_embeds: (T, C) from
-    `encode_classes`. mode: "sliding" (the paper's protocol) or "whole". precision: "fp32"
-    (reference numerics) or "bf16" (autocast). max_views: largest number of 384 views per forward
-    (default: all views of all images at once). Results stay on the model's device.
+    Sliding mode gives (T, 640, 640) per image, whole mode the sigmoid of the one view's logits.
+    Arguments as `predict_probs`.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -143,7 +256,7 @@ def predict_probs(
     crop = model.config.crop_size
     views = []
     for image in images:
-        chw = torch.tensor(image, device=device).permute(2, 0, 1).float()
+        chw = _image_tensor(image, device).permute(2, 0, 1).float()
         if mode == "sliding":
             views.append(model.normalize(_sliding_views(chw, crop)))
         else:
@@ -152,18 +265,34 @@ def predict_probs(
     batch = torch.cat(views)
     chunk = max_views or batch.shape[0]
     text = class_embeds.to(device)
-    with _autocast(device, precision):
+    with precision_context(device, precision):
         logits = torch.cat([model(batch[i : i + chunk], text).float() for i in range(0, batch.shape[0], chunk)])
-    results = []
-    for image_logits, size in zip(logits.split(counts), original_sizes):
-        if mode == "sliding":
-            results.append(_merge_sliding(image_logits, crop, tuple(size)))
-        else:
-            probs = image_logits.sigmoid()
-            results.append(F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)[0])
-    return results
+    if mode == "sliding":
+        probs = [_merge_sliding(image_logits, crop) for image_logits in logits.split(counts)]
+    else:
+        probs = [image_logits[0].sigmoid() for image_logits in logits.split(counts)]
+    return probs, [tuple(size) for size in original_sizes]
+
+
+def predict_probs(model: CATSeg, images: list[np.ndarray], class_embeds: Tensor, **kwargs) -> list[Tensor]:
+    """Per-class probabilities (T, H, W) float32 for each image, at its original size.
+
+    images: RGB uint8 arrays (H, W, 3). Without `original_sizes` they are the original images and
+    are resized here (`resize_short_side`); with it they are already resized (e.g. by DataLoader
+    workers) and `original_sizes[i]` = (H, W) of the original. class_embeds: (T, C) from
+    `encode_classes`. mode: "sliding" (the paper's protocol) or "whole". precision: one of
+    PRECISIONS. max_views: largest number of 384 views per forward (default: all views of all
+    images at once). Results stay on the model's device. For labels use `predict_labels`, which
+    never holds the (T, H, W) maps.
+    """
+    probs, sizes = merged_probs(model, images, class_embeds, **kwargs)
+    return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0] for p, size in zip(probs, sizes)]
 
 
 def predict_labels(model: CATSeg, images: list[np.ndarray], class_embeds: Tensor, **kwargs) -> list[Tensor]:
-    """Arg-max class index (H, W) int64 per image at its original size; kwargs as `predict_probs`."""
-    return [probs.argmax(dim=0) for probs in predict_probs(model, images, class_embeds, **kwargs)]
+    """Arg-max class index (H, W) int64 per image at its original size; kwargs as `predict_probs`.
+
+    Equal to `predict_probs(...)[i].argmax(0)`, computed by `upsampled_argmax` in bounded memory.
+    """
+    probs, sizes = merged_probs(model, images, class_embeds, **kwargs)
+    return [upsampled_argmax(p, size) for p, size in zip(probs, sizes)]

@@ -6,8 +6,9 @@ import re
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
-"""fp32: full precision; bf16: autocast to bfloat16 around the model's forward pass."""
+PRECISIONS = ("fp32", "tf32", "bf16")
+"""fp32: full precision; tf32: float32 with TF32 matmuls and convolutions on CUDA (the official
+evaluation's setting; fp32 elsewhere); bf16: autocast to bfloat16 around the model's forward pass."""
 
 
 class DeviceError(ValueError):

@@ -1,0 +1,165 @@
+"""The speed and memory paths of CAT-Seg inference against their plain definitions.
+
+Exact (torch.equal) wherever the fast path promises the same numbers: the chunked arg-max, the
+one-view-at-a-time sliding merge, tf32 on the CPU. Within float rounding where arithmetic was
+rearranged: the one-gather Swin windows with scaled_dot_product_attention, the split decoder
+conv, the trimmed text context (the b12 parity tests check all of them against the official code).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import model
+from model.aggregator import SpatialAggregation, window_partition
+from model.catseg import CATSeg
+from model.decoder import UpStage
+from model.inference import (
+    _merge_sliding,
+    default_precision,
+    largest_batch,
+    precision_context,
+    predict_labels,
+    predict_probs,
+    upsampled_argmax,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> CATSeg:
+    torch.manual_seed(0)
+    return model.create_model("catseg-tiny")
+
+
+def full_argmax(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0].argmax(0)
+
+
+@pytest.mark.parametrize("max_bytes", [1, 3 * 50 * 70 * 4, 2**30])  # one class per chunk, 3 per chunk, all at once
+def test_chunked_argmax_equals_the_full_argmax(max_bytes):
+    probs = torch.rand(10, 17, 23, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(upsampled_argmax(probs, (50, 70), max_bytes), full_argmax(probs, (50, 70)))
+
+
+def test_chunked_argmax_resolves_ties_and_nans_like_torch_argmax():
+    probs = torch.zeros(7, 4, 4)
+    probs[2] = probs[5] = 0.5  # a tie across chunks: the first index wins
+    probs[3, 0, 0] = probs[6, 0, 0] = 0.9  # a tie at one pixel
+    probs[4, 1, 1] = probs[6, 1, 1] = float("nan")  # NaN counts as the maximum, first NaN wins
+    expected = full_argmax(probs, (4, 4))
+    assert expected[0, 0] == 3 and expected[1, 1] == 4 and expected[3, 3] == 2
+    for max_bytes in (1, 2 * 16 * 4, 3 * 16 * 4):
+        assert torch.equal(upsampled_argmax(probs, (4, 4), max_bytes), expected)
+
+
+def test_sliding_merge_one_view_at_a_time_equals_upsampling_all_views_together():
+    logits = torch.randn(5, 6, 96, 96, generator=torch.Generator().manual_seed(1))
+    probs = F.interpolate(logits, size=(384, 384), mode="bilinear", align_corners=False).sigmoid()
+    total, count = torch.zeros(6, 640, 640), torch.zeros(1, 640, 640)
+    for index, (y, x) in enumerate([(0, 0), (0, 256), (256, 0), (256, 256)]):
+        total[:, y : y + 384, x : x + 384] += probs[index]
+        count[:, y : y + 384, x : x + 384] += 1
+    global_probs = F.interpolate(probs[-1:], size=(640, 640), mode="bilinear", align_corners=False)[0]
+    assert torch.equal(_merge_sliding(logits, 384), (total / count + global_probs) / 2)
+
+
+def test_labels_are_exactly_the_argmax_of_the_probabilities(tiny):
+    image = np.random.default_rng(3).integers(0, 256, (700, 500, 3), dtype=np.uint8)
+    text = model.encode_classes(tiny, [f"class {i}" for i in range(6)])
+    (probs,) = predict_probs(tiny, [image], text)
+    (labels,) = predict_labels(tiny, [image], text)
+    assert labels.shape == (700, 500) and labels.dtype == torch.int64
+    assert torch.equal(labels, probs.argmax(0))
+
+
+def test_tf32_on_the_cpu_is_fp32_and_every_precision_restores_the_global_settings(tiny):
+    image = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    text = model.encode_classes(tiny, ["a", "b", "c"])
+    fp32 = predict_probs(tiny, [image], text, mode="whole", precision="fp32")[0]
+    assert torch.equal(predict_probs(tiny, [image], text, mode="whole", precision="tf32")[0], fp32)
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    for precision in ("fp32", "tf32", "bf16"):
+        with precision_context(torch.device("cpu"), precision):
+            pass
+        assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == before
+    with pytest.raises(ValueError, match="precision must be one of"):
+        with precision_context(torch.device("cpu"), "fp16"):
+            pass
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: TF32 switches exist only there")
+def test_tf32_context_switches_tf32_on_cuda_and_restores_it():
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    with precision_context(torch.device("cuda"), "tf32"):
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+    with precision_context(torch.device("cuda"), "fp32"):
+        assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+    assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == before
+
+
+def test_default_precision_is_the_official_one_per_device():
+    assert default_precision(torch.device("cuda", 0)) == "tf32"
+    assert default_precision(torch.device("cpu")) == "fp32"
+
+
+def test_largest_batch_fits_the_budget():
+    # 1 GiB fixed, 3 GiB per image, 20 GiB budget: 6 images use 19 GiB, 7 would need 22
+    assert largest_batch(per_image_bytes=3 * 2**30, fixed_bytes=2**30, budget_bytes=20 * 2**30) == 6
+    assert largest_batch(per_image_bytes=3 * 2**30, fixed_bytes=2**30, budget_bytes=2**30) == 1  # never below 1
+    assert largest_batch(per_image_bytes=1, fixed_bytes=0, budget_bytes=2**40, limit=32) == 32
+
+
+def plain_spatial_aggregation(block: SpatialAggregation, x: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+    """The Swin definition: roll, partition, masked softmax attention, reverse, roll back."""
+    b, e, t, h, w = x.shape
+    x = x.permute(0, 2, 3, 4, 1).reshape(b * t, h, w, e)
+    g = block.guidance_norm(guidance.permute(0, 2, 3, 1))
+    for swin in (block.block_1, block.block_2):
+        s, win, shift, attn = swin.size, swin.window, swin.shift, swin.attn
+        y, gg = swin.norm1(x), g
+        if shift:
+            y, gg = (torch.roll(u, (-shift, -shift), (1, 2)) for u in (y, gg))
+        gg = window_partition(gg, win)  # (b * nW, L, G), shared by the t classes of an image
+        y, gg = window_partition(y, win), gg.unflatten(0, (b, 1, -1)).expand(b, t, -1, -1, -1).flatten(0, 2)
+        q = attn.q(torch.cat([y, gg], -1)).unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+        k = attn.k(torch.cat([y, gg], -1)).unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+        v = attn.v(y).unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+        scores = q @ k.transpose(-2, -1) * attn.scale
+        if shift:
+            scores = scores + swin.attn_mask.repeat(b * t, 1, 1)[:, None]
+        y = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).flatten(-2))
+        y = y.view(b * t, s // win, s // win, win, win, e).permute(0, 1, 3, 2, 4, 5).reshape(b * t, s, s, e)
+        if shift:
+            y = torch.roll(y, (shift, shift), (1, 2))
+        x = x + y
+        x = x + swin.mlp(swin.norm2(x))
+    return x.view(b, t, h, w, e).permute(0, 4, 1, 2, 3)
+
+
+def test_spatial_block_equals_the_plain_swin_definition():
+    torch.manual_seed(5)
+    block = SpatialAggregation(dim=16, guidance_dim=8, num_heads=4, size=8, window=4)
+    x, guidance = torch.randn(2, 16, 3, 8, 8), torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, guidance), plain_spatial_aggregation(block, x, guidance),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_stage_equals_concatenating_the_repeated_guidance():
+    torch.manual_seed(6)
+    stage = UpStage(in_channels=32, out_channels=16, guidance_channels=8)
+    x, guidance = torch.randn(2 * 3, 32, 5, 5), torch.randn(2, 8, 10, 10)
+    with torch.no_grad():
+        plain = stage.conv(torch.cat([stage.up(x), guidance.repeat_interleave(3, dim=0)], dim=1))
+        torch.testing.assert_close(stage(x, guidance), plain, atol=1e-5, rtol=1e-5)
+
+
+def test_trimmed_text_context_equals_the_full_77_position_tower(tiny):
+    tokens = tiny.tokenize(["sky", "a rather long name of a class with many words in it", "road"])
+    assert int(tokens.argmax(-1).max()) + 1 < tokens.shape[1]  # the trim is real
+    with torch.no_grad():
+        full = tiny.clip.encode_text(tokens, normalize=True)
+        torch.testing.assert_close(tiny.text_embeddings(tokens), full, atol=1e-6, rtol=1e-6)
