@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The first thing to run whenever a GPU is available (under 8 minutes on one H100/H200):
+#   1. agreement   CUDA fp32 / tf32 / bf16 against CPU fp32 and the official outputs (b12 parity fixture)
+#   2. confusion   the confusion matrix on CUDA (tests/test_metrics.py -k cuda)
+#   3. speed       `bench speed --suite mess` for catseg-b and catseg-l: s/image per eval set, projected full MESS
+#   4. run         a short `bench run` on a synthetic suite whose images have the datasets' typical sizes
+#   5. torchrun    the same run through `torchrun --nproc_per_node 1`
+# Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
+#
+#   benchmarks/device_check.sh [--out FILE]     on the GPU
+#   benchmarks/device_check.sh --dry-run        every step on the CPU with catseg-tiny and tiny sizes (CI)
+#
+# Set PYTHON to choose the interpreter (default: python). Record the figures in BENCHMARKS.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+dry_run=0
+out=device_check.json
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) dry_run=1 ;;
+        --out) out="$2"; shift ;;
+        *) echo "usage: $0 [--dry-run] [--out FILE]" >&2; exit 2 ;;
+    esac
+    shift
+done
+py=${PYTHON:-python}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+if [ "$dry_run" = 1 ]; then
+    device=cpu
+    agreement_args=(--tiny)
+    speed_models=(catseg-tiny)
+    speed_args=(--images 1 --warmup 0 --mode whole --sets deepcrack,cub_200)
+    run_args=(--model catseg-tiny --precision fp32 --mode whole --batch-size 1 --workers 0)
+    run_sets=deepcrack,suim
+    synth_args=(--images 1 --max-side 96)
+else
+    device=cuda
+    agreement_args=()
+    speed_models=(catseg-b catseg-l)
+    speed_args=(--images 4 --warmup 1 --batch 4 --precision tf32)
+    run_args=(--model catseg-b --precision tf32 --batch-size 4 --workers 8)
+    run_sets=floodnet,cub_200,foodseg103,zerowaste_f
+    synth_args=(--images 8)
+fi
+
+# step NAME COMMAND...: run it with its output in $work/NAME.log; record status and seconds.
+step() {
+    local name=$1
+    shift
+    local start status ms
+    start=$(date +%s%N)
+    if "$@" >"$work/$name.log" 2>&1; then status=ok; else status=failed; fi
+    ms=$((($(date +%s%N) - start) / 1000000))
+    printf '%s\t%s\t%d.%03d\n' "$name" "$status" $((ms / 1000)) $((ms % 1000)) >>"$work/steps.tsv"
+    echo "$name: $status" >&2
+}
+
+step agreement "$py" benchmarks/device_check.py agreement --device "$device" --work "$work" "${agreement_args[@]}"
+if [ "$dry_run" = 1 ]; then
+    printf 'confusion_cuda\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    step confusion_cuda "$py" -m pytest -q tests/test_metrics.py -k cuda
+fi
+speed_json() {  # MODEL: the suite's JSON into $work/speed_MODEL.json
+    "$py" -m catseg_bench speed --model "$1" --device "$device" --suite mess --json "${speed_args[@]}" >"$work/speed_$1.json"
+}
+for model in "${speed_models[@]}"; do
+    step "speed_$model" speed_json "$model"
+done
+step synth_data "$py" benchmarks/device_check.py synth-data --root "$work/data" --sets "$run_sets" \
+    --out "$work/synth_data.json" "${synth_args[@]}"
+step run "$py" -m catseg_bench run --data-root "$work/data" --datasets "$run_sets" --output "$work/run" \
+    --device "$device" --published none "${run_args[@]}"
+step torchrun "$py" -m torch.distributed.run --nproc_per_node 1 -m catseg_bench run --data-root "$work/data" \
+    --datasets "$run_sets" --output "$work/run_torchrun" --device "$device" --published none "${run_args[@]}"
+
+summary_args=(--work "$work" --out "$out")
+[ "$dry_run" = 1 ] && summary_args+=(--dry-run)
+"$py" benchmarks/device_check.py summary "${summary_args[@]}"
