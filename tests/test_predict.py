@@ -142,3 +142,31 @@ def test_predict_applies_exif_orientation_as_run_does(tmp_path):
     seen = read_rgb(path)
     assert seen.shape == (30, 20, 3)  # upright, as `bench run` (detectron2's read_image) sees it
     np.testing.assert_array_equal(seen, decode_image(path, str(path)))
+
+
+def test_speed_suite_lists_every_mess_eval_set_with_its_classes_images_and_size():
+    from catseg_bench.commands.speed import suite_sets
+
+    rows = {name: (classes, images, size) for name, classes, images, size in suite_sets("mess", (1, 1))}
+    assert len(rows) == 25 and sum(images for _, images, _ in rows.values()) == 25_609
+    assert rows["cub_200"][:2] == (201, 5794) and rows["foodseg103"][:2] == (104, 2125)
+    assert rows["floodnet"][2] == (1024, 1024) and rows["paxray4.lungs"][:2] == (2, 180)
+    assert [name for name, *_ in suite_sets("mess", (1, 1), ["paxray4", "suim"])] == [
+        "paxray4.lungs", "paxray4.mediastinum", "paxray4.bones", "paxray4.diaphragm", "suim"]
+    with pytest.raises(BenchError, match="--sets nope: not in the mess benchmark"):
+        suite_sets("mess", (1, 1), ["nope"])
+
+
+def test_speed_suite_projects_the_full_run_from_seconds_per_image(cli):
+    result = cli("speed", "--model", "catseg-tiny", "--device", "cpu", "--images", "1", "--warmup", "0",
+                 "--mode", "whole", "--suite", "mess", "--sets", "cwfid", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["precision"] == "fp32"  # auto on the CPU
+    (row,) = record["rows"]
+    assert row["eval_set"] == "cwfid" and row["classes"] == 3 and row["images"] == 21
+    assert row["image_size"] == [966, 1296]
+    assert row["projected_seconds"] == pytest.approx(21 * row["seconds_per_image"] + row["text_seconds"])
+    assert record["projected_seconds"] == row["projected_seconds"]
+    bad = cli("speed", "--model", "catseg-tiny", "--sets", "cwfid")
+    assert bad.exit_code == 1 and "add --suite mess" in bad.output

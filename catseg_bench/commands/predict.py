@@ -109,14 +109,16 @@ def predict(
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="OVERLAY.png: colour overlay with a legend."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (tf32 on CUDA, fp32 elsewhere), fp32, tf32 or bf16 (autocast)."
+    ),
 ) -> None:
     """Segment IMAGE into the given classes with CAT-Seg."""
     import model as catseg_model
     from catseg_bench.segmenters.catseg import UNTRAINED, default_checkpoint
     from model.common.device import PRECISIONS, resolve_device
     from model.common.files import atomic_write_bytes
-    from model.inference import MODES
+    from model.inference import MODES, default_precision
 
     console = Console()
     class_names = parse_classes(classes, classes_file)
@@ -124,10 +126,12 @@ def predict(
         raise BenchError(f"--model {model}: unknown model; choose one of {', '.join(catseg_model.list_models())}")
     if mode not in MODES:
         raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if precision not in PRECISIONS:
-        raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision not in (*PRECISIONS, "auto"):
+        raise BenchError(f"--precision {precision}: choose one of auto, {', '.join(PRECISIONS)}")
     rgb = read_rgb(image)
     torch_device = resolve_device(device)
+    if precision == "auto":
+        precision = default_precision(torch_device)
     source = default_checkpoint(model) if checkpoint is None else checkpoint
     try:
         net = catseg_model.create_model(model, checkpoint=None if source == UNTRAINED else source, device=torch_device)

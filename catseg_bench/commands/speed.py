@@ -262,7 +262,7 @@ def speed(
     precisions = [default_precision(torch_device) if p.strip() == "auto" else p.strip() for p in precision.split(",")]
     for p in precisions:
         if p not in PRECISIONS:
-            raise BenchError(f"--precision {p}: choose from {', '.join(PRECISIONS)}")
+            raise BenchError(f"--precision {p}: choose from auto, {', '.join(PRECISIONS)}")
     if mode not in MODES:
         raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
     if model not in catseg_model.list_models():
