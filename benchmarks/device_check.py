@@ -139,6 +139,11 @@ def summary(work: Path, out: Path, dry_run: bool) -> int:
             record[name] = json.loads((work / f"{name}.json").read_text())
     record["speed"] = {p.stem.removeprefix("speed_"): json.loads(p.read_text()) for p in sorted(work.glob("speed_*.json"))
                        if p.stat().st_size}
+    plain, compiled = work / "compile.json", work / "compile--compile.json"
+    if plain.exists() and compiled.exists() and plain.stat().st_size and compiled.stat().st_size:
+        before, after = json.loads(plain.read_text())[0], json.loads(compiled.read_text())[0]
+        record["compile"] = {"plain": before, "compiled": after,
+                             "speedup": after["images_per_second"] / before["images_per_second"]}
     record["run"] = _results(work / "run")
     record["run_torchrun"] = _results(work / "run_torchrun")
     record["torchrun_equals_single_process"] = bool(record["run"]) and {
@@ -155,6 +160,8 @@ def summary(work: Path, out: Path, dry_run: bool) -> int:
     for model_name, speed in record["speed"].items():
         print(f"  speed {model_name}: full {speed['suite']} projected {speed['projected_seconds'] / 60:.1f} min "
               f"({speed['precision']}, {len(speed['rows'])} eval sets measured)")
+    if "compile" in record:
+        print(f"  torch.compile at 150 classes: {record['compile']['speedup']:.2f}x images/s")
     print(f"  bench run: {len(record['run'])} eval sets; torchrun gives the same mIoU: "
           f"{record['torchrun_equals_single_process']}")
     failed = [s["step"] for s in steps if s["status"] == "failed"]

@@ -5,6 +5,7 @@
 #   3. speed       `bench speed --suite mess` for catseg-b and catseg-l: s/image per eval set, projected full MESS
 #   4. run         a short `bench run` on a synthetic suite whose images have the datasets' typical sizes
 #   5. torchrun    the same run through `torchrun --nproc_per_node 1`
+#   6. compile     catseg-b at 150 classes with and without `--compile` (torch.compile)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
@@ -77,6 +78,18 @@ step run "$py" -m catseg_bench run --data-root "$work/data" --datasets "$run_set
     --device "$device" --published none "${run_args[@]}"
 step torchrun "$py" -m torch.distributed.run --nproc_per_node 1 -m catseg_bench run --data-root "$work/data" \
     --datasets "$run_sets" --output "$work/run_torchrun" --device "$device" --published none "${run_args[@]}"
+
+if [ "$dry_run" = 1 ]; then  # inductor on the CPU needs a C++ toolchain and minutes per shape
+    printf 'compile\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    compile_json() {  # plain then compiled, one JSON list each
+        for flag in "" --compile; do
+            "$py" -m catseg_bench speed --model catseg-b --device cuda --precision tf32 --classes 150 --batch 4 \
+                --images 16 --warmup 2 --json $flag >"$work/compile$flag.json" || return 1
+        done
+    }
+    step compile compile_json
+fi
 
 summary_args=(--work "$work" --out "$out")
 [ "$dry_run" = 1 ] && summary_args+=(--dry-run)

@@ -78,7 +78,7 @@ def split_linear(layer: nn.Linear, width: int, x: Tensor, guidance: Tensor) -> T
     The guidance is shared by many rows of x (every class at a position, or every position of a
     class), so its product is computed once and broadcast instead of concatenated everywhere.
     """
-    return F.linear(x, layer.weight[:, :width]) + F.linear(guidance, layer.weight[:, width:], layer.bias)
+    return F.linear(x, layer.weight[:, :width]).add_(F.linear(guidance, layer.weight[:, width:], layer.bias))
 
 
 def window_token_order(size: int, window: int, shift: int) -> Tensor:
@@ -123,7 +123,7 @@ class GuidedWindowAttention(nn.Module):
             ],
             dim=-1,
         )
-        return F.linear(x, x_weight) + shared
+        return F.linear(x, x_weight).add_(shared)
 
     def forward(self, x: Tensor, guidance: Tensor, mask: Tensor | None) -> Tensor:
         """x: (B, T, nW, L, dim) normalised windows of every class map; guidance: (B, 1, nW, L, G),
@@ -212,7 +212,7 @@ class SpatialAggregation(nn.Module):
 
 
 def _elu1(x: Tensor) -> Tensor:
-    return F.elu(x) + 1
+    return F.elu(x).add_(1)
 
 
 def linear_attention(q: Tensor, k: Tensor, v: Tensor, length: int, pad: tuple[Tensor, Tensor, int] | None = None,

@@ -247,6 +247,7 @@ def speed(
         None, "--suite", help="mess: every evaluation set at its class count and image size, and the projected full-run time."
     ),
     sets: Optional[str] = typer.Option(None, "--sets", help="With --suite: only these datasets or eval sets (comma list)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the aggregator and decoder first."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
     """Measure images/s and peak memory of CAT-Seg inference."""
@@ -256,7 +257,7 @@ def speed(
 
     import model as catseg_model
     from model.common.device import PRECISIONS, resolve_device
-    from model.inference import MODES, default_precision
+    from model.inference import MODES, compile_for_inference, default_precision
 
     torch_device = resolve_device(device)
     precisions = [default_precision(torch_device) if p.strip() == "auto" else p.strip() for p in precision.split(",")]
@@ -287,6 +288,8 @@ def speed(
         net = catseg_model.create_model(model, checkpoint=checkpoint, device=torch_device)
     except catseg_model.CheckpointError as err:
         raise BenchError(str(err)) from None
+    if compile_model:
+        compile_for_inference(net)
     if suite_rows is not None:
         rows = measure_suite(net, suite_rows, precision=precisions[0], mode=mode, images=images, batch=batches[0], warmup=warmup)
         total = sum(r.projected_seconds for r in rows)
