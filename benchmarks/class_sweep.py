@@ -104,7 +104,7 @@ def main() -> None:
               f"{b['text_s']:.2f} | {a['text_s']:.2f} | {b['peak_rss_bytes'] / 2**30:.2f} | "
               f"{a['peak_rss_bytes'] / 2**30:.2f} | {r['max_abs_logit_diff']:.1e} |")
     if args.out:
-        from catseg_bench.files import atomic_write_json
+        from model.common.files import atomic_write_json
 
         atomic_write_json(args.out, {"model": args.model, "threads": args.threads, "rows": rows})
 

@@ -118,7 +118,7 @@ def _results(folder: Path) -> dict:
 
 
 def summary(work: Path, out: Path, dry_run: bool) -> int:
-    from catseg_bench.files import atomic_write_json
+    from model.common.files import atomic_write_json
 
     steps = []
     for line in (work / "steps.tsv").read_text().splitlines():

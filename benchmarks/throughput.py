@@ -32,20 +32,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="catseg-b", choices=catseg_model.list_models())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--precisions", default="fp32,tf32,bf16")
     parser.add_argument("--classes", default="2,20,150,300", type=_int_list)
     parser.add_argument("--batches", default="1,4", type=_int_list)
     parser.add_argument("--images", type=int, default=16, help="timed images per configuration")
     parser.add_argument("--mode", default="sliding", choices=MODES)
-    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs in fp32 (the official GPU setting)")
     parser.add_argument("--out", type=Path, help="also write the raw results here (JSON)")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     if not set(precisions) <= set(PRECISIONS):
         parser.error(f"--precisions {args.precisions}: choose from {', '.join(PRECISIONS)}")
 
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    torch.backends.cudnn.allow_tf32 = args.tf32
     torch.manual_seed(0)
     net = catseg_model.create_model(args.model, device=args.device)
     rows = []
@@ -61,14 +58,14 @@ def main() -> None:
                     torch.cuda.empty_cache()
 
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor()
-    print(f"\n{args.model}, {args.mode}, {device_name}, tf32={args.tf32}, torch {torch.__version__}\n")
+    print(f"\n{args.model}, {args.mode}, {device_name}, torch {torch.__version__}\n")
     print("| precision | classes | batch | images/s | s/image | peak memory (MiB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['precision']} | {r['classes']} | {r['batch']} | {r['images_per_second']:.2f} | "
               f"{1 / r['images_per_second']:.3f} | {r['peak_memory_bytes'] / 2**20:.0f} |")
     if args.out:
-        meta = {"device": device_name, "tf32": args.tf32, "torch": torch.__version__}
+        meta = {"device": device_name, "torch": torch.__version__}
         atomic_write_json(args.out, {"meta": meta, "results": rows})
 
 
