@@ -183,17 +183,16 @@ def auto_batch_size(model: CATSeg, class_embeds: Tensor, image_size: tuple[int, 
                     precision: str = "fp32", budget_bytes: int | None = None, limit: int = 64) -> int:
     """Images per `predict_labels` call for `--batch-size auto`: the largest that fits the budget.
 
-    On CUDA the cost is measured: the peak memory of one and of two synthetic images of
-    `image_size` (already test-resized, as the DataLoader workers give them) with these classes;
-    their difference is the cost of an image, the rest is fixed. The budget defaults to 90 % of
+    On CUDA the cost is measured: the peak memory of one and of two synthetic images whose
+    original size is `image_size` (the largest of the evaluation set: labels are made at that
+    size) with these classes; their difference is the cost of an image, the rest is fixed. The budget defaults to 90 % of
     the device memory that is free now plus what this process's caching allocator already holds.
     Elsewhere it is 1: the CPU is saturated by one image's views, and a batch only adds memory.
     """
     device = model.device
     if device.type != "cuda":
         return 1
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (*image_size, 3), dtype=np.uint8)
+    image = resize_short_side(np.random.default_rng(0).integers(0, 256, (*image_size, 3), dtype=np.uint8))
     original = [tuple(image_size)]
     peaks = []
     for count in (1, 2):

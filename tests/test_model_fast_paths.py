@@ -19,6 +19,7 @@ from model.catseg import CATSeg
 from model.decoder import UpStage
 from model.inference import (
     _merge_sliding,
+    auto_batch_size,
     default_precision,
     largest_batch,
     precision_context,
@@ -103,6 +104,11 @@ def test_tf32_context_switches_tf32_on_cuda_and_restores_it():
 def test_default_precision_is_the_official_one_per_device():
     assert default_precision(torch.device("cuda", 0)) == "tf32"
     assert default_precision(torch.device("cpu")) == "fp32"
+
+
+def test_auto_batch_size_is_one_image_on_the_cpu(tiny):
+    text = model.encode_classes(tiny, ["a", "b"])
+    assert auto_batch_size(tiny, text, image_size=(480, 640)) == 1
 
 
 def test_largest_batch_fits_the_budget():
