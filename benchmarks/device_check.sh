@@ -4,6 +4,7 @@
 #   2. confusion   the confusion matrix on CUDA (tests/test_metrics.py -k cuda)
 #   3. speed       `bench speed --suite mess` for catseg-b and catseg-l: s/image per eval set, projected full MESS
 #   4. run         a short `bench run` on a synthetic suite whose images have the datasets' typical sizes
+#                  (untrained weights: the device machine has no network for the official ones)
 #   5. torchrun    the same run through `torchrun --nproc_per_node 1`
 #   6. compile     catseg-b at 150 classes with and without `--compile` (torch.compile)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
@@ -35,7 +36,7 @@ if [ "$dry_run" = 1 ]; then
     agreement_args=(--tiny)
     speed_models=(catseg-tiny)
     speed_args=(--images 1 --warmup 0 --mode whole --sets deepcrack,cub_200)
-    run_args=(--model catseg-tiny --precision fp32 --mode whole --batch-size 1 --workers 0)
+    run_args=(--model catseg-tiny --checkpoint none --precision fp32 --mode whole --batch-size 1 --workers 0)
     run_sets=deepcrack,suim
     synth_args=(--images 1 --max-side 96)
 else
@@ -43,7 +44,7 @@ else
     agreement_args=()
     speed_models=(catseg-b catseg-l)
     speed_args=(--images 4 --warmup 1 --batch 4 --precision tf32)
-    run_args=(--model catseg-b --precision tf32 --batch-size 4 --workers 8)
+    run_args=(--model catseg-b --checkpoint none --precision tf32 --batch-size 4 --workers 8)
     run_sets=floodnet,cub_200,foodseg103,zerowaste_f
     synth_args=(--images 8)
 fi
