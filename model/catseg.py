@@ -20,10 +20,11 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from model.aggregator import Aggregator
-from model.clip_towers import build_clip, causal_text_mask, encode_image_dense, encode_text_trimmed
+from model.clip_towers import build_clip, causal_text_mask, encode_image_dense
 from model.configs import CATSegConfig
 from model.decoder import Decoder
 from model.text import class_prompts, tokenize
+from model.training_free.segment import encode_prompts
 
 
 class _StackedQKV(nn.Module):
@@ -93,7 +94,7 @@ class CATSeg(nn.Module):
         under autograd: training fine-tunes q/v of the text tower. For evaluation use the cached
         `model.encode_classes`."""
         tokens = class_names if isinstance(class_names, Tensor) else self.tokenize(class_names)
-        return encode_text_trimmed(self.clip, tokens)
+        return F.normalize(encode_prompts(self.clip, tokens), dim=-1)  # cut after the longest prompt
 
     # ---------------------------------------------------------------------------------- forward
     def encode_image(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-from open_clip.transformer import text_global_pool
 from torch import Tensor, nn
 
 from model.configs import CATSegConfig
@@ -47,24 +46,6 @@ def build_clip(config: CATSegConfig) -> CLIP:
 def causal_text_mask(context_length: int) -> Tensor:
     """The text tower's additive causal mask (what open_clip registers as `attn_mask`)."""
     return torch.full((context_length, context_length), float("-inf")).triu_(1)
-
-
-def encode_text_trimmed(clip: CLIP, tokens: Tensor) -> Tensor:
-    """`clip.encode_text(tokens, normalize=True)` on the shortest context that holds every prompt.
-
-    The text tower is causal and pools at each prompt's end-of-text token (the largest id, as
-    open_clip's argmax pooling finds it), so the positions after the last end-of-text token of
-    the batch never reach the result: dropping them is exact and saves most of the 77-position
-    context for short prompts.
-    """
-    length = int(tokens.argmax(dim=-1).max()) + 1
-    tokens = tokens[:, :length]
-    cast_dtype = clip.transformer.get_cast_dtype()
-    x = clip.token_embedding(tokens).to(cast_dtype) + clip.positional_embedding[:length].to(cast_dtype)
-    x = clip.transformer(x, attn_mask=clip.attn_mask[:length, :length])
-    x = text_global_pool(clip.ln_final(x), tokens, clip.text_pool_type)
-    x = clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
-    return F.normalize(x, dim=-1)
 
 
 def resized_position_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
