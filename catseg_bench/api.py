@@ -95,18 +95,30 @@ def build_segmenter(
     checkpoint: str | None = None,
     model_args: Mapping[str, Any] | str | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     mode: str = "sliding",
     seed: int = 0,
 ) -> Segmenter:
-    """A registered segmenter (or ``module:Class``), built on `device` with the run options it takes."""
+    """A registered segmenter (or ``module:Class``), built on `device` with the run options it takes.
+
+    ``precision="auto"`` is the official evaluation's: tf32 on CUDA, fp32 elsewhere.
+    """
     from catseg_bench import registry
     from model.common.device import resolve_device
 
     args = registry.parse_model_args(model_args) if isinstance(model_args, str) or model_args is None else model_args
-    return registry.build_segmenter(
-        model, args, device=resolve_device(device), precision=precision, checkpoint=checkpoint, mode=mode, seed=seed
-    )
+    torch_device = resolve_device(device)
+    return registry.build_segmenter(model, args, device=torch_device, precision=resolve_precision(precision, torch_device),
+                                    checkpoint=checkpoint, mode=mode, seed=seed)
+
+
+def resolve_precision(precision: str, device) -> str:
+    """``auto`` -> the official precision on `device` (tf32 on CUDA, fp32 elsewhere); others as given."""
+    if precision != "auto":
+        return precision
+    from model.inference import default_precision
+
+    return default_precision(device)
 
 
 def evaluate(
@@ -118,12 +130,12 @@ def evaluate(
     checkpoint: str | None = None,
     model_args: Mapping[str, Any] | str | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     mode: str = "sliding",
     seed: int = 0,
     specs_dirs: Sequence[Path | str] = (),
     limit: int | None = None,
-    batch_size: int = 1,
+    batch_size: int | str = 1,
     workers: int = 2,
     save_predictions: bool = False,
     save_samples: int = 0,

@@ -45,7 +45,7 @@ DEFAULT_PROGRESS_SECONDS = 1.0
 class RunOptions:
     data_root: Path
     output: Path  # results go to output/<model id>/
-    batch_size: int = 1
+    batch_size: int | str = 1  # images per forward, or "auto" (the segmenter's `auto_batch_size`, else 1)
     workers: int = 2
     limit: int | None = None  # first N images of each set (sorted order); results are partial
     save_predictions: bool = False
@@ -108,6 +108,22 @@ class _PreparedItems(Dataset):
 
 def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
+
+
+def largest_image_size(dataset, indices: list[int]) -> tuple[int, int]:
+    """(height, width) of the largest image among `indices`, from the image headers alone."""
+    import io
+
+    from PIL import Image
+
+    largest = (0, 0)
+    for index in indices:
+        source = dataset.image_source(index)
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            width, height = image.size
+        if height * width > largest[0] * largest[1]:
+            largest = (height, width)
+    return largest
 
 
 def run_key(eval_set: EvalSet, model_id: str, checkpoint_sha256: str | None, settings: dict[str, Any]) -> str:
@@ -220,7 +236,7 @@ class BenchmarkRunner:
             self.segmenter.set_classes(eval_set.class_names)
         loader = DataLoader(
             _PreparedItems(dataset, indices[start:], self.segmenter),
-            batch_size=self.options.batch_size,
+            batch_size=self._batch_size(dataset, indices[start:]),
             num_workers=self.options.workers,
             collate_fn=_collate,
             pin_memory=False,
@@ -273,6 +289,16 @@ class BenchmarkRunner:
                            Timing(seconds=seconds, peak_memory_bytes=peak, device=str(self.device)), per_image)
         clear_partial(state_path)
         return SetOutcome(eval_set.name, "resumed" if start else "done", "", miou, seconds, total, peak)
+
+    def _batch_size(self, dataset, indices: list[int]) -> int:
+        """--batch-size, or for "auto" what the segmenter's optional ``auto_batch_size(image_size)``
+        allows for the largest original image of this shard (1 for a segmenter without one)."""
+        if self.options.batch_size != "auto":
+            return int(self.options.batch_size)
+        choose = getattr(self.segmenter, "auto_batch_size", None)
+        if choose is None or not indices:
+            return 1
+        return max(1, int(choose(largest_image_size(dataset, indices))))
 
     def _begin(self, eval_set: EvalSet, names: list[str]) -> None:
         """The optional ``begin_eval_set(eval_set, names)`` hook, before a set's first image."""

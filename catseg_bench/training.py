@@ -76,6 +76,7 @@ class TrainingSegmenter(CatSegSegmenter):
         self.checkpoint_sha256 = None
         self.init_seed = None
         self.untrained = False
+        self.compiled = False
         self.step, self.mode, self.precision = step, mode, precision
         self.class_embeds: torch.Tensor | None = None
 

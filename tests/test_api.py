@@ -15,6 +15,7 @@ from PIL import Image
 
 from catseg_bench import api
 from catseg_bench.data import open_eval_set
+from catseg_bench.errors import BenchError
 from catseg_bench.partial import partial_path
 from catseg_bench.results import read_result
 from catseg_bench.runner import PROGRESS_SECONDS_ENV
@@ -142,3 +143,38 @@ def test_untrained_catseg_b_is_labelled_and_never_compared(cli, tmp_path):
     table = api.make_table([tmp_path / "out"], published="seed", fmt="csv")
     labels = [line.split(",")[0] for line in table.splitlines()[1:]]
     assert "catseg-b (untrained)" in labels and any(label.startswith("CAT-Seg-B") for label in labels)
+
+
+class BatchingSegmenter(ConstantSegmenter):
+    """Says how many images it takes per forward for --batch-size auto, and records what it got."""
+
+    def __init__(self):
+        super().__init__(0)
+        self.asked: list[tuple[int, int]] = []
+        self.batches: list[int] = []
+
+    def auto_batch_size(self, image_size):
+        self.asked.append(image_size)
+        return 3
+
+    def predict(self, images, original_sizes):
+        self.batches.append(len(images))
+        return super().predict(images, original_sizes)
+
+
+def test_batch_size_auto_asks_the_segmenter_for_the_largest_image(tmp_path):
+    root = tmp_path / "data"
+    write_suite(root, [SPECS["cwfid"]], images_per_set=5, seed=1)
+    dataset = open_eval_set(SPECS["cwfid"].eval_sets()[0], root)
+    sizes = [dataset.read_image(i).shape[:2] for i in range(len(dataset))]
+    segmenter = BatchingSegmenter()
+    report = api.evaluate(segmenter, "cwfid", root, tmp_path / "out", batch_size="auto", workers=0)
+    assert report.ok
+    assert segmenter.asked == [max(sizes, key=lambda s: s[0] * s[1])] and segmenter.batches == [3, 2]
+
+
+def test_precision_auto_is_fp32_on_the_cpu_and_recorded(tmp_path, suite):
+    report = api.evaluate("catseg-tiny", "cwfid", suite, tmp_path, checkpoint="none", device="cpu", workers=0)
+    assert report.ok and read_result(tmp_path / "catseg-tiny" / "cwfid.json").settings["precision"] == "fp32"
+    with pytest.raises(BenchError, match="--precision fp64: choose one of fp32, tf32, bf16"):
+        api.evaluate("catseg-tiny", "cwfid", suite, tmp_path, checkpoint="none", device="cpu", precision="fp64")

@@ -130,9 +130,15 @@ def register(app: typer.Typer) -> None:
         specs: list[Path] = typer.Option([], "--specs", help="Extra folder(s) of dataset specs."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="First N images per set (partial results)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+        precision: str = typer.Option(
+            "auto", "--precision", help="auto (the official protocol: tf32 on CUDA, fp32 on the CPU), fp32, tf32, or "
+            "bf16 (autocast; not the reference protocol). Recorded in every result."
+        ),
         mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole."),
-        batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward (all their windows at once)."),
+        batch_size: str = typer.Option(
+            "1", "--batch-size", help="Images per forward (all their windows at once), or auto: the largest that fits "
+            "the GPU's memory for each set's largest image (1 on the CPU)."
+        ),
         workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=0, help="DataLoader decoding workers."),
         save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write prediction PNGs."),
         save_samples: int = typer.Option(
@@ -152,6 +158,8 @@ def register(app: typer.Typer) -> None:
         from catseg_bench.tables import print_table
 
         console = Console(stderr=False)
+        if batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) >= 1):
+            raise BenchError(f"--batch-size {batch_size}: give a whole number of at least 1, or auto")
         if published != "none":
             load_published(published)  # a bad --published fails now, not after the whole run
         if demo:
@@ -172,7 +180,7 @@ def register(app: typer.Typer) -> None:
             with progress:
                 report = api.evaluate(
                     model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
-                    precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
+                    precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size if batch_size == "auto" else int(batch_size), workers=workers,
                     save_predictions=save_predictions, save_samples=save_samples, on_progress=on_progress,
                 )
         except KeyboardInterrupt:

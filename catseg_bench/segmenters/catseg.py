@@ -22,8 +22,8 @@ UNTRAINED = "none"  # --checkpoint none: explicitly untrained (random, seeded) w
 class CatSegSegmenter:
     """CAT-Seg (CVPR 2024): the paper's patch inference on open_clip towers."""
 
-    def __init__(self, variant: str, *, checkpoint: str | None = None, device: Any = "cpu", precision: str = "fp32",
-                 mode: str = "sliding", seed: int = 0):
+    def __init__(self, variant: str, compile: bool = False, *, checkpoint: str | None = None, device: Any = "cpu",
+                 precision: str = "fp32", mode: str = "sliding", seed: int = 0):
         import torch
 
         import model as catseg_model
@@ -48,6 +48,11 @@ class CatSegSegmenter:
         except catseg_model.CheckpointError as err:
             raise BenchError(f"{variant}: {err}") from None
         self.net.eval()
+        self.compiled = compile
+        if compile:  # torch.compile of the per-class aggregator and decoder (`--model-args compile=true`)
+            from model.inference import compile_for_inference
+
+            compile_for_inference(self.net)
         self.model_id = variant
         self.checkpoint_sha256 = self.net.checkpoint_sha256
         self.precision = precision
@@ -65,7 +70,15 @@ class CatSegSegmenter:
         settings: dict[str, Any] = {"mode": self.mode, "precision": self.precision}
         if self.init_seed is not None:
             settings["random_init_seed"] = self.init_seed
+        if self.compiled:
+            settings["compile"] = True
         return settings
+
+    def auto_batch_size(self, image_size: tuple[int, int]) -> int:
+        """Images per forward for `--batch-size auto` (measured on CUDA, 1 on the CPU)."""
+        from model.inference import auto_batch_size
+
+        return auto_batch_size(self.net, self.class_embeds, image_size, mode=self.mode, precision=self.precision)
 
     def set_classes(self, class_names: tuple[str, ...]) -> None:
         from model.text import encode_classes

@@ -90,9 +90,10 @@ class TrainingFreeSegmenter:
         return labels
 
     def _autocast(self):
-        import torch
+        """bf16 autocast, or TF32 matmuls for tf32 on CUDA (`model.inference.precision_context`)."""
+        from model.inference import precision_context
 
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        return precision_context(self.device, self.precision)
 
 
 @register_segmenter("maskclip")
