@@ -57,7 +57,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), float(args.child[2]))
         return
-    print(f"| megapixels | H x W | classes | path | peak RSS growth (MiB) | seconds | labels equal |")
+    print("| megapixels | H x W | classes | path | peak RSS growth (MiB) | seconds | labels equal |")
     print("|---:|---|---:|---|---:|---:|---|")
     for mp in (float(v) for v in args.megapixels.split(",")):
         rows = {}

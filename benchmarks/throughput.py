@@ -3,7 +3,7 @@
     python benchmarks/throughput.py --model catseg-b --device cuda --out throughput_b.json
 
 Sweeps precision x vocabulary size x images per forward with `bench speed`'s measurement
-(`catseg_bench.commands.speed.measure_speed`: random weights, synthetic 480x640 images, the
+(`catseg_bench.commands.speed.measure_speed`: untrained weights, synthetic 480x640 images, the
 paper's sliding-window protocol) and prints a Markdown table; --out also keeps the raw results as
 JSON. Vocabulary sizes cover MESS (2-20 classes for most sets, 100+ for a few) and the >256-class
 top-k path.
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import model as catseg_model
-from catseg_bench.commands.speed import measure_speed
+from catseg_bench.commands.speed import build_for_speed, measure_speed
 from model.common.device import PRECISIONS
 from model.common.files import atomic_write_json
 from model.inference import MODES
@@ -43,14 +43,13 @@ def main() -> None:
     if not set(precisions) <= set(PRECISIONS):
         parser.error(f"--precisions {args.precisions}: choose from {', '.join(PRECISIONS)}")
 
-    torch.manual_seed(0)
-    net = catseg_model.create_model(args.model, device=args.device)
+    device = torch.device(args.device)
     rows = []
     for precision in precisions:
+        segmenter = build_for_speed(args.model, None, device, precision, args.mode, compile_model=False)
         for classes in args.classes:
             for batch in args.batches:
-                result = measure_speed(net, precision=precision, mode=args.mode, classes=classes, batch=batch,
-                                       images=max(args.images, batch))
+                result = measure_speed(segmenter, device, classes=classes, batch=batch, images=max(args.images, batch))
                 rows.append(result.as_dict())
                 print(f"{precision} T={classes} batch={batch}: {result.images_per_second:.2f} img/s, "
                       f"peak {result.peak_memory_bytes / 2**20:.0f} MiB", flush=True)

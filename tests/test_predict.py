@@ -170,3 +170,15 @@ def test_speed_suite_projects_the_full_run_from_seconds_per_image(cli):
     assert record["projected_seconds"] == row["projected_seconds"]
     bad = cli("speed", "--model", "catseg-tiny", "--sets", "cwfid")
     assert bad.exit_code == 1 and "add --suite mess" in bad.output
+
+
+def test_speed_measures_any_registered_model(cli):
+    """Through the registry: a training-free CLIP method (untrained ViT-B-16) and the --compile check."""
+    result = cli("speed", "--model", "sclip", "--device", "cpu", "--images", "1", "--warmup", "0",
+                 "--classes", "2", "--size", "64x96", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["model"] == "sclip" and row["precision"] == "fp32" and row["images_per_second"] > 0
+    assert row["text_seconds"] > 0
+    bad = cli("speed", "--model", "random", "--compile")
+    assert bad.exit_code == 1 and "--compile: random has no compile option" in bad.output

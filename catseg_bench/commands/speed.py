@@ -1,7 +1,8 @@
-"""`bench speed`: throughput and peak memory of CAT-Seg inference on synthetic images.
+"""`bench speed`: throughput and peak memory of any registered model's inference on synthetic images.
 
-Measures what the runner does per batch (`predict_labels` on already-resized images: all windows
-of the batch in one forward, merge, resize to the original size, argmax), after a warm-up batch.
+Measures what the runner does per batch (the segmenter's `predict` on images its `prepare_image`
+already prepared; for CAT-Seg: all windows of the batch in one forward, merge, resize to the
+original size, argmax), after a warm-up batch, and the class-name encoding (`set_classes`).
 Weights are random unless --checkpoint is given: speed does not depend on their values. Speed
 goals live here and in `benchmarks/`, never in tests.
 
@@ -13,6 +14,7 @@ results are not in the projection.
 
 from __future__ import annotations
 
+import itertools
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -61,26 +63,43 @@ def synthetic_images(count: int, size: tuple[int, int], seed: int) -> list[np.nd
     return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def measure_speed(net, *, precision: str, mode: str, classes: int, batch: int, images: int,
+_vocabularies = itertools.count()  # a fresh vocabulary per measurement, so no text cache hides its cost
+
+
+def build_for_speed(model: str, checkpoint: str | None, device, precision: str, mode: str, compile_model: bool):
+    """A registered segmenter for timing: untrained (random, seeded) weights unless `checkpoint` is given."""
+    from catseg_bench import api, registry
+
+    entry = registry.find_segmenter(model)
+    if checkpoint is None and "checkpoint" in entry.run_options():
+        checkpoint = "none"
+    args: dict = {}
+    if compile_model:
+        if "compile" not in {p.name for p in entry.parameters()}:
+            raise BenchError(f"--compile: {model} has no compile option (see `bench models list`)")
+        args["compile"] = True
+    return api.build_segmenter(model, checkpoint=checkpoint, model_args=args, device=str(device), precision=precision,
+                               mode=mode, seed=0)
+
+
+def measure_speed(segmenter, device: torch.device, *, classes: int, batch: int, images: int,
                   image_size: tuple[int, int] = (480, 640), warmup: int = 1, seed: int = 0) -> SpeedResult:
-    """Time `predict_labels` of `net` on `images` synthetic images, `batch` per forward."""
+    """Time a segmenter's `predict` on `images` synthetic images, `batch` per call (`prepare_image`
+    runs untimed, as in the runner's workers), after timing `set_classes` on `classes` new names."""
     import torch
 
-    from model import encode_classes, predict_labels, resize_short_side
-
-    device = net.device
     originals = synthetic_images(images, image_size, seed)
-    prepared = [resize_short_side(image) for image in originals]
+    prepared = [segmenter.prepare_image(image) for image in originals]
     sizes = [image_size] * images
-    names = [f"class number {i}" for i in range(classes)]
-    net.text_cache.clear()
+    vocabulary = next(_vocabularies)
+    names = tuple(f"class number {i} of vocabulary {vocabulary}" for i in range(classes))
     start = time.perf_counter()
-    text = encode_classes(net, names)
+    segmenter.set_classes(names)
     _sync(device)
     text_seconds = time.perf_counter() - start
 
     def run(chunk: slice) -> None:
-        predict_labels(net, prepared[chunk], text, mode=mode, precision=precision, original_sizes=sizes[chunk])
+        segmenter.predict(prepared[chunk], sizes[chunk])
 
     for _ in range(warmup):
         run(slice(0, batch))
@@ -96,10 +115,12 @@ def measure_speed(net, *, precision: str, mode: str, classes: int, batch: int, i
         peak, kind = torch.cuda.max_memory_allocated(device), "CUDA allocated"
     else:
         peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process RSS"
+    settings = segmenter.settings()
     return SpeedResult(
-        model=net.config.name, device=str(device), precision=precision, mode=mode, classes=classes, batch=batch,
-        images=images, image_size=image_size, text_seconds=text_seconds, seconds=seconds,
-        images_per_second=images / seconds, peak_memory_bytes=peak, peak_memory_kind=kind,
+        model=segmenter.model_id, device=str(device), precision=str(settings.get("precision", "-")),
+        mode=str(settings.get("mode", "-")), classes=classes, batch=batch, images=images, image_size=image_size,
+        text_seconds=text_seconds, seconds=seconds, images_per_second=images / seconds, peak_memory_bytes=peak,
+        peak_memory_kind=kind,
     )
 
 
@@ -147,13 +168,12 @@ class SuiteRow:
     peak_memory_bytes: int
 
 
-def measure_suite(net, eval_sets: list[tuple[str, int, int, tuple[int, int]]], *, precision: str, mode: str,
+def measure_suite(segmenter, device: torch.device, eval_sets: list[tuple[str, int, int, tuple[int, int]]], *,
                   images: int, batch: int, warmup: int) -> list[SuiteRow]:
     """`measure_speed` per evaluation set (name, classes, images in the set, image size)."""
     rows = []
     for name, classes, set_images, size in eval_sets:
-        r = measure_speed(net, precision=precision, mode=mode, classes=classes, batch=batch, images=images,
-                          image_size=size, warmup=warmup)
+        r = measure_speed(segmenter, device, classes=classes, batch=batch, images=images, image_size=size, warmup=warmup)
         per_image = r.seconds / r.images
         rows.append(SuiteRow(name, classes, size, set_images, images, per_image, r.text_seconds,
                              set_images * per_image + r.text_seconds, r.peak_memory_bytes))
@@ -231,8 +251,8 @@ def parse_size(value: str) -> tuple[int, int]:
 
 
 def speed(
-    model: str = typer.Option("catseg-b", "--model", help="catseg-b, catseg-l or catseg-tiny."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights to load (default: random)."),
+    model: str = typer.Option("catseg-b", "--model", help="A registered model (see `bench models list`) or module:Class."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights to load (default: untrained, random)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     precision: str = typer.Option(
         "auto", "--precision", help="auto (tf32 on CUDA, fp32 elsewhere), fp32, tf32, bf16, or a comma list: fp32,bf16."
@@ -247,27 +267,20 @@ def speed(
         None, "--suite", help="mess: every evaluation set at its class count and image size, and the projected full-run time."
     ),
     sets: Optional[str] = typer.Option(None, "--sets", help="With --suite: only these datasets or eval sets (comma list)."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the aggregator and decoder first."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model first (CAT-Seg: aggregator and decoder)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
-    """Measure images/s and peak memory of CAT-Seg inference."""
+    """Measure images/s and peak memory of any registered model's inference (synthetic images)."""
     import json
 
-    import torch
-
-    import model as catseg_model
     from model.common.device import PRECISIONS, resolve_device
-    from model.inference import MODES, compile_for_inference, default_precision
+    from model.inference import default_precision
 
     torch_device = resolve_device(device)
     precisions = [default_precision(torch_device) if p.strip() == "auto" else p.strip() for p in precision.split(",")]
     for p in precisions:
         if p not in PRECISIONS:
             raise BenchError(f"--precision {p}: choose from auto, {', '.join(PRECISIONS)}")
-    if mode not in MODES:
-        raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if model not in catseg_model.list_models():
-        raise BenchError(f"--model {model}: unknown model; choose one of {', '.join(catseg_model.list_models())}")
     image_size = parse_size(size)
     class_counts = _int_list(classes, "--classes")
     batches = _int_list(batch, "--batch")
@@ -283,15 +296,9 @@ def speed(
             suite_rows = suite_sets(suite, image_size, sets.split(",") if sets else None)
         except SpecError as err:
             raise BenchError(f"--suite {suite}: {err}") from None
-    torch.manual_seed(0)
-    try:
-        net = catseg_model.create_model(model, checkpoint=checkpoint, device=torch_device)
-    except catseg_model.CheckpointError as err:
-        raise BenchError(str(err)) from None
-    if compile_model:
-        compile_for_inference(net)
     if suite_rows is not None:
-        rows = measure_suite(net, suite_rows, precision=precisions[0], mode=mode, images=images, batch=batches[0], warmup=warmup)
+        segmenter = build_for_speed(model, checkpoint, torch_device, precisions[0], mode, compile_model)
+        rows = measure_suite(segmenter, torch_device, suite_rows, images=images, batch=batches[0], warmup=warmup)
         total = sum(r.projected_seconds for r in rows)
         if json_out:
             record = {"suite": suite, "model": model, "device": str(torch_device), "precision": precisions[0],
@@ -302,12 +309,14 @@ def speed(
                      f"{total / 60:.1f} min ({images} timed image(s) per set)")
             Console().print(suite_table(rows, title))
         return
-    results = [
-        measure_speed(net, precision=p, mode=mode, classes=t, batch=b, images=images, image_size=image_size, warmup=warmup)
-        for p in precisions
-        for t in class_counts
-        for b in batches
-    ]
+    results = []
+    for p in precisions:
+        segmenter = build_for_speed(model, checkpoint, torch_device, p, mode, compile_model)
+        results.extend(
+            measure_speed(segmenter, torch_device, classes=t, batch=b, images=images, image_size=image_size, warmup=warmup)
+            for t in class_counts
+            for b in batches
+        )
     if json_out:
         print(json.dumps([r.as_dict() for r in results], indent=1))
     else:
