@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from catseg_bench.errors import BenchError
+from model.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,15 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT = Path("bench_out")
 # Helpers for plugin authors, loaded on first use (they import torch): `api.slide_logits` is the
 # model-agnostic sliding-window inference of `model.sliding` (mmseg's slide protocol).
-_PLUGIN_HELPERS = {"slide_logits": "model.sliding", "window_boxes": "model.sliding"}
-
-
-def __getattr__(name: str):
-    if name in _PLUGIN_HELPERS:
-        import importlib
-
-        return getattr(importlib.import_module(_PLUGIN_HELPERS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"slide_logits": "model.sliding", "window_boxes": "model.sliding"})
 ProgressCallback = Callable[[str, int, int], None]  # (eval set, images done, images in the set)
 
 

@@ -28,4 +28,4 @@ INSTALL_EXTRA = 'pip install "catseg-bench[prepare]"'
 """The install line for the packages only some preparations need (libarchive-c, tifffile)."""
 
 
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
