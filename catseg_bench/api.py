@@ -153,6 +153,7 @@ def evaluate(
     from model.common.device import resolve_device
 
     requested_device = resolve_device(device)
+    batch_size = batch_size_option(batch_size)
     eval_sets = select(datasets, specs_dirs) if isinstance(datasets, str) else list(datasets)
     root = resolve_data_root(Path(data_root).expanduser() if data_root is not None else None)
     seconds_from_env(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS)  # a bad setting fails now, not mid-set
@@ -175,6 +176,16 @@ def evaluate(
     finally:
         distributed.shutdown(world)
     return RunReport(segmenter.model_id, is_untrained(segmenter), Path(output), outcomes, world)
+
+
+def batch_size_option(value: int | str) -> int | str:
+    """``--batch-size``: a whole number of at least 1, or ``auto`` (kept as the string)."""
+    text = str(value).strip()
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise BenchError(f"--batch-size {value}: give a whole number of at least 1, or auto")
+    return int(text)
 
 
 def _bind_device(device):

@@ -158,8 +158,6 @@ def register(app: typer.Typer) -> None:
         from catseg_bench.tables import print_table
 
         console = Console(stderr=False)
-        if batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) >= 1):
-            raise BenchError(f"--batch-size {batch_size}: give a whole number of at least 1, or auto")
         if published != "none":
             load_published(published)  # a bad --published fails now, not after the whole run
         if demo:
@@ -180,7 +178,7 @@ def register(app: typer.Typer) -> None:
             with progress:
                 report = api.evaluate(
                     model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
-                    precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size if batch_size == "auto" else int(batch_size), workers=workers,
+                    precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
                     save_predictions=save_predictions, save_samples=save_samples, on_progress=on_progress,
                 )
         except KeyboardInterrupt:
