@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.common.files import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 PARITY_PROBS_TOLERANCE = 1e-5  # tests/test_model_parity.py: fp32 probabilities against the official code
@@ -118,8 +120,6 @@ def _results(folder: Path) -> dict:
 
 
 def summary(work: Path, out: Path, dry_run: bool) -> int:
-    from model.common.files import atomic_write_json
-
     steps = []
     for line in (work / "steps.tsv").read_text().splitlines():
         name, status, seconds = line.split("\t")
@@ -189,9 +189,9 @@ def main() -> None:
     p.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     if args.command == "agreement":
-        (args.work / "agreement.json").write_text(json.dumps(agreement(args.device, args.tiny, args.work), indent=1))
+        atomic_write_json(args.work / "agreement.json", agreement(args.device, args.tiny, args.work))
     elif args.command == "synth-data":
-        args.out.write_text(json.dumps(synth_data(args.root, args.sets.split(","), args.images, args.max_side), indent=1))
+        atomic_write_json(args.out, synth_data(args.root, args.sets.split(","), args.images, args.max_side))
     else:
         sys.exit(summary(args.work, args.out, args.dry_run))
 

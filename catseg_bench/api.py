@@ -66,10 +66,6 @@ class RunReport:
             names = ", ".join(o.eval_set for o in self.failed)
             raise BenchError(f"{len(self.failed)} of {len(self.outcomes)} evaluation sets failed: {names} (reasons above)")
 
-    def results(self) -> pd.DataFrame:
-        """The results this run wrote (and any earlier ones of this model in the folder), as `load_results`."""
-        return load_results([self.result_dir])
-
 
 def select(datasets: str = "all", specs_dirs: Sequence[Path | str] = (), benchmark: str = "mess") -> list[EvalSet]:
     """Evaluation sets for a selection: ``all``, ``domain:NAME`` or ``NAME[,NAME...]`` (datasets or eval sets)."""

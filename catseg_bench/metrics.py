@@ -128,6 +128,11 @@ def _mean_or_nan(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
+def as_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A tensor (on any device) or array-like as a numpy array."""
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
 def compute_scores(
     confusion: np.ndarray | torch.Tensor,
     class_names: Sequence[str],
@@ -138,7 +143,7 @@ def compute_scores(
     ``classes_of_interest`` defaults to all classes (as MESS does when a dataset names none).
     The matrix may also hold non-negative floats (an expected confusion, see random_baseline).
     """
-    conf = confusion.cpu().numpy() if isinstance(confusion, torch.Tensor) else np.asarray(confusion)
+    conf = as_numpy(confusion)
     k = len(class_names)
     if conf.shape != (k + 1, k + 1):
         raise ValueError(f"confusion matrix shape {conf.shape} does not fit {k} classes ({k + 1}x{k + 1} expected)")

@@ -56,7 +56,7 @@ import torch
 
 import catseg_bench
 from catseg_bench.errors import BenchError
-from catseg_bench.metrics import ConfusionMatrix, compute_scores
+from catseg_bench.metrics import ConfusionMatrix, as_numpy, compute_scores
 from catseg_bench.per_image import PerImageStats, per_image_path
 from catseg_bench.specs import EvalSet
 from model.common.files import atomic_write_bytes
@@ -184,14 +184,6 @@ def versions() -> dict[str, Any]:
     }
 
 
-def _as_numpy(confusion: ConfusionMatrix | np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(confusion, ConfusionMatrix):
-        return confusion.numpy()
-    if isinstance(confusion, torch.Tensor):
-        return confusion.cpu().numpy()
-    return np.asarray(confusion)
-
-
 def write_result(
     out_dir: Path | str,
     *,
@@ -212,7 +204,7 @@ def write_result(
     ``images_total`` defaults to the spec's image count. ``per_image`` (written first) must add up to
     the matrix's margins.
     """
-    matrix = _as_numpy(confusion)
+    matrix = confusion.numpy() if isinstance(confusion, ConfusionMatrix) else as_numpy(confusion)
     if per_image is not None and not per_image.matches(matrix):
         raise ValueError(f"{eval_set.name}: the per-image counts do not add up to the confusion matrix")
     scores = compute_scores(matrix, eval_set.class_names, eval_set.classes_of_interest)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from catseg_bench.data import open_eval_set
 from catseg_bench.data.decode import encode_label_png
 from catseg_bench.errors import BenchError
-from catseg_bench.metrics import ConfusionMatrix
+from catseg_bench.metrics import ConfusionMatrix, as_numpy
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.per_image import PerImageRecorder, PerImageStats, image_confusion, margins
 from catseg_bench.preflight import os_error_line, seconds_from_env
@@ -266,8 +266,7 @@ class BenchmarkRunner:
                     if item["name"] in sampled:
                         self._save_sample(eval_set, dataset, sampled[item["name"]], item["label"], pred)
                     if self.options.save_predictions:
-                        array = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
-                        atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(array))
+                        atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(as_numpy(pred)))
                 done += len(batch)
                 now = time.perf_counter()
                 if now - last_save >= self.progress_seconds and done < len(indices):
@@ -315,7 +314,7 @@ class BenchmarkRunner:
 
     def _save_sample(self, eval_set: EvalSet, dataset, index: int, label: np.ndarray, pred) -> None:
         save_sample(self.result_dir, eval_set.name, dataset.names[index], image=dataset.read_image(index),
-                    label=label, prediction=pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred),
+                    label=label, prediction=as_numpy(pred),
                     provenance={"spec_hash": eval_set.spec_hash, "model_id": self.model_id,
                                 "checkpoint_sha256": self.checkpoint_sha256, "settings": self.settings})
 

@@ -21,7 +21,7 @@ This package imports no model code: each built-in imports torch only when it is 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 PROTOCOL_MEMBERS = ("model_id", "checkpoint_sha256", "settings", "set_classes", "prepare_image", "predict")
 
 
-@runtime_checkable
 class Segmenter(Protocol):
     model_id: str  # the results folder and the row label
     checkpoint_sha256: str | None  # of the weights file; None when there is none
