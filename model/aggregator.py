@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.chunks import items_per_chunk, run_chunked
 from model.configs import CATSegConfig
 
 
@@ -189,7 +190,9 @@ class SpatialAggregation(nn.Module):
 
     The cost embedding arrives and leaves channels-last, (B, T, h, w, E) in memory, seen as
     (B, E, T, h, w): the tokens are contiguous rows for the linear layers, and three gathers
-    (raster -> block 1 windows -> block 2 windows -> raster) are the only copies.
+    (raster -> block 1 windows -> block 2 windows -> raster) are the only copies. Both blocks are
+    local to a map, so `maps_per_chunk` maps of one image at a time go through both (see
+    `model.chunks`); None runs all maps at once.
     """
 
     def __init__(self, dim: int, guidance_dim: int, num_heads: int, size: int, window: int):
@@ -198,17 +201,22 @@ class SpatialAggregation(nn.Module):
         self.block_2 = SwinBlock(dim, guidance_dim, num_heads, size, window, shift=window // 2)
         self.guidance_norm = nn.LayerNorm(guidance_dim)
 
-    def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
+    def forward(self, x: Tensor, guidance: Tensor, maps_per_chunk: int | None = None) -> Tensor:
         """x: (B, E, T, h, w); guidance: (B, G, h, w) -> (B, E, T, h, w), channels-last."""
         b, e, t, h, w = x.shape
         x = x.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, e)
         guidance = self.guidance_norm(guidance.permute(0, 2, 3, 1).reshape(b, h * w, -1))
         first, second = self.block_1.token_order, self.block_2.token_order
-        x = self.block_1(x.index_select(2, first), guidance.index_select(1, first))
-        first_to_second = torch.argsort(first)[second]
-        x = self.block_2(x.index_select(2, first_to_second), guidance.index_select(1, second))
-        x = x.index_select(2, torch.argsort(second))
-        return x.view(b, t, h, w, e).permute(0, 4, 1, 2, 3)
+        first_to_second, to_raster = torch.argsort(first)[second], torch.argsort(second)
+        guidance_1, guidance_2 = guidance.index_select(1, first), guidance.index_select(1, second)
+
+        def both_blocks(images: slice, classes: slice) -> Tensor:
+            y = self.block_1(x[images, classes].index_select(2, first), guidance_1[images])
+            y = self.block_2(y.index_select(2, first_to_second), guidance_2[images])
+            return y.index_select(2, to_raster)
+
+        out = run_chunked(both_blocks, b, t, maps_per_chunk)
+        return out.view(b, t, h, w, e).permute(0, 4, 1, 2, 3)
 
 
 def _elu1(x: Tensor) -> Tensor:
@@ -294,29 +302,40 @@ class ClassAggregation(nn.Module):
         self.padding_tokens = nn.Parameter(torch.zeros(1, 1, dim))
         self.padding_guidance = nn.Parameter(torch.zeros(1, 1, guidance_dim))
 
-    def forward(self, x: Tensor, guidance: Tensor, pool_size: int) -> Tensor:
-        """x: (B, E, T, h, w); guidance: (B, T, G) -> (B, E, T, h, w), channels-last."""
+    def forward(self, x: Tensor, guidance: Tensor, pool_size: int, positions_per_chunk: int | None = None) -> Tensor:
+        """x: (B, E, T, h, w); guidance: (B, T, G) -> (B, E, T, h, w), channels-last.
+
+        Without pooling the block is local to a position, so it runs on `positions_per_chunk`
+        positions of one image at a time (see `model.chunks`); None runs all at once.
+        """
         b, e, t, h, w = x.shape
         tokens = x.permute(0, 2, 3, 4, 1)  # (B, T, h, w, E)
-        if pool_size > 1:
-            pooled = F.avg_pool2d(tokens.permute(0, 1, 4, 2, 3).reshape(b, t * e, h, w), pool_size)
-            hp, wp = pooled.shape[-2:]
-            seq = pooled.view(b, t, e, hp * wp).transpose(2, 3)
-        else:
-            hp, wp = h, w
-            seq = tokens.reshape(b, t, h * w, e)
         pad = None
         if t < self.pad_len:
             pad = (self.norm1(self.padding_tokens[0, 0]), self.padding_guidance[0, 0], self.pad_len - t)
         length = max(t, self.pad_len)
-        seq = seq + self.attention(self.norm1(seq), guidance.unsqueeze(2), length, pad)
-        seq = seq + self.MLP(self.norm2(seq))
-        if (hp, wp) != (h, w):
-            up = seq.transpose(2, 3).reshape(b, t * e, hp, wp)
-            up = F.interpolate(up, size=(h, w), mode="bilinear", align_corners=True)
-            seq = up.view(b, t, e, h, w).permute(0, 1, 3, 4, 2)
-        out = tokens + seq.reshape(b, t, h, w, e)
-        return out.permute(0, 4, 1, 2, 3)
+        guidance = guidance.unsqueeze(2)
+
+        def block(seq: Tensor, guidance: Tensor) -> Tensor:
+            seq = seq + self.attention(self.norm1(seq), guidance, length, pad)
+            return seq + self.MLP(self.norm2(seq))
+
+        if pool_size > 1:
+            pooled = F.avg_pool2d(tokens.permute(0, 1, 4, 2, 3).reshape(b, t * e, h, w), pool_size)
+            hp, wp = pooled.shape[-2:]
+            seq = block(pooled.view(b, t, e, hp * wp).transpose(2, 3), guidance)
+            up = F.interpolate(seq.transpose(2, 3).reshape(b, t * e, hp, wp), size=(h, w), mode="bilinear",
+                               align_corners=True)
+            out = tokens + up.view(b, t, e, h, w).permute(0, 1, 3, 4, 2)
+            return out.permute(0, 4, 1, 2, 3)
+        seq = tokens.reshape(b, t, h * w, e)
+
+        def residual(images: slice, positions: slice) -> Tensor:
+            chunk = seq[images, :, positions]
+            return chunk + block(chunk, guidance[images])
+
+        out = run_chunked(residual, b, h * w, positions_per_chunk, dim=2)
+        return out.view(b, t, h, w, e).permute(0, 4, 1, 2, 3)
 
 
 class AggregatorLayer(nn.Module):
@@ -328,8 +347,14 @@ class AggregatorLayer(nn.Module):
         )
         self.attention = ClassAggregation(c.hidden_dim, c.text_guidance_proj_dim, c.num_heads, c.pad_len)
 
-    def forward(self, x: Tensor, appearance_guidance: Tensor, text_guidance: Tensor, pool_size: int) -> Tensor:
-        return self.attention(self.swin_block(x, appearance_guidance), text_guidance, pool_size)
+    def forward(self, x: Tensor, appearance_guidance: Tensor, text_guidance: Tensor, pool_size: int,
+                chunk_bytes: int | None = None) -> Tensor:
+        """x: (B, E, T, h, w); `chunk_bytes`: the budget of `model.chunks` for the MLP activation
+        (4E float32 per token) of a chunk, or None."""
+        b, e, t, h, w = x.shape
+        token_bytes = 4 * e * x.element_size()
+        x = self.swin_block(x, appearance_guidance, items_per_chunk(chunk_bytes, h * w * token_bytes))
+        return self.attention(x, text_guidance, pool_size, items_per_chunk(chunk_bytes, t * token_bytes))
 
 
 class Aggregator(nn.Module):
@@ -346,8 +371,10 @@ class Aggregator(nn.Module):
         self.text_guidance_projection = nn.Sequential(nn.Linear(c.embed_dim, c.text_guidance_proj_dim), nn.ReLU())
         self.layers = nn.ModuleList(AggregatorLayer(c) for _ in range(c.num_layers))
 
-    def forward(self, img_feats: Tensor, text: Tensor, pool_size: int) -> tuple[Tensor, Tensor | None]:
-        """img_feats: (B, C, h, w) dense CLIP features; text: (B, T, C) class embeddings.
+    def forward(self, img_feats: Tensor, text: Tensor, pool_size: int,
+                chunk_bytes: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """img_feats: (B, C, h, w) dense CLIP features; text: (B, T, C) class embeddings;
+        chunk_bytes: see `AggregatorLayer`.
 
         Returns the aggregated cost embedding (B, E, T', h, w) and, when T > pad_len, the indices
         (B, T') of the T' = pad_len classes kept per window (None otherwise).
@@ -365,5 +392,5 @@ class Aggregator(nn.Module):
         appearance_guidance = self.guidance_projection(img_feats)
         text_guidance = self.text_guidance_projection(F.normalize(text, dim=-1))
         for layer in self.layers:
-            x = layer(x, appearance_guidance, text_guidance, pool_size)
+            x = layer(x, appearance_guidance, text_guidance, pool_size, chunk_bytes)
         return x, selected

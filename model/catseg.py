@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from model.aggregator import Aggregator
+from model.chunks import chunk_bytes
 from model.clip_towers import build_clip, causal_text_mask, encode_image_dense
 from model.configs import CATSegConfig
 from model.decoder import Decoder
@@ -128,8 +129,9 @@ class CATSeg(nn.Module):
         batch = images.shape[0]
         text = class_embeds if class_embeds.dim() == 3 else class_embeds.unsqueeze(0).expand(batch, -1, -1)
         text = text.to(img_feats.dtype)
-        cost, selected = self.aggregator(img_feats, text, pool_size)
-        logits = self.decoder(cost, guidance)
+        budget = chunk_bytes(images.device)
+        cost, selected = self.aggregator(img_feats, text, pool_size, budget)
+        logits = self.decoder(cost, guidance, budget)
         if selected is not None:
             full = logits.new_full((batch, text.shape[1], *logits.shape[-2:]), -100.0)
             logits = full.scatter(1, selected[:, :, None, None].expand_as(logits), logits)

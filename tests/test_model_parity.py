@@ -180,11 +180,11 @@ def official_checkpoint(fixture, tmp_path_factory):
 def b12_run(official_checkpoint, fixture):
     """One sliding-window forward of the B model through the Python API, with intermediates."""
     net = model.create_model("catseg-b", checkpoint=official_checkpoint[0])
-    captured = {}
+    calls = {}
 
     def keep(name, what):
         def hook(module, args, out):
-            captured[name] = args if what == "in" else out
+            calls.setdefault(name, []).append(args if what == "in" else out)
         return hook
 
     hooks = [
@@ -204,6 +204,9 @@ def b12_run(official_checkpoint, fixture):
     probs = model.predict_probs(net, [fixture["npz"]["image"]], text)[0]
     for hook in hooks:
         hook.remove()
+    # On the CPU the decoder stages run on chunks of class maps, image by image (model.chunks):
+    # their calls' outputs, in order, are the rows of the whole (windows x classes) batch.
+    captured = {name: seen[0] if len(seen) == 1 else torch.cat(seen) for name, seen in calls.items()}
     return {"net": net, "text": text, "probs": probs, **captured}
 
 
