@@ -1,14 +1,24 @@
-"""CAT-Seg model forward at growing vocabulary sizes, this checkout against another (A/B).
+"""CAT-Seg model forward at growing vocabulary sizes: this checkout against another, and/or the official code.
 
     python benchmarks/class_sweep.py --before /tmp/main-checkout --classes 2,20,150,300 --out sweep.json
+    python benchmarks/class_sweep.py --official /tmp/catseg-official --classes 2,20,150,300
 
 Times one sliding-window forward (the 5 views of one image, 384 x 384, random weights: speed does
 not depend on their values) and the text encoding of T class names, and reads the peak RSS, each
-in a fresh process so the peaks do not mix. The "before" and "after" processes alternate for every
-vocabulary size (A/B interleaved), so the machine's load drifts into both alike; the ratio is the
+in a fresh process so the peaks do not mix. The arms ("before", "after" = this checkout, and
+"official") alternate for every vocabulary size, the first arm changing from one size to the
+next (A/B interleaved), so the machine's load drifts into all of them alike; the ratio is the
 figure to keep. Process CPU time (user + system of all threads) is reported beside wall time: on a
-machine shared with other jobs it moves far less with their load. Both runs see the same views and class names, and the script also reports the
-largest difference of their logits.
+machine shared with other jobs it moves far less with their load. All arms see the same views
+and class names, and the script reports the largest difference of their logits from ours.
+
+`--official DIR` runs the official CAT-Seg code from a checkout of github.com/KU-CVLAB/CAT-Seg
+(see `official_catseg.py`; it needs einops, timm, ftfy and regex, found on the caller's
+PYTHONPATH too) with our seed-0 weights written in its key layout. It times the same work as our
+child: its `get_text_embeds` on the T prompts, and the CLIP encoding, guidance upsampling and
+CATSegHead (predictor, Aggregator, decoder) that its sliding-window inference runs on the 5 views,
+up to the per-class logits. Its max |logit diff| and max |text diff| against ours should be
+~1e-5 or less. Its peak RSS includes building our model to take its weights from.
 
 The child process (`--child`) imports `model` from the checkout its PYTHONPATH names.
 """
