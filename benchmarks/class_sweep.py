@@ -118,16 +118,15 @@ def run_child(checkout: Path, model_name: str, classes: int, threads: int, outpu
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _ratio_table(rows: list[dict], slow: str, fast: str, slow_label: str, fast_label: str, ratio: str,
-                 diff_keys: tuple[str, ...]) -> None:
-    """Print one markdown table comparing two arms; the ratio is slow arm / fast arm."""
+def _ratio_table(rows: list[dict], arm: str, labels: tuple[str, str], ratio: str, diff_keys: tuple[str, ...]) -> None:
+    """Print one markdown table of an arm against ours ("after"); `ratio` is the arm's time / ours."""
+    other, mine = labels
     diffs = " | ".join(k.replace("_", " ") for k in diff_keys)
-    print(f"| classes | forward {slow_label} (s) | {fast_label} (s) | {ratio} | CPU time {slow_label} (s) | "
-          f"{fast_label} (s) | {ratio} | text {slow_label} (s) | {fast_label} (s) | peak RSS {slow_label} (GiB) | "
-          f"{fast_label} (GiB) | {diffs} |")
+    print(f"| classes | forward {other} (s) | {mine} (s) | {ratio} | CPU time {other} (s) | {mine} (s) | {ratio} | "
+          f"text {other} (s) | {mine} (s) | peak RSS {other} (GiB) | {mine} (GiB) | {diffs} |")
     print("|---:" * (11 + len(diff_keys)) + "|")
     for r in rows:
-        b, a = r[slow], r[fast]
+        b, a = r[arm], r["after"]
         print(f"| {r['classes']} | {b['forward_s']:.2f} | {a['forward_s']:.2f} | {b['forward_s'] / a['forward_s']:.2f}x | "
               f"{b['forward_cpu_s']:.1f} | {a['forward_cpu_s']:.1f} | {b['forward_cpu_s'] / a['forward_cpu_s']:.2f}x | "
               f"{b['text_s']:.2f} | {a['text_s']:.2f} | {b['peak_rss_bytes'] / 2**30:.2f} | "
@@ -194,10 +193,10 @@ def main() -> None:
             print("; ".join(line), flush=True)
     print(f"\n{args.model}, one sliding forward (5 views), {args.threads} threads, fp32, torch {torch.__version__}\n")
     if "before" in arms:
-        _ratio_table(rows, "before", "after", "before", "after", "speed-up", ("max_abs_logit_diff",))
+        _ratio_table(rows, "before", ("before", "after"), "speed-up", ("max_abs_logit_diff",))
         print()
     if "official" in arms:
-        _ratio_table(rows, "official", "after", "official", "ours", "official/ours",
+        _ratio_table(rows, "official", ("official", "ours"), "official/ours",
                      ("official_max_abs_logit_diff", "official_max_abs_text_diff"))
     if args.out:
         from model.common.files import atomic_write_json
