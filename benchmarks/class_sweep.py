@@ -1,14 +1,24 @@
-"""CAT-Seg model forward at growing vocabulary sizes, this checkout against another (A/B).
+"""CAT-Seg model forward at growing vocabulary sizes: this checkout against another, and/or the official code.
 
     python benchmarks/class_sweep.py --before /tmp/main-checkout --classes 2,20,150,300 --out sweep.json
+    python benchmarks/class_sweep.py --official /tmp/catseg-official --classes 2,20,150,300
 
 Times one sliding-window forward (the 5 views of one image, 384 x 384, random weights: speed does
 not depend on their values) and the text encoding of T class names, and reads the peak RSS, each
-in a fresh process so the peaks do not mix. The "before" and "after" processes alternate for every
-vocabulary size (A/B interleaved), so the machine's load drifts into both alike; the ratio is the
+in a fresh process so the peaks do not mix. The arms ("before", "after" = this checkout, and
+"official") alternate for every vocabulary size, the first arm changing from one size to the
+next (A/B interleaved), so the machine's load drifts into all of them alike; the ratio is the
 figure to keep. Process CPU time (user + system of all threads) is reported beside wall time: on a
-machine shared with other jobs it moves far less with their load. Both runs see the same views and class names, and the script also reports the
-largest difference of their logits.
+machine shared with other jobs it moves far less with their load. All arms see the same views
+and class names, and the script reports the largest difference of their logits from ours.
+
+`--official DIR` runs the official CAT-Seg code from a checkout of github.com/KU-CVLAB/CAT-Seg
+(see `official_catseg.py`; it needs einops, timm, ftfy and regex, found on the caller's
+PYTHONPATH too) with our seed-0 weights written in its key layout. It times the same work as our
+child: its `get_text_embeds` on the T prompts, and the CLIP encoding, guidance upsampling and
+CATSegHead (predictor, Aggregator, decoder) that its sliding-window inference runs on the 5 views,
+up to the per-class logits. Its max |logit diff| and max |text diff| against ours should be
+~1e-5 or less. Its peak RSS includes building our model to take its weights from.
 
 The child process (`--child`) imports `model` from the checkout its PYTHONPATH names.
 """
@@ -26,10 +36,35 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def child(model_name: str, classes: int, threads: int, logits_out: Path) -> None:
-    import resource
+def _inputs(size: int, classes: int):
+    """The views and class names every arm sees."""
+    import torch
+
+    views = torch.randn(5, 3, size, size, generator=torch.Generator().manual_seed(1))
+    return views, [f"class number {i}" for i in range(classes)]
+
+
+def _timed(work):
+    """(result, wall seconds, process CPU seconds) of `work()`."""
     import time
 
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = work()
+    return result, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def _report(text, text_times, logits, forward_times, outputs_out: Path) -> None:
+    import resource
+
+    import torch
+
+    torch.save({"logits": logits, "text": text.detach()}, outputs_out)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"text_s": text_times[0], "text_cpu_s": text_times[1], "forward_s": forward_times[0],
+                      "forward_cpu_s": forward_times[1], "peak_rss_bytes": peak}))
+
+
+def child(model_name: str, classes: int, threads: int, outputs_out: Path) -> None:
     import torch
 
     import model
@@ -37,72 +72,132 @@ def child(model_name: str, classes: int, threads: int, logits_out: Path) -> None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = model.create_model(model_name, device="cpu")
-    size = net.config.crop_size
-    views = torch.randn(5, 3, size, size, generator=torch.Generator().manual_seed(1))
-    names = [f"class number {i}" for i in range(classes)]
-    start, cpu_start = time.perf_counter(), time.process_time()
-    text = model.encode_classes(net, names)
-    text_seconds, text_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    views, names = _inputs(net.config.crop_size, classes)
+    text, *text_times = _timed(lambda: model.encode_classes(net, names))
     with torch.no_grad():
-        start, cpu_start = time.perf_counter(), time.process_time()
-        logits = net(views, text)
-        forward_seconds, forward_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    torch.save(logits, logits_out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"text_s": text_seconds, "text_cpu_s": text_cpu, "forward_s": forward_seconds,
-                      "forward_cpu_s": forward_cpu, "peak_rss_bytes": peak}))
+        logits, *forward_times = _timed(lambda: net(views, text))
+    _report(text, text_times, logits, forward_times, outputs_out)
 
 
-def run_child(checkout: Path, model_name: str, classes: int, threads: int, logits_out: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+def official_child(official: Path, model_name: str, classes: int, threads: int, outputs_out: Path) -> None:
+    """The official code's forward with the weights our child gets (seed 0), on the same inputs."""
+    import torch
+
+    import model
+    from model.training.export import to_official_state_dict
+    from official_catseg import build_official, official_forward, official_text_embeddings
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    ours = model.create_model(model_name, device="cpu")
+    size, state = ours.config.crop_size, to_official_state_dict(ours.canonical_state_dict(), ours.config)
+    del ours
+    views, names = _inputs(size, classes)
+    with tempfile.TemporaryDirectory() as workdir:
+        net = build_official(official, state, model_name, names, Path(workdir))
+    del state
+    text, *text_times = _timed(lambda: official_text_embeddings(net, names))
+    logits, *forward_times = _timed(lambda: official_forward(net, views))
+    _report(text, text_times, logits, forward_times, outputs_out)
+
+
+def run_child(checkout: Path, model_name: str, classes: int, threads: int, outputs_out: Path,
+              official: Path | None = None) -> dict:
+    """One arm in a fresh process: ours from `checkout`, or the official code from `official`."""
+    # The official arm keeps the caller's PYTHONPATH after ours: the official code's own
+    # dependencies (einops, ...) may be installed there.
+    path = [str(checkout)] + ([os.environ["PYTHONPATH"]] if official is not None and os.environ.get("PYTHONPATH") else [])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--model", model_name, "--classes",
-               str(classes), "--threads", str(threads), "--logits", str(logits_out)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=checkout)
+               str(classes), "--threads", str(threads), "--outputs", str(outputs_out)]
+    if official is not None:
+        command += ["--official", str(official)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=checkout)
+    if done.returncode != 0:
+        raise SystemExit(f"the {'official' if official else checkout} arm failed at T={classes}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _ratio_table(rows: list[dict], arm: str, labels: tuple[str, str], ratio: str, diff_keys: tuple[str, ...]) -> None:
+    """Print one markdown table of an arm against ours ("after"); `ratio` is the arm's time / ours."""
+    other, mine = labels
+    diffs = " | ".join(k.replace("_", " ") for k in diff_keys)
+    print(f"| classes | forward {other} (s) | {mine} (s) | {ratio} | CPU time {other} (s) | {mine} (s) | {ratio} | "
+          f"text {other} (s) | {mine} (s) | peak RSS {other} (GiB) | {mine} (GiB) | {diffs} |")
+    print("|---:" * (11 + len(diff_keys)) + "|")
+    for r in rows:
+        b, a = r[arm], r["after"]
+        print(f"| {r['classes']} | {b['forward_s']:.2f} | {a['forward_s']:.2f} | {b['forward_s'] / a['forward_s']:.2f}x | "
+              f"{b['forward_cpu_s']:.1f} | {a['forward_cpu_s']:.1f} | {b['forward_cpu_s'] / a['forward_cpu_s']:.2f}x | "
+              f"{b['text_s']:.2f} | {a['text_s']:.2f} | {b['peak_rss_bytes'] / 2**30:.2f} | "
+              f"{a['peak_rss_bytes'] / 2**30:.2f} | " + " | ".join(f"{r[k]:.1e}" for k in diff_keys) + " |")
+
+
+def _max_diff(a: Path, b: Path, key: str) -> float:
+    import torch
+
+    return (torch.load(a)[key] - torch.load(b)[key]).abs().max().item()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="the other checkout (e.g. a worktree of main)")
+    parser.add_argument("--official", type=Path,
+                        help="a checkout of the official CAT-Seg code (github.com/KU-CVLAB/CAT-Seg), run as a third arm")
     parser.add_argument("--model", default="catseg-b")
     parser.add_argument("--classes", default="2,20,150,300")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the rows here (JSON)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--logits", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--outputs", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.model, int(args.classes), args.threads, args.logits)
+        if args.official is not None:
+            official_child(args.official, args.model, int(args.classes), args.threads, args.outputs)
+        else:
+            child(args.model, int(args.classes), args.threads, args.outputs)
         return
-    if args.before is None:
-        parser.error("--before CHECKOUT is required")
+    if args.before is None and args.official is None:
+        parser.error("give --before CHECKOUT, --official DIR, or both")
 
     import torch
 
+    arms = {"after": dict(checkout=REPO)}
+    if args.before is not None:
+        arms["before"] = dict(checkout=args.before.resolve())
+    if args.official is not None:
+        arms["official"] = dict(checkout=REPO, official=args.official.resolve())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for classes in (int(c) for c in args.classes.split(",")):
-            before_logits, after_logits = Path(tmp, "before.pt"), Path(tmp, "after.pt")
-            before = run_child(args.before.resolve(), args.model, classes, args.threads, before_logits)
-            after = run_child(REPO, args.model, classes, args.threads, after_logits)
-            diff = (torch.load(before_logits) - torch.load(after_logits)).abs().max().item()
-            row = {"classes": classes, "before": before, "after": after, "max_abs_logit_diff": diff}
+        for index, classes in enumerate(int(c) for c in args.classes.split(",")):
+            outputs = {arm: Path(tmp, f"{arm}.pt") for arm in arms}
+            row = {"classes": classes}
+            order = list(arms) if index % 2 else list(arms)[::-1]  # alternate which arm runs first
+            for arm in order:
+                row[arm] = run_child(model_name=args.model, classes=classes, threads=args.threads,
+                                     outputs_out=outputs[arm], **arms[arm])
+            after = row["after"]
+            line = [f"T={classes}: ours forward {after['forward_s']:.2f} s (CPU {after['forward_cpu_s']:.1f} s), "
+                    f"text {after['text_s']:.2f} s, peak RSS {after['peak_rss_bytes'] / 2**30:.2f} GiB"]
+            for arm, diff_key in (("before", "max_abs_logit_diff"), ("official", "official_max_abs_logit_diff")):
+                if arm in arms:
+                    other = row[arm]
+                    row[diff_key] = _max_diff(outputs[arm], outputs["after"], "logits")
+                    line.append(f"{arm} forward {other['forward_s']:.2f} s ({other['forward_s'] / after['forward_s']:.2f}x "
+                                f"ours; CPU {other['forward_cpu_s']:.1f} s, {other['forward_cpu_s'] / after['forward_cpu_s']:.2f}x), "
+                                f"text {other['text_s']:.2f} s, peak RSS {other['peak_rss_bytes'] / 2**30:.2f} GiB, "
+                                f"max |logit diff| {row[diff_key]:.1e}")
+            if "official" in arms:
+                row["official_max_abs_text_diff"] = _max_diff(outputs["official"], outputs["after"], "text")
             rows.append(row)
-            print(f"T={classes}: forward {before['forward_s']:.2f} -> {after['forward_s']:.2f} s "
-                  f"({before['forward_s'] / after['forward_s']:.2f}x; CPU time {before['forward_cpu_s']:.1f} -> "
-                  f"{after['forward_cpu_s']:.1f} s, {before['forward_cpu_s'] / after['forward_cpu_s']:.2f}x), text {before['text_s']:.2f} -> "
-                  f"{after['text_s']:.2f} s, peak RSS {before['peak_rss_bytes'] / 2**30:.2f} -> "
-                  f"{after['peak_rss_bytes'] / 2**30:.2f} GiB, max |logit diff| {diff:.1e}", flush=True)
+            print("; ".join(line), flush=True)
     print(f"\n{args.model}, one sliding forward (5 views), {args.threads} threads, fp32, torch {torch.__version__}\n")
-    print("| classes | forward before (s) | after (s) | speed-up | CPU time before (s) | after (s) | speed-up | "
-          "text before (s) | after (s) | peak RSS before (GiB) | after (GiB) | max logit diff |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        b, a = r["before"], r["after"]
-        print(f"| {r['classes']} | {b['forward_s']:.2f} | {a['forward_s']:.2f} | {b['forward_s'] / a['forward_s']:.2f}x | "
-              f"{b['forward_cpu_s']:.1f} | {a['forward_cpu_s']:.1f} | {b['forward_cpu_s'] / a['forward_cpu_s']:.2f}x | "
-              f"{b['text_s']:.2f} | {a['text_s']:.2f} | {b['peak_rss_bytes'] / 2**30:.2f} | "
-              f"{a['peak_rss_bytes'] / 2**30:.2f} | {r['max_abs_logit_diff']:.1e} |")
+    if "before" in arms:
+        _ratio_table(rows, "before", ("before", "after"), "speed-up", ("max_abs_logit_diff",))
+        print()
+    if "official" in arms:
+        _ratio_table(rows, "official", ("official", "ours"), "official/ours",
+                     ("official_max_abs_logit_diff", "official_max_abs_text_diff"))
     if args.out:
         from model.common.files import atomic_write_json
 

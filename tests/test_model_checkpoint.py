@@ -93,6 +93,29 @@ def test_official_key_lists_map_exactly_onto_our_models(name, keys_file, n_ours)
     assert ckpt.guess_variant(converted) == name
 
 
+@pytest.mark.parametrize("name, keys_file", [("catseg-b", "keys_b.json"), ("catseg-l", "keys_l.json")])
+def test_export_to_the_official_layout_gives_exactly_the_official_keys_and_shapes(name, keys_file):
+    from model.training.export import to_official_state_dict
+
+    config = model.get_config(name)
+    ours = {k: torch.empty(shape, device="meta") for k, shape in expected_shapes(config).items()}
+    official = to_official_state_dict(ours, config)
+    keys = json.loads((OFFICIAL_KEYS / keys_file).read_text())
+    assert {k: list(v.shape) for k, v in official.items()} == keys
+
+
+def test_export_to_the_official_layout_round_trips_through_convert_official(tiny_state):
+    from model.training.export import to_official_state_dict
+
+    official = to_official_state_dict(tiny_state, CATSEG_TINY)
+    by_hand = to_official(tiny_state, CATSEG_TINY.num_layers)
+    assert official.keys() == by_hand.keys()
+    assert all(torch.equal(official[k], by_hand[k]) for k in by_hand)
+    back = ckpt.convert_official(official, CATSEG_TINY, "exported")
+    assert back.keys() == tiny_state.keys()
+    assert all(torch.equal(back[k], tiny_state[k]) for k in tiny_state)
+
+
 def test_official_checkpoint_loads_every_tensor_exactly(official_tiny, tiny_state):
     path = official_tiny()
     net = model.create_model("catseg-tiny", checkpoint=path)
