@@ -1,9 +1,11 @@
 """The speed and memory paths of CAT-Seg inference against their plain definitions.
 
 Exact (torch.equal) wherever the fast path promises the same numbers: the chunked arg-max, the
-one-view-at-a-time sliding merge, tf32 on the CPU. Within float rounding where arithmetic was
-rearranged: the one-gather Swin windows with scaled_dot_product_attention, the split decoder
-conv, the trimmed text context (the b12 parity tests check all of them against the official code).
+one-view-at-a-time sliding merge, tf32 on the CPU, the reassembly of cache-sized chunks. Within
+float rounding where arithmetic was rearranged or matrix products change shape: the one-gather
+Swin windows with scaled_dot_product_attention, the split decoder conv and the composed upsampling
+kernel, the chunked stages, the elu feature map, the trimmed text context (the b12 parity tests
+check all of them against the official code).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import torch
 import torch.nn.functional as F
 
 import model
-from model.aggregator import SpatialAggregation, window_partition
+from model.aggregator import SpatialAggregation, _elu1, window_partition
 from model.catseg import CATSeg
-from model.decoder import UpStage
+from model.chunks import items_per_chunk, run_chunked
+from model.decoder import UpStage, upsample_then_conv
 from model.inference import (
     _merge_sliding,
     auto_batch_size,
@@ -169,3 +172,53 @@ def test_trimmed_text_context_equals_the_full_77_position_tower(tiny):
     with torch.no_grad():
         full = tiny.clip.encode_text(tokens, normalize=True)
         torch.testing.assert_close(tiny.text_embeddings(tokens), full, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [5, 40])  # padded class axis; top-k selection (tiny pad_len is 32)
+def test_cache_sized_chunks_give_the_unchunked_logits(tiny, monkeypatch, classes):
+    images = torch.randn(2, 3, 384, 384, generator=torch.Generator().manual_seed(7))
+    text = torch.nn.functional.normalize(torch.randn(classes, 32, generator=torch.Generator().manual_seed(8)), dim=-1)
+    with torch.no_grad():
+        monkeypatch.setattr("model.chunks.CPU_CHUNK_BYTES", None)
+        whole = tiny(images, text)
+        monkeypatch.setattr("model.chunks.CPU_CHUNK_BYTES", 1)  # one map / one position per chunk
+        one_by_one = tiny(images, text)
+        monkeypatch.setattr("model.chunks.CPU_CHUNK_BYTES", 64 * 2**10)  # a few maps, a ragged last chunk
+        few = tiny(images, text)
+    torch.testing.assert_close(one_by_one, whole, atol=1e-5, rtol=1e-5)  # products of other shapes
+    torch.testing.assert_close(few, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_run_chunked_puts_every_chunk_back_in_place():
+    grid = torch.arange(3 * 7 * 2).view(3, 7, 2).float()
+    calls = []
+
+    def double(images: slice, items: slice) -> torch.Tensor:
+        calls.append((images, items))
+        return grid[images, items] * 2
+
+    assert torch.equal(run_chunked(double, 3, 7, per_chunk=3), grid * 2)
+    assert len(calls) == 3 * 3  # per image: items 0-2, 3-5, 6
+    assert torch.equal(run_chunked(lambda i, p: grid.transpose(1, 2)[i, :, p] + 1, 3, 7, per_chunk=2, dim=2),
+                       grid.transpose(1, 2) + 1)
+    assert torch.equal(run_chunked(double, 3, 7, per_chunk=None), grid * 2)
+    assert items_per_chunk(None, 100) is None and items_per_chunk(250, 100) == 2 and items_per_chunk(50, 100) == 1
+
+
+def test_elu_feature_map_is_elu_plus_one_within_an_ulp():
+    x = torch.cat([torch.linspace(-100, 100, 200_001), torch.tensor([0.0, -0.0, 1e-30, -1e-30, -1e-8, 1e-8])])
+    ours, reference = _elu1(x), F.elu(x) + 1
+    assert torch.all((ours - reference).abs() <= torch.finfo(torch.float32).eps * reference.abs().clamp(min=1))
+    assert torch.equal(ours[x > 0], x[x > 0] + 1)
+
+
+def test_composed_upsampling_kernel_equals_the_two_convs_on_every_border():
+    torch.manual_seed(9)
+    up = torch.nn.ConvTranspose2d(6, 4, kernel_size=2, stride=2)
+    conv_weight = torch.randn(5, 4, 3, 3)
+    x = torch.randn(3, 6, 4, 7)
+    with torch.no_grad():
+        two_convs = F.conv2d(F.conv_transpose2d(x, up.weight, stride=2), conv_weight, padding=1)
+        composed = F.conv_transpose2d(x, upsample_then_conv(up, conv_weight), stride=2, padding=1)
+    assert composed.shape == (3, 5, 8, 14)
+    torch.testing.assert_close(composed, two_convs, atol=1e-5, rtol=1e-5)

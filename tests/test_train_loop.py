@@ -81,7 +81,10 @@ def test_run_killed_with_sigkill_resumes_from_its_newest_complete_checkpoint(tmp
     args = ["-m", "catseg_bench", "train", "--model", "catseg-tiny", "--dataset", str(spec), "--data-root",
             str(tmp_path / "data"), "--output", str(tmp_path / "run"), "--iters", "8", "--batch-size", "1",
             "--workers", "0", "--log-period", "1", "--checkpoint-period", "2", "--keep-checkpoints", "0"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    # the killed run's steps must use the thread count of the runs below: float sums (weight
+    # gradients of the convs) are split by thread, and Adam turns their last-bit differences into
+    # ~1e-7 steps on small weights
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     process = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:
