@@ -9,6 +9,7 @@ import torch
 
 from model.catseg import CATSeg
 from model.checkpoint import load_state
+from model.chunks import reuse_freed_cpu_memory
 from model.configs import CONFIGS, CATSegConfig
 
 
@@ -44,7 +45,10 @@ def create_model(
     .pth, our .safetensors, or a state dict of ours). A published file's preprocessing comes with
     its tag. Loading asserts every key and shape and raises `CheckpointError` naming what does
     not fit. `model.checkpoint_sha256` is the sha256 of the loaded file (None for random weights).
+    On the CPU it also lets malloc reuse the chunks' freed buffers (`model.chunks.reuse_freed_cpu_memory`).
     """
+    if torch.device(device).type == "cpu":
+        reuse_freed_cpu_memory()
     config = get_config(name)
     if checkpoint is None:
         model = CATSeg(config)

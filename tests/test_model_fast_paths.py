@@ -10,6 +10,8 @@ check all of them against the official code).
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 import model
 from model.aggregator import SpatialAggregation, _elu1, window_partition
 from model.catseg import CATSeg
-from model.chunks import items_per_chunk, run_chunked
+from model.chunks import items_per_chunk, reuse_freed_cpu_memory, run_chunked
 from model.decoder import UpStage, upsample_then_conv
 from model.inference import (
     _merge_sliding,
@@ -222,3 +224,9 @@ def test_composed_upsampling_kernel_equals_the_two_convs_on_every_border():
         composed = F.conv_transpose2d(x, upsample_then_conv(up, conv_weight), stride=2, padding=1)
     assert composed.shape == (3, 5, 8, 14)
     torch.testing.assert_close(composed, two_convs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
+def test_glibc_accepts_the_allocator_settings_for_chunk_buffers():
+    assert reuse_freed_cpu_memory() is True  # mallopt returns 0 for a value it refuses
+    assert reuse_freed_cpu_memory() is True  # and a second call is a no-op
