@@ -19,6 +19,9 @@ child: its `get_text_embeds` on the T prompts, and the CLIP encoding, guidance u
 CATSegHead (predictor, Aggregator, decoder) that its sliding-window inference runs on the 5 views,
 up to the per-class logits. Its max |logit diff| and max |text diff| against ours should be
 ~1e-5 or less. Its peak RSS includes building our model to take its weights from.
+The official process keeps glibc's default allocator settings, as the official code's users run
+it; ours gets the setting `model.create_model` makes on the CPU (`model.chunks.reuse_freed_cpu_memory`).
+`--official-our-allocator` gives the official process that setting too, for a like-for-like figure.
 
 The child process (`--child`) imports `model` from the checkout its PYTHONPATH names.
 """
@@ -79,17 +82,26 @@ def child(model_name: str, classes: int, threads: int, outputs_out: Path) -> Non
     _report(text, text_times, logits, forward_times, outputs_out)
 
 
-def official_child(official: Path, model_name: str, classes: int, threads: int, outputs_out: Path) -> None:
-    """The official code's forward with the weights our child gets (seed 0), on the same inputs."""
+def official_child(official: Path, model_name: str, classes: int, threads: int, outputs_out: Path,
+                   our_allocator: bool) -> None:
+    """The official code's forward with the weights our child gets (seed 0), on the same inputs.
+
+    The weights come from `CATSeg(config)`, what `create_model` builds without a checkpoint, but
+    without its CPU allocator setting (`model.chunks.reuse_freed_cpu_memory`): the official code
+    runs under glibc's defaults, as its users run it, unless `our_allocator`.
+    """
     import torch
 
     import model
+    from model.chunks import reuse_freed_cpu_memory
     from model.training.export import to_official_state_dict
     from official_catseg import build_official, official_forward, official_text_embeddings
 
+    if our_allocator:
+        reuse_freed_cpu_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    ours = model.create_model(model_name, device="cpu")
+    ours = model.CATSeg(model.get_config(model_name)).eval()
     size, state = ours.config.crop_size, to_official_state_dict(ours.canonical_state_dict(), ours.config)
     del ours
     views, names = _inputs(size, classes)
@@ -102,7 +114,7 @@ def official_child(official: Path, model_name: str, classes: int, threads: int, 
 
 
 def run_child(checkout: Path, model_name: str, classes: int, threads: int, outputs_out: Path,
-              official: Path | None = None) -> dict:
+              official: Path | None = None, our_allocator: bool = False) -> dict:
     """One arm in a fresh process: ours from `checkout`, or the official code from `official`."""
     # The official arm keeps the caller's PYTHONPATH after ours: the official code's own
     # dependencies (einops, ...) may be installed there.
@@ -111,7 +123,7 @@ def run_child(checkout: Path, model_name: str, classes: int, threads: int, outpu
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--model", model_name, "--classes",
                str(classes), "--threads", str(threads), "--outputs", str(outputs_out)]
     if official is not None:
-        command += ["--official", str(official)]
+        command += ["--official", str(official)] + (["--official-our-allocator"] if our_allocator else [])
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=checkout)
     if done.returncode != 0:
         raise SystemExit(f"the {'official' if official else checkout} arm failed at T={classes}:\n{done.stderr[-3000:]}")
@@ -144,6 +156,9 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="the other checkout (e.g. a worktree of main)")
     parser.add_argument("--official", type=Path,
                         help="a checkout of the official CAT-Seg code (github.com/KU-CVLAB/CAT-Seg), run as a third arm")
+    parser.add_argument("--official-our-allocator", action="store_true",
+                        help="run the official arm with our CPU allocator setting too (like for like); by default "
+                             "it keeps glibc's defaults, as the official code's users run it")
     parser.add_argument("--model", default="catseg-b")
     parser.add_argument("--classes", default="2,20,150,300")
     parser.add_argument("--threads", type=int, default=2)
@@ -153,7 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         if args.official is not None:
-            official_child(args.official, args.model, int(args.classes), args.threads, args.outputs)
+            official_child(args.official, args.model, int(args.classes), args.threads, args.outputs,
+                           args.official_our_allocator)
         else:
             child(args.model, int(args.classes), args.threads, args.outputs)
         return
@@ -166,7 +182,7 @@ def main() -> None:
     if args.before is not None:
         arms["before"] = dict(checkout=args.before.resolve())
     if args.official is not None:
-        arms["official"] = dict(checkout=REPO, official=args.official.resolve())
+        arms["official"] = dict(checkout=REPO, official=args.official.resolve(), our_allocator=args.official_our_allocator)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, classes in enumerate(int(c) for c in args.classes.split(",")):
