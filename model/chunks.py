@@ -5,10 +5,11 @@ and every op in them is local to a map (or a position). Run over all B x T maps 
 intermediates (a (B*T*576, 512) float32 MLP activation is 885 MB at 150 classes) stream through
 DRAM several times per op, and on the CPU the element-wise work between the matrix products
 (bias broadcasts, GELU, LayerNorm, residual adds) becomes as slow as the products themselves.
-Cut into chunks whose largest intermediate fits the last-level cache, the same ops give the same
-numbers (each row's arithmetic is unchanged) at 1.5x the speed, and peak memory no longer grows
-with the class count. On CUDA the stages run unchunked: the GPU wants large batches, and its
-memory is bounded by `--batch-size`.
+Cut into chunks whose largest intermediate fits the last-level cache, the same ops run on fewer
+rows at 1.5x the speed (the numbers agree within ~1e-6: a matrix product of another shape may sum
+in another order), and peak memory grows far less with the class count (BENCHMARKS.md). On CUDA
+the stages run unchunked: the GPU wants large batches, and its memory is bounded by
+`--batch-size`.
 """
 
 from __future__ import annotations
