@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from model.aggregator import Aggregator
-from model.chunks import chunk_bytes
+from model.chunks import chunk_bytes, items_per_chunk
 from model.clip_towers import build_clip, causal_text_mask, encode_image_dense
 from model.configs import CATSegConfig
 from model.decoder import Decoder
@@ -104,7 +104,10 @@ class CATSeg(nn.Module):
         size = self.config.clip_resolution
         if images.shape[-2:] != (size, size):
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-        tokens, taps = encode_image_dense(self.clip, images, self.config.guidance_taps)
+        tokens_per_image = 1 + self.config.feature_size**2
+        mlp_bytes = tokens_per_image * 4 * self.config.vision.width * images.element_size()
+        per_chunk = items_per_chunk(chunk_bytes(images.device), mlp_bytes)
+        tokens, taps = encode_image_dense(self.clip, images, self.config.guidance_taps, per_chunk)
         batch, g = images.shape[0], self.config.feature_size
 
         def to_grid(t: Tensor) -> Tensor:

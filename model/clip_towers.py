@@ -78,12 +78,17 @@ def dense_last_block(block: nn.Module, x: Tensor) -> Tensor:
     return v + block.mlp(block.ln_2(v))
 
 
-def encode_image_dense(clip: CLIP, images: Tensor, taps: tuple[int, ...]) -> tuple[Tensor, list[Tensor]]:
+def encode_image_dense(clip: CLIP, images: Tensor, taps: tuple[int, ...],
+                       images_per_chunk: int | None = None) -> tuple[Tensor, list[Tensor]]:
     """Dense CLIP features of normalised images (B, 3, S, S).
 
     Returns the projected, `ln_post`-normalised tokens (B, 1 + g*g, C) (token 0 is the class
-    token) and the raw outputs (B, 1 + g*g, D) of the blocks listed in `taps`.
+    token) and the raw outputs (B, 1 + g*g, D) of the blocks listed in `taps`. With
+    `images_per_chunk` the tower runs on that many images at a time (see `model.chunks`).
     """
+    if images_per_chunk is not None and images.shape[0] > images_per_chunk:
+        parts = [encode_image_dense(clip, chunk, taps) for chunk in images.split(images_per_chunk)]
+        return torch.cat([tokens for tokens, _ in parts]), [torch.cat(tap) for tap in zip(*(t for _, t in parts))]
     visual = clip.visual
     x = visual.conv1(images)
     batch, width, gh, gw = x.shape

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import model
 from model.aggregator import SpatialAggregation, _elu1, window_partition
 from model.catseg import CATSeg
+from model.clip_towers import encode_image_dense
 from model.chunks import items_per_chunk, reuse_freed_cpu_memory, run_chunked
 from model.decoder import UpStage, upsample_then_conv
 from model.inference import (
@@ -230,3 +231,14 @@ def test_composed_upsampling_kernel_equals_the_two_convs_on_every_border():
 def test_glibc_accepts_the_allocator_settings_for_chunk_buffers():
     assert reuse_freed_cpu_memory() is True  # mallopt returns 0 for a value it refuses
     assert reuse_freed_cpu_memory() is True  # and a second call is a no-op
+
+
+def test_clip_tower_on_chunks_of_images_equals_the_whole_batch(tiny):
+    images = torch.randn(3, 3, 384, 384, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        whole, whole_taps = encode_image_dense(tiny.clip, images, tiny.config.guidance_taps)
+        chunked, chunked_taps = encode_image_dense(tiny.clip, images, tiny.config.guidance_taps, images_per_chunk=2)
+    assert chunked.shape == whole.shape and len(chunked_taps) == len(whole_taps) == 2
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-6)
+    for got, expected in zip(chunked_taps, whole_taps):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
