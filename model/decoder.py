@@ -64,22 +64,29 @@ class UpStage(nn.Module):
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, kernel_size=2, stride=2)
         self.conv = DoubleConv(in_channels, out_channels)
 
-    def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
-        """x: (B*T, in, h, w); guidance: (B, g, 2h, 2w), shared by the T classes of an image.
+    def shared_terms(self, guidance: Tensor) -> tuple[Tensor, Tensor]:
+        """What every class map of an image shares, computed once per forward (not per chunk):
+        (share (B, out, 2h, 2w), kernel) for `forward`, from guidance (B, g, 2h, 2w).
 
         The first conv of `DoubleConv(cat([up(x), guidance]))` is split by input channels. Its
-        up(x) part is composed with `up` into one transposed conv of x (`upsample_then_conv`).
-        Its guidance part, and the share of `up`'s bias (the conv of a constant map, zero-padded),
-        are computed once per image and broadcast over the classes: no repeated or concatenated
-        copy of the guidance, no upsampled copy of x.
+        up(x) part is composed with `up` into one transposed conv of x: `kernel`
+        (`upsample_then_conv`). Its guidance part, plus the share of `up`'s bias (the conv of a
+        constant map, zero-padded), is `share`: no repeated or concatenated copy of the guidance,
+        no upsampled copy of x.
         """
-        first, *rest = self.conv.double_conv
+        first = self.conv.double_conv[0]
         width = self.up.out_channels
         x_weight, guidance_weight = first.weight[:, :width], first.weight[:, width:]
-        y = F.conv_transpose2d(x, upsample_then_conv(self.up, x_weight), stride=2, padding=1)
         up_bias = self.up.bias.view(1, -1, 1, 1).expand(1, -1, *guidance.shape[-2:])
-        shared = F.conv2d(guidance, guidance_weight, padding=1) + F.conv2d(up_bias, x_weight, padding=1)
-        y.unflatten(0, (guidance.shape[0], -1)).add_(shared.unsqueeze(1))
+        share = F.conv2d(guidance, guidance_weight, padding=1) + F.conv2d(up_bias, x_weight, padding=1)
+        return share, upsample_then_conv(self.up, x_weight)
+
+    def forward(self, x: Tensor, share: Tensor, kernel: Tensor) -> Tensor:
+        """x: (n*T, in, h, w), the class maps of n images; share, kernel: `shared_terms` of those
+        n images -> (n*T, out, 2h, 2w)."""
+        first, *rest = self.conv.double_conv
+        y = F.conv_transpose2d(x, kernel, stride=2, padding=1)
+        y.unflatten(0, (share.shape[0], -1)).add_(share.unsqueeze(1))
         for layer in rest:
             y = layer(y)
         return y
@@ -105,12 +112,14 @@ class Decoder(nn.Module):
         """
         b, e, t, h, w = x.shape
         g1, g2 = (proj(g) for proj, g in zip(self.guidance_projection, guidance))
+        (share1, kernel1), (share2, kernel2) = self.up1.shared_terms(g1), self.up2.shared_terms(g2)
         x = x.transpose(1, 2)
         map_bytes = self.up2.conv.double_conv[0].out_channels * 16 * h * w * x.element_size()
 
         def decode(images: slice, classes: slice) -> Tensor:
             maps = x[images, classes]
-            y = self.up2(self.up1(maps.reshape(-1, e, h, w), g1[images]), g2[images])
+            y = self.up1(maps.reshape(-1, e, h, w), share1[images], kernel1)
+            y = self.up2(y, share2[images], kernel2)
             return self.head(y).view(*maps.shape[:2], 4 * h, 4 * w)
 
         return run_chunked(decode, b, t, items_per_chunk(chunk_bytes, map_bytes))
