@@ -23,6 +23,12 @@ The official process keeps glibc's default allocator settings, as the official c
 it; ours gets the setting `model.create_model` makes on the CPU (`model.chunks.reuse_freed_cpu_memory`).
 `--official-our-allocator` gives the official process that setting too, for a like-for-like figure.
 
+Every arm records the host's page cache when it starts (`page_cache_bytes`, "Cached" in
+/proc/meminfo). The official forward faults in 6-11 GiB of fresh memory; with the page cache full
+(11 GiB of this 24 GiB machine) the kernel reclaims it page by page, and the official arm ran
+10-45 % slower while ours (2 GiB, reused) did not move (BENCHMARKS.md). Compare runs at a similar
+page cache, e.g. after `sync; echo 3 > /proc/sys/vm/drop_caches` (root).
+
 The child process (`--child`) imports `model` from the checkout its PYTHONPATH names.
 """
 
@@ -113,9 +119,23 @@ def official_child(official: Path, model_name: str, classes: int, threads: int, 
     _report(text, text_times, logits, forward_times, outputs_out)
 
 
+def page_cache_bytes() -> int | None:
+    """The host's page cache ("Cached" in /proc/meminfo), or None where there is no such file."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name == "Cached":
+            return int(value.split()[0]) * 1024
+    return None
+
+
 def run_child(checkout: Path, model_name: str, classes: int, threads: int, outputs_out: Path,
               official: Path | None = None, our_allocator: bool = False) -> dict:
     """One arm in a fresh process: ours from `checkout`, or the official code from `official`."""
+    cache = page_cache_bytes()
     # The official arm keeps the caller's PYTHONPATH after ours: the official code's own
     # dependencies (einops, ...) may be installed there.
     path = [str(checkout)] + ([os.environ["PYTHONPATH"]] if official is not None and os.environ.get("PYTHONPATH") else [])
@@ -127,7 +147,7 @@ def run_child(checkout: Path, model_name: str, classes: int, threads: int, outpu
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=checkout)
     if done.returncode != 0:
         raise SystemExit(f"the {'official' if official else checkout} arm failed at T={classes}:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "page_cache_bytes": cache}
 
 
 def _ratio_table(rows: list[dict], arm: str, labels: tuple[str, str], ratio: str, diff_keys: tuple[str, ...]) -> None:
@@ -143,6 +163,10 @@ def _ratio_table(rows: list[dict], arm: str, labels: tuple[str, str], ratio: str
               f"{b['forward_cpu_s']:.1f} | {a['forward_cpu_s']:.1f} | {b['forward_cpu_s'] / a['forward_cpu_s']:.2f}x | "
               f"{b['text_s']:.2f} | {a['text_s']:.2f} | {b['peak_rss_bytes'] / 2**30:.2f} | "
               f"{a['peak_rss_bytes'] / 2**30:.2f} | " + " | ".join(f"{r[k]:.1e}" for k in diff_keys) + " |")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f}"
 
 
 def _max_diff(a: Path, b: Path, key: str) -> float:
@@ -193,7 +217,10 @@ def main() -> None:
                 row[arm] = run_child(model_name=args.model, classes=classes, threads=args.threads,
                                      outputs_out=outputs[arm], **arms[arm])
             after = row["after"]
-            line = [f"T={classes}: ours forward {after['forward_s']:.2f} s (CPU {after['forward_cpu_s']:.1f} s), "
+            cache = [row[arm]["page_cache_bytes"] for arm in order]
+            known = None not in cache
+            line = [f"T={classes}: " + (f"page cache {_gib(min(cache))}-{_gib(max(cache))} GiB, " if known else "")
+                    + f"ours forward {after['forward_s']:.2f} s (CPU {after['forward_cpu_s']:.1f} s), "
                     f"text {after['text_s']:.2f} s, peak RSS {after['peak_rss_bytes'] / 2**30:.2f} GiB"]
             for arm, diff_key in (("before", "max_abs_logit_diff"), ("official", "official_max_abs_logit_diff")):
                 if arm in arms:
