@@ -118,21 +118,23 @@ def upsampled_argmax(probs: Tensor, size: tuple[int, int], max_bytes: int = ARGM
     reduced into a running maximum and arg-max; a later chunk wins only where its maximum is
     strictly larger (or NaN where the running one is not), so ties and NaNs resolve to the first
     index exactly as `torch.argmax` does. Resizing is per class, so each chunk's values equal the
-    full resize's. Returns (H, W) int64 on probs' device.
+    full resize's. The running state is updated in place and each chunk is reduced by one
+    `max(dim=0)` (values and indices in one pass): on the CPU that is as fast as the unchunked
+    path (BENCHMARKS.md). Returns (H, W) int64 on probs' device.
     """
     height, width = size
     chunk = max(1, max_bytes // (height * width * probs.element_size()))
     best_value = best_index = None
     for first in range(0, probs.shape[0], chunk):
         resized = F.interpolate(probs[None, first : first + chunk], size=size, mode="bilinear", align_corners=False)[0]
-        index = resized.argmax(dim=0)
-        value = resized.gather(0, index[None])[0]
+        value, index = resized.max(dim=0)
+        del resized
         if best_value is None:
             best_value, best_index = value, index
             continue
-        better = (value > best_value) | (value.isnan() & ~best_value.isnan())
-        best_value = torch.where(better, value, best_value)
-        best_index = torch.where(better, index + first, best_index)
+        better = (value > best_value).logical_or_(value.isnan().logical_and_(best_value.isnan().logical_not_()))
+        torch.where(better, value, best_value, out=best_value)
+        torch.where(better, index.add_(first), best_index, out=best_index)
     return best_index
 
 

@@ -58,7 +58,7 @@ def test_chunked_argmax_resolves_ties_and_nans_like_torch_argmax():
     probs[4, 1, 1] = probs[6, 1, 1] = float("nan")  # NaN counts as the maximum, first NaN wins
     expected = full_argmax(probs, (4, 4))
     assert expected[0, 0] == 3 and expected[1, 1] == 4 and expected[3, 3] == 2
-    for max_bytes in (1, 2 * 16 * 4, 3 * 16 * 4):
+    for max_bytes in (1, 2 * 16 * 4, 3 * 16 * 4, 2**30):  # 1, 2, 3 classes per chunk, all at once
         assert torch.equal(upsampled_argmax(probs, (4, 4), max_bytes), expected)
 
 
