@@ -165,10 +165,6 @@ def _ratio_table(rows: list[dict], arm: str, labels: tuple[str, str], ratio: str
               f"{a['peak_rss_bytes'] / 2**30:.2f} | " + " | ".join(f"{r[k]:.1e}" for k in diff_keys) + " |")
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f}"
-
-
 def _max_diff(a: Path, b: Path, key: str) -> float:
     import torch
 
@@ -219,7 +215,7 @@ def main() -> None:
             after = row["after"]
             cache = [row[arm]["page_cache_bytes"] for arm in order]
             known = None not in cache
-            line = [f"T={classes}: " + (f"page cache {_gib(min(cache))}-{_gib(max(cache))} GiB, " if known else "")
+            line = [f"T={classes}: " + (f"page cache {min(cache) / 2**30:.1f}-{max(cache) / 2**30:.1f} GiB, " if known else "")
                     + f"ours forward {after['forward_s']:.2f} s (CPU {after['forward_cpu_s']:.1f} s), "
                     f"text {after['text_s']:.2f} s, peak RSS {after['peak_rss_bytes'] / 2**30:.2f} GiB"]
             for arm, diff_key in (("before", "max_abs_logit_diff"), ("official", "official_max_abs_logit_diff")):
