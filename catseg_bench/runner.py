@@ -126,6 +126,36 @@ def largest_image_size(dataset, indices: list[int]) -> tuple[int, int]:
     return largest
 
 
+def check_predictions(preds, batch: list[dict[str, Any]], model_id: str, eval_set: EvalSet) -> None:
+    """What `predict` returned for `batch`: one integer class-index map per image, at its label's
+    (height, width), with values among the set's class indices, on any device. Anything else is a
+    BenchError naming the model, the set and what was expected, so that a segmenter's bad output
+    fails only its set."""
+    where = f"{model_id} on {eval_set.name}"
+    expected = "expected one integer class-index map (torch.Tensor or numpy array) per image"
+    if not isinstance(preds, (list, tuple)) or len(preds) != len(batch):
+        got = f"{len(preds)} predictions" if isinstance(preds, (list, tuple)) else f"a {type(preds).__name__}"
+        raise BenchError(f"{where}: predict returned {got} for {len(batch)} images; {expected}")
+    for item, pred in zip(batch, preds):
+        image = f"{eval_set.name}/{item['name']}"
+        if not isinstance(pred, (torch.Tensor, np.ndarray)):
+            raise BenchError(f"{where}: the prediction for {image} is a {type(pred).__name__}; {expected}")
+        integral = (not (pred.is_floating_point() or pred.is_complex()) if isinstance(pred, torch.Tensor)
+                    else pred.dtype.kind in "iub")
+        if not integral:
+            raise BenchError(f"{where}: the prediction for {image} has dtype {pred.dtype}; {expected} "
+                             f"(class indices in [0, {eval_set.num_classes - 1}], e.g. the argmax over the class scores)")
+        label_shape = tuple(item["label"].shape)
+        if tuple(pred.shape) != label_shape:
+            raise BenchError(f"{where}: the prediction for {image} has shape {tuple(pred.shape)}; expected the "
+                             f"label's {label_shape} (height, width)")
+        if pred.size if isinstance(pred, np.ndarray) else pred.numel():
+            low, high = int(pred.min()), int(pred.max())
+            if low < 0 or high >= eval_set.num_classes:
+                raise BenchError(f"{where}: the prediction for {image} has values in [{low}, {high}]; expected class "
+                                 f"indices in [0, {eval_set.num_classes - 1}]")
+
+
 def run_key(eval_set: EvalSet, model_id: str, checkpoint_sha256: str | None, settings: dict[str, Any]) -> str:
     return "|".join([eval_set.name, eval_set.spec_hash, model_id, str(checkpoint_sha256), canonical_settings(settings)])
 
@@ -257,6 +287,7 @@ class BenchmarkRunner:
                     preds = [item["prediction"] for item in batch]
                 else:
                     preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
+                    check_predictions(preds, batch, self.model_id, eval_set)
                 for item, pred in zip(batch, preds):
                     single = image_confusion(pred, item["label"], eval_set.num_classes, eval_set.ignore_index,
                                              self.device, image=item.get("where", f"{eval_set.name}/{item['name']}"),

@@ -266,3 +266,62 @@ def test_damaged_progress_file_is_ignored(tmp_path, damage):
     assert load_partial(path, "key", "digest").done == 1
     path.write_bytes(damage(path.read_bytes()))
     assert load_partial(path, "key", "digest") is None
+
+
+# A plugin whose output is wrong in the way `bad` names (test of isolation: only its set fails).
+BAD_OUTPUT_PLUGIN = '''
+import numpy as np
+import torch
+
+
+class Segmenter:
+    checkpoint_sha256 = None
+
+    def __init__(self, bad: str = "float32", *, device=None):
+        self.bad = bad
+        self.model_id = "bad-" + bad
+
+    def settings(self):
+        return {"bad": self.bad}
+
+    def set_classes(self, class_names):
+        self.num_classes = len(class_names)
+
+    def prepare_image(self, image):
+        return image
+
+    def predict(self, images, original_sizes):
+        maps = [torch.zeros(size, dtype=torch.int64) for size in original_sizes]
+        if self.num_classes > 2:  # only the binary set (kvasir_instrument) gets a good answer
+            return maps
+        if self.bad == "float32":
+            return [m.float() for m in maps]
+        if self.bad == "shape":
+            return [m[:-1] for m in maps]
+        if self.bad == "range":
+            return [m + 7 for m in maps]
+        if self.bad == "count":
+            return maps[:0]
+        return [m.tolist() for m in maps]
+'''
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ("float32", "has dtype torch.float32; expected one integer class-index map"),
+    ("shape", "has shape"),
+    ("range", "has values in [7, 7]; expected class indices in [0, 1]"),
+    ("count", "predict returned 0 predictions for 1 images"),
+    ("list", "is a list; expected one integer class-index map"),
+])
+def test_a_plugin_s_bad_output_fails_only_its_set_in_one_line(small_suite, cli, tmp_path, monkeypatch, bad, expected):
+    (tmp_path / "bad_output_plugin.py").write_text(BAD_OUTPUT_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    ran = cli("run", "--model", "bad_output_plugin:Segmenter", *RUN[3:], "--model-args", f"bad={bad}",
+              "--datasets", "kvasir_instrument,cwfid", "--data-root", small_suite, "--output", out)
+    assert ran.exit_code == 1
+    failed = [line for line in ran.output.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 1 and failed[0].startswith(f"failed kvasir_instrument: bad-{bad} on kvasir_instrument: ")
+    assert expected in failed[0]
+    assert "Traceback" not in ran.output
+    assert read_result(out / f"bad-{bad}" / "cwfid.json").images_scored == 2  # the next set still ran
