@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from catseg_bench.errors import BenchError
+from model.common.files import user_path
 from model.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -151,13 +152,14 @@ def evaluate(
     requested_device = resolve_device(device)
     batch_size = batch_size_option(batch_size)
     eval_sets = select(datasets, specs_dirs) if isinstance(datasets, str) else list(datasets)
-    root = resolve_data_root(Path(data_root).expanduser() if data_root is not None else None)
+    root = resolve_data_root(data_root)
+    output = user_path(output)
     seconds_from_env(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS)  # a bad setting fails now, not mid-set
     torch_device = _bind_device(requested_device)
     world = distributed.init_world(torch_device)
     try:
         # Before any model is built: the output takes files, and no other run writes there.
-        with exclusive_output(Path(output), world.is_main):
+        with exclusive_output(output, world.is_main):
             if isinstance(model, str):
                 segmenter = build_segmenter(model, checkpoint=checkpoint, model_args=model_args,
                                             device=str(torch_device), precision=precision, mode=mode, seed=seed)
@@ -165,13 +167,13 @@ def evaluate(
                 raise BenchError("evaluate(): checkpoint and model_args apply to a model name, not to a segmenter instance")
             else:
                 segmenter = model
-            options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
+            options = RunOptions(data_root=root, output=output, batch_size=batch_size, workers=workers,
                                  limit=limit, save_predictions=save_predictions,
                                  save_samples=save_samples)
             outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
     finally:
         distributed.shutdown(world)
-    return RunReport(segmenter.model_id, is_untrained(segmenter), Path(output), outcomes, world)
+    return RunReport(segmenter.model_id, is_untrained(segmenter), output, outcomes, world)
 
 
 def batch_size_option(value: int | str) -> int | str:

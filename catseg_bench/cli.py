@@ -6,15 +6,18 @@ one-line ``Error: <message>`` and exit status 1 (typer's own usage errors keep t
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import sys
+from pathlib import PurePath
 
 import typer
 from typer.core import TyperGroup
 
 from catseg_bench import commands
 from catseg_bench.errors import BenchError
+from model.common.files import user_path
 
 try:  # typer >= 0.26 runs on a vendored copy of click and catches only that copy's exceptions
     from typer._click.exceptions import ClickException
@@ -66,10 +69,38 @@ app = typer.Typer(
 )
 
 
+def _expanded(value):
+    """A path option's value with `~` and `$VARS` expanded (`user_path`); other values as they are."""
+    if isinstance(value, PurePath):
+        return user_path(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(item, PurePath) for item in value):
+        return type(value)(_expanded(item) for item in value)
+    return value
+
+
+def expanding_paths(command):
+    """`command` with every path argument expanded, as a shell does for a bare word but not for
+    ``--output=~/x``. Typer reads the signature through ``functools.wraps``."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        return command(*map(_expanded, args), **{name: _expanded(value) for name, value in kwargs.items()})
+
+    return run
+
+
+def _expand_path_options(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        info.callback = expanding_paths(info.callback)
+    for group in typer_app.registered_groups:
+        _expand_path_options(group.typer_instance)
+
+
 def _register_commands() -> None:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(app)
+    _expand_path_options(app)
 
 
 _register_commands()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from catseg_bench.errors import BenchError
+from model.common.files import user_path
 
 ENTRY_POINT_GROUP = "catseg_bench.segmenters"
 # Options of `bench run` that a segmenter receives when its constructor has a parameter of that name.
@@ -249,7 +250,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         except ValueError:
             raise BenchError(f"{where}={value!r}: expected {annotation.__name__}") from None
     if annotation is Path:
-        return Path(value).expanduser()
+        return user_path(value)
     return value
 
 

@@ -59,7 +59,7 @@ from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, as_numpy, compute_scores
 from catseg_bench.per_image import PerImageStats, per_image_path
 from catseg_bench.specs import EvalSet
-from model.common.files import atomic_write_bytes
+from model.common.files import atomic_write_bytes, user_path
 
 SCHEMA = "catseg-bench/result"
 SCHEMA_VERSION = 1
@@ -356,7 +356,7 @@ def load_results(
     results: list[Result] = []
     paths: set[Path] = set()
     for directory in dirs:
-        directory = Path(directory)
+        directory = user_path(directory)
         if not directory.is_dir():
             raise BenchError(f"{directory}: results folder does not exist")
         for path in sorted(directory.rglob(f"*{RESULT_SUFFIX}")):
@@ -421,7 +421,7 @@ def published_names() -> list[str]:
 
 def load_published(name_or_path: str | Path) -> PublishedTable:
     """A published table by `name` (``seed``, ``mess2023``) or by path to a JSON file of that format."""
-    path = Path(name_or_path)
+    path = user_path(name_or_path)
     if path.suffix != ".json":
         candidates = [p for p in sorted(published_dir().glob("*.json")) if _load_json(p).get("name") == str(name_or_path)]
         if not candidates:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from catseg_bench.errors import BenchError
+from model.common.files import user_path
 
 LABEL_DTYPES = ("uint8", "uint16")
 UNPAIRED_POLICIES = ("error", "skip")
@@ -546,7 +547,7 @@ def load_all(extra_dirs: Sequence[Path] = ()) -> tuple[dict[str, DatasetSpec], d
     """Every dataset spec and benchmark in the built-in folder plus `extra_dirs`, validated together."""
     specs: dict[str, DatasetSpec] = {}
     benchmarks: dict[str, Benchmark] = {}
-    for path in _spec_files([builtin_specs_dir(), *extra_dirs]):
+    for path in _spec_files([builtin_specs_dir(), *map(user_path, extra_dirs)]):
         raw = _read_toml(path)
         if "domains" in raw:
             bench = parse_benchmark(path, raw)

@@ -27,7 +27,7 @@ from catseg_bench.segmenters.catseg import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
 from model.catseg import CATSeg
 from model.common import world as distributed
-from model.common.files import atomic_write_json
+from model.common.files import atomic_write_json, user_path
 from model.factory import create_model
 from model.inference import predict_labels
 from model.text import encode_classes
@@ -39,7 +39,7 @@ def load_training_spec(value: str) -> DatasetSpec:
 
     The file is loaded with the folder it sits in, as `--specs DIR` loads extra specs.
     """
-    path = Path(value).expanduser()
+    path = user_path(value)
     if value.endswith(".toml"):
         if not path.is_file():
             raise BenchError(f"--dataset {value}: no such spec file")

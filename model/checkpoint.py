@@ -25,7 +25,7 @@ from torch import Tensor
 
 from model.aggregator import shifted_window_mask
 from model.common.download import DownloadError, check_sha256, download
-from model.common.files import atomic_write
+from model.common.files import atomic_write, user_path
 from model.configs import CONFIGS, CATSegConfig
 from model.weights import DEFAULT_TAG_ALIAS, Weights, get_weights, weights_at_url
 
@@ -123,7 +123,7 @@ def resolve_checkpoint(
         weights = weights_at_url(text)
         expected = weights.sha256 if weights is not None else None
         return download_url(text, cache_dir, expected), weights
-    path = Path(text).expanduser()
+    path = user_path(text)
     if path.is_file():
         return path, None
     if text == DEFAULT_TAG_ALIAS or "/" not in text and path.suffix == "":

@@ -10,6 +10,7 @@ from catseg_bench.data.hf_reader import ExportedEvalSet, find_export, read_expor
 from catseg_bench.errors import BenchError
 from catseg_bench.specs import EvalSet
 from catseg_bench.synth import synthetic_count
+from model.common.files import user_path
 
 DATA_ROOT_ENV = "CATSEG_BENCH_DATA"
 
@@ -24,7 +25,7 @@ def resolve_data_root(value: str | Path | None) -> Path:
         raise BenchError(
             f"no data root: pass --data-root DIR or set {DATA_ROOT_ENV}=DIR (the folder holding the prepared datasets)"
         )
-    root = Path(value).expanduser()
+    root = user_path(value)
     if not root.is_dir():
         raise BenchError(f"{root}: data root given by {origin} is not an existing folder")
     return root

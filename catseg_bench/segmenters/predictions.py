@@ -21,6 +21,7 @@ from PIL import Image
 from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
 from catseg_bench.specs import EvalSet
+from model.common.files import user_path
 
 _SHOWN = 5
 
@@ -74,7 +75,7 @@ class PredictionFolder:
     checkpoint_sha256 = None
 
     def __init__(self, pred_dir: Path, model_id: str | None = None, flat: bool = False):
-        self.pred_dir = Path(pred_dir).expanduser()
+        self.pred_dir = user_path(pred_dir)
         if not self.pred_dir.is_dir():
             raise BenchError(f"{self.pred_dir}: the predictions folder (--pred / pred_dir) is not a folder")
         self.model_id = model_id or self.pred_dir.resolve().name

@@ -14,6 +14,13 @@ HASH_CHUNK = 1 << 20
 _UMASK_LOCK = threading.Lock()
 
 
+def user_path(value: str | os.PathLike) -> Path:
+    """A path as a user gave it, with ``~`` and ``$VARS`` expanded: what a shell does for a bare
+    word but not for ``--output=~/x``, a quoted value, an API argument or a config field. Every
+    path a user gives goes through here (the CLI's path options all do, see `catseg_bench.cli`)."""
+    return Path(os.path.expandvars(os.path.expanduser(os.fspath(value))))
+
+
 def current_umask() -> int:
     """The process umask (reading it means setting it, so the set-and-restore pair is locked)."""
     with _UMASK_LOCK:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from model.checkpoint import CheckpointError
-from model.common.files import sha256_file
+from model.common.files import sha256_file, user_path
 from model.factory import get_config, list_models
 
 OPENAI_TAG = "openai"
@@ -80,7 +80,7 @@ def load_clip_weights(model: nn.Module, model_name: str, source: str | Path, cac
         arch = get_config(model_name).openai_clip
         state, origin = download_openai_clip(model_name, cache_dir), f"open_clip {arch} '{OPENAI_TAG}'"
     else:
-        path = Path(source).expanduser()
+        path = user_path(source)
         if not path.is_file():
             raise CheckpointError(f"CLIP weights {path} do not exist: pass a file or '{OPENAI_TAG}'")
         state, origin = read_clip_file(path), f"{path} (sha256 {sha256_file(path)})"
