@@ -82,6 +82,15 @@ def test_published_tables_are_complete_and_ordered(specs, benchmark):
             assert all(isinstance(v, float) for v in row.scores.values()), row.model
 
 
+def test_published_notes_cite_the_paper_and_the_leaderboard_not_files_a_clone_lacks(cli):
+    for name, cited in [("seed", "Cho et al., CAT-Seg: Cost Aggregation for Open-Vocabulary Semantic Segmentation "
+                                 "(CVPR 2024), supplementary material, Table 1"),
+                        ("mess2023", "github.com/blumenstiel/mess-benchmark")]:
+        printed = cli("table", "--published", name, "--format", "markdown")
+        assert printed.exit_code == 0 and cited in printed.stdout
+        assert "shared/" not in printed.stdout
+
+
 def csv_rows(res):
     assert res.exit_code == 0, res.output
     return list(csv.DictReader(io.StringIO(res.stdout)))
