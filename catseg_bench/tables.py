@@ -81,6 +81,17 @@ def table_columns(benchmark: Benchmark, specs: Mapping[str, DatasetSpec]) -> lis
     return out
 
 
+def measured_columns(table: Table) -> list[Column]:
+    """The columns of the datasets one of our rows has a value for, their domains' means and the Mean
+    (every column when no row is ours): the compact layout of a table when few sets were run."""
+    ours = [row for row in table.rows if row.kind == OURS]
+    if not ours:
+        return list(table.columns)
+    measured = {c.key for c in table.columns if not c.is_aggregate and any(r.values[c.key] is not None for r in ours)}
+    domains = {c.domain for c in table.columns if c.key in measured}
+    return [c for c in table.columns if c.key in measured or c.key == "Mean" or (c.is_aggregate and c.domain in domains)]
+
+
 def match_key(name: str) -> str:
     """Model names compared loosely: "catseg-b" matches "CAT-Seg-B", "random" matches "Random (LB)"."""
     name = re.sub(r"\(.*?\)|\[.*?\]", "", name.lower())

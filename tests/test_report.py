@@ -14,7 +14,7 @@ from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix
 from catseg_bench.per_image import PerImageRecorder, image_confusion, per_image_path
 from catseg_bench.report import build_report
-from catseg_bench.results import Timing, read_result, write_result
+from catseg_bench.results import Timing, load_published, read_result, write_result
 from catseg_bench.samples import choose_samples, load_samples, save_sample
 from catseg_bench.specs import load_benchmark, load_specs
 from catseg_bench.tables import INTERVAL, OURS, PUBLISHED, Table, TableRow, _chart_columns, table_columns
@@ -83,10 +83,61 @@ def test_report_is_self_contained_escaped_and_equal_to_the_result_files(results)
     table1 = next(t for t in page.tables if "table1" in t.css_class)
     good_row = table1.row("good")
     paxray = np.mean([read_result(results / "good" / f"{e.name}.json").metrics["mIoU"] for e in SETS[1:]])
-    columns = [c.key for c in table_columns(load_benchmark(), SPECS)]
+    # Two of 22 datasets measured: Table 1 shows them, their domains' means and the Mean.
+    columns = ["paxray4", "Medical Sciences", "cwfid", "Agriculture and Biology", "Mean"]
+    assert len(good_row) == 1 + len(columns)
     assert float(good_row[1 + columns.index("paxray4")].value) == pytest.approx(paxray)
     interval_row = next(cells for cls, cells in table1.rows if cls == INTERVAL and cells[0].text == "95 % CI")
     assert float(interval_row[1 + columns.index("paxray4")].value) <= paxray
+
+
+def test_table1_scrolls_with_its_labels_in_view_and_the_full_layout_on_request(results):
+    text = build_report([results], resamples=20, published="seed", full_table=True)
+    table1 = next(t for t in parse_report(text).tables if "table1" in t.css_class)
+    columns = [c.key for c in table_columns(load_benchmark(), SPECS)]
+    seed = load_published("seed").rows[8]
+    assert seed.model == "CAT-Seg-B"
+    assert len(table1.row("good")) == 1 + len(columns) == len(table1.row(seed.label))
+    assert "Table 1 shows the 2 measured" not in text
+    compact = build_report([results], resamples=20, published="seed")
+    assert "Table 1 shows the 2 measured of its 22 datasets; `bench report --full-table` shows the whole layout." in compact
+    cat_seg_b = next(t for t in parse_report(compact).tables if "table1" in t.css_class).row(seed.label)
+    assert [float(c.value) for c in cat_seg_b[1:4:2]] == [seed.scores["paxray4"], seed.scores["cwfid"]]
+    assert float(cat_seg_b[-1].value) == pytest.approx(seed.reported["Mean"], abs=0.01)
+    for page in (text, compact):
+        assert '<div class="scroll"><table class="table1">' in page
+        assert '<th rowspan="2" class="label">Model</th>' in page and '<td class="label">good</td>' in page
+        assert "table.table1 .label{position:sticky;left:0" in page
+
+
+def test_include_partial_lets_limit_results_into_the_report_and_the_table(results, tmp_path, cli):
+    import shutil
+
+    copy = tmp_path / "partial"
+    shutil.copytree(results / "good", copy / "good")
+    path = copy / "good" / "cwfid.json"
+    document = json.loads(path.read_text())
+    document["partial"] = True
+    path.write_text(json.dumps(document))
+    cwfid = read_result(path).metrics["mIoU"]
+
+    def table1(text):
+        return next(t for t in parse_report(text).tables if "table1" in t.css_class)
+
+    left_out = build_report([copy], resamples=20, published="none", full_table=True)
+    columns = [c.key for c in table_columns(load_benchmark(), SPECS)]
+    assert table1(left_out).row("good")[1 + columns.index("cwfid")].value == ""
+    let_in = build_report([copy], resamples=20, published="none", full_table=True, include_partial=True)
+    assert float(table1(let_in).row("good")[1 + columns.index("cwfid")].value) == cwfid
+    ran = cli("report", copy, "--out", tmp_path / "r.html", "--include-partial", "--full-table", "--bootstrap", "10",
+              "--published", "none")
+    assert ran.exit_code == 0, ran.output
+    assert float(table1((tmp_path / "r.html").read_text()).row("good")[1 + columns.index("cwfid")].value) == cwfid
+
+    for flag, expected in [((), ""), (("--include-partial",), f"{cwfid:.2f}")]:
+        res = cli("table", copy, "--published", "none", "--format", "csv", *flag)
+        row = next(csv.DictReader(io.StringIO(res.stdout)))
+        assert res.exit_code == 0 and row["CWFID"] == expected
 
 
 def test_results_without_per_image_counts_are_reported_without_intervals(results, tmp_path):

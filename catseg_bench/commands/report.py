@@ -21,6 +21,11 @@ def report(
     published: str = typer.Option("seed", "--published", help="Published rows: seed, mess2023, none, or a JSON path."),
     specs_dirs: List[Path] = typer.Option([], "--specs", help="Extra folder of dataset specs."),
     benchmark_name: str = typer.Option("mess", "--benchmark", help="Benchmark spec whose table to show."),
+    include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit (partial) results into Table 1."),
+    full_table: bool = typer.Option(
+        False, "--full-table", help="Show every dataset column of Table 1 (by default only the measured ones when "
+        "fewer than half of them were run)."
+    ),
 ) -> None:
     """Write one HTML file (every image and plot inline, no network) about the runs in RESULT_DIRS.
 
@@ -36,7 +41,8 @@ def report(
     if out.suffix.lower() not in (".html", ".htm"):
         raise BenchError(f"--out {out}: give a file name ending in .html")
     text = build_report(result_dirs, compare=compare, resamples=bootstrap,
-                        published=published, specs_dirs=specs_dirs, benchmark_name=benchmark_name)
+                        published=published, specs_dirs=specs_dirs, benchmark_name=benchmark_name,
+                        include_partial=include_partial, full_table=full_table)
     atomic_write_bytes(out, text.encode("utf-8"))
     typer.echo(f"wrote {out} ({len(text) / 2**20:.1f} MiB)")
 

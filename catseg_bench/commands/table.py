@@ -48,6 +48,7 @@ def table(
     benchmark_name: str = typer.Option("mess", "--benchmark", help="Benchmark spec whose table to print."),
     ci: bool = typer.Option(False, "--ci", help="Add 95 % bootstrap intervals (over images) under each of our rows."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Resamples for --ci."),
+    include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit (partial) results into the table."),
 ) -> None:
     """Print Table 1: per-dataset scores grouped by domain, domain means and the Mean over all datasets.
 
@@ -81,6 +82,7 @@ def table(
         specs_dirs=specs_dirs,
         benchmark_name=benchmark_name,
         ci=bootstrap if ci else None,
+        include_partial=include_partial,
     )
     if plot is not None:
         typer.echo(f"wrote {plot}", err=True)

@@ -8,6 +8,7 @@ Everything is read through the project's loaders and aggregators (:mod:`catseg_b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -41,10 +42,14 @@ from catseg_bench.tables import (
     add_interval_rows,
     build_table,
     domain_chart_png,
+    measured_columns,
     table_intervals_of,
 )
 
 SUMMARY = ("mIoU", "CoI-mIoU", "fwIoU", "mACC", "pACC")
+# Table 1 shows only the measured datasets (and their domains' means) when fewer than this share of the
+# benchmark's datasets has a result; `full_table` (--full-table) asks for the whole layout.
+COMPACT_BELOW = 0.5
 
 
 @dataclass
@@ -100,8 +105,22 @@ def _set_order(runs: Sequence[Run], benchmark: Benchmark, specs: Mapping[str, Da
 # --- Table 1 and the domain chart ------------------------------------------------------------------
 
 
+def _table1_layout(table: Table, full: bool) -> tuple[Table, list[str]]:
+    """The table as the report shows it (compact when few datasets were measured, see COMPACT_BELOW)
+    and a note saying so."""
+    datasets = [c for c in table.columns if not c.is_aggregate]
+    shown = measured_columns(table)
+    measured = [c for c in shown if not c.is_aggregate]
+    if full or len(measured) >= COMPACT_BELOW * len(datasets):
+        return table, []
+    note = (f"Table 1 shows the {len(measured)} measured of its {len(datasets)} datasets; "
+            "`bench report --full-table` shows the whole layout.")
+    return dataclasses.replace(table, columns=shown), [note]
+
+
 def _table1_html(table: Table) -> str:
-    top = '<tr><th rowspan="2">Model</th>' + "".join(
+    """Table 1; the page scrolls it sideways with the row labels kept in view."""
+    top = '<tr><th rowspan="2" class="label">Model</th>' + "".join(
         f'<th colspan="{width}">{esc(name)}</th>' for name, width in table.domain_spans()) + "</tr>"
     second = "<tr>" + "".join(
         f"<th>{esc(('avg.' if c.domain else 'Mean') if c.is_aggregate else c.header)}</th>" for c in table.columns
@@ -118,7 +137,7 @@ def _table1_html(table: Table) -> str:
                 if row.kind == DELTA and value:
                     cell = cell.replace('class="num"', f'class="num {"pos" if value > 0 else "neg"}"', 1)
                 cells.append(cell)
-        body.append(f'<tr class="{row.kind}"><td>{esc(row.label)}</td>{"".join(cells)}</tr>')
+        body.append(f'<tr class="{row.kind}"><td class="label">{esc(row.label)}</td>{"".join(cells)}</tr>')
     return (f'<div class="scroll"><table class="table1"><thead>{top}{second}</thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
@@ -143,9 +162,9 @@ def _paired_row(label: str, a: float | None, b: float | None, paired: PairedDiff
             interval((diff.low, diff.high)), number(100.0 * paired.a_better, digits=1)]
 
 
-def _compare_html(a: Run, b: Run, benchmark, specs, table: Table, resamples: int) -> str:
-    def counted(run: Run) -> dict[str, PerImageStats]:  # what Table 1 counts: no partial results
-        return {name: stats for name, stats in run.stats.items() if not run.results[name].partial}
+def _compare_html(a: Run, b: Run, benchmark, specs, table: Table, resamples: int, include_partial: bool) -> str:
+    def counted(run: Run) -> dict[str, PerImageStats]:  # what Table 1 counts
+        return {name: stats for name, stats in run.stats.items() if include_partial or not run.results[name].partial}
 
     paired = paired_intervals(counted(a), counted(b), benchmark, specs, resamples, DEFAULT_SEED)
     values = {row.label: row.values for row in table.rows if row.kind == OURS}
@@ -326,8 +345,12 @@ def build_report(
     published: str | Path = "seed",
     specs_dirs: Sequence[Path] = (),
     benchmark_name: str = "mess",
+    include_partial: bool = False,
+    full_table: bool = False,
 ) -> str:
-    """The report page (HTML text) of the results under `result_dirs`."""
+    """The report page (HTML text) of the results under `result_dirs`. ``include_partial`` lets partial
+    (``--limit``) results into Table 1 and its intervals, as `bench table --include-partial` does;
+    ``full_table`` shows every dataset column of Table 1 even when few were measured."""
     if resamples < 10:
         raise BenchError(f"--bootstrap {resamples}: use at least 10 resamples (1000 is the default)")
     specs = load_specs(specs_dirs)
@@ -335,14 +358,15 @@ def build_report(
     results = load_results(result_dirs)
     if not results:
         raise BenchError(f"no result files under {', '.join(str(d) for d in result_dirs)}; run `bench run` first")
-    rows = aggregate_results(results, benchmark, specs)
+    rows = aggregate_results(results, benchmark, specs, include_partial=include_partial)
     everything = aggregate_results(results, benchmark, specs, include_partial=True)
     runs = _runs(results, everything)
     reference = None if str(published) == "none" else load_published(published)
     table = build_table(rows, reference, benchmark, specs)
-    intervals, notes = table_intervals_of(rows, results, benchmark, specs, resamples)
+    intervals, notes = table_intervals_of(rows, results, benchmark, specs, resamples, include_partial=include_partial)
     add_interval_rows(table, intervals)
     pair = None if compare is None else (_pick(runs, compare[0]), _pick(runs, compare[1]))
+    shown, layout = _table1_layout(table, full_table)
 
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     sets = _set_order(runs, benchmark, specs)
@@ -355,12 +379,12 @@ def build_report(
         f'<nav class="small"><a href="#table1">Table 1</a>'
         f'{compare_link}<a href="#provenance">Provenance</a> {nav}</nav>',
         f'<h2 id="table1">{esc(table.title)}</h2>',
-        _table1_html(table),
+        _table1_html(shown),
         _chart(table, intervals),
-        "<ul class=\"small muted\">" + "".join(f"<li>{esc(n)}</li>" for n in [*table.notes, *notes]) + "</ul>",
+        "<ul class=\"small muted\">" + "".join(f"<li>{esc(n)}</li>" for n in [*layout, *table.notes, *notes]) + "</ul>",
     ]
     if pair is not None:
-        body.append(_compare_html(pair[0], pair[1], benchmark, specs, table, resamples))
+        body.append(_compare_html(pair[0], pair[1], benchmark, specs, table, resamples, include_partial))
     body.append('<h2 id="sets">Evaluation sets</h2>')
     body.extend(_set_section(i, name, runs, specs, pair, resamples) for i, name in enumerate(sets))
     body.append(_provenance(runs, specs))

@@ -81,7 +81,8 @@ tr.ours td:first-child{font-weight:600;color:#0b5cad} tr.published td{color:#576
 tr.delta td{font-style:italic} tr.interval td{color:#57606a;font-size:.92em}
 .pos{color:#1a7f37} .neg{color:#cf222e}
 table.sortable th{cursor:pointer} table.sortable th:hover{background:#e6ebf1}
-.scroll{overflow-x:auto} .figure{margin:.6em 0} .figure img{max-width:100%}
+.scroll{overflow-x:auto} table.table1 .label{position:sticky;left:0;z-index:1;background:#fff}
+table.table1 th.label{background:#f3f5f7;z-index:2} .figure{margin:.6em 0} .figure img{max-width:100%}
 .gallery{display:flex;flex-wrap:wrap;gap:18px} .sample{border:1px solid #d0d7de;padding:8px;border-radius:6px}
 .triptych{display:flex;gap:6px} .triptych figure{margin:0;text-align:center;font-size:.8em}
 .triptych img{height:150px;image-rendering:pixelated;border:1px solid #d0d7de}
