@@ -61,11 +61,15 @@ class RunReport:
     def ok(self) -> bool:
         return not self.failed
 
-    def raise_for_failures(self) -> None:
-        """A BenchError naming the failed sets (their reasons are in `outcomes`)."""
+    def raise_for_failures(self, reasons: bool = True) -> None:
+        """A BenchError naming the failed sets, each with its reason (``reasons=False``: the names only,
+        for a caller that has already shown each failure, as `bench run` does)."""
         if self.failed:
-            names = ", ".join(o.eval_set for o in self.failed)
-            raise BenchError(f"{len(self.failed)} of {len(self.outcomes)} evaluation sets failed: {names} (reasons above)")
+            if reasons:
+                names = "; ".join(f"{o.eval_set} ({o.message})" for o in self.failed)
+            else:
+                names = ", ".join(o.eval_set for o in self.failed) + " (reasons above)"
+            raise BenchError(f"{len(self.failed)} of {len(self.outcomes)} evaluation sets failed: {names}")
 
 
 def select(datasets: str = "all", specs_dirs: Sequence[Path | str] = (), benchmark: str = "mess") -> list[EvalSet]:

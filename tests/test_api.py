@@ -76,6 +76,17 @@ def test_evaluate_an_instance_then_load_results_and_make_table(suite, tmp_path):
     assert [o.status for o in again.outcomes] == ["skipped"]
 
 
+def test_raise_for_failures_carries_each_failed_set_s_reason(suite, tmp_path):
+    report = api.evaluate(ConstantSegmenter(2), "cwfid,kvasir_instrument", suite, tmp_path, workers=0)
+    assert [o.status for o in report.outcomes] == ["done", "failed"]  # class 2 does not exist in the binary set
+    with pytest.raises(BenchError) as raised:
+        report.raise_for_failures()
+    reason = report.failed[0].message
+    assert "const2 on kvasir_instrument" in reason and "expected class indices in [0, 1]" in reason
+    assert str(raised.value) == f"1 of 2 evaluation sets failed: kvasir_instrument ({reason})"
+    assert "reasons above" not in str(raised.value)
+
+
 def _big_prediction_suite(tmp_path, images=30, side=1200):
     """cwfid with large labels and predictions, so that scoring takes long enough to be killed."""
     root = tmp_path / "data"
