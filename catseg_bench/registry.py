@@ -68,6 +68,11 @@ class SegmenterEntry:
     def load(self) -> Callable[..., Any]:
         return self.factory if self.factory is not None else load_target(self.target, f"entry point '{self.name}'")
 
+    def summary(self) -> str:
+        """The description, else the first line of the class's docstring (an entry point's class is
+        loaded for it)."""
+        return self.description or doc_summary(self.load())
+
     def parameters(self) -> list[Parameter]:
         return user_parameters(self.load(), exclude=set(self.fixed))
 
@@ -99,11 +104,15 @@ def register_segmenter(name: str, *, description: str = "", **fixed: Any) -> Cal
         if previous is not None and (previous.target, dict(previous.fixed)) != (target, fixed):
             raise BenchError(f"segmenter name '{name}' is registered twice ({previous.target} and {target}); rename one")
         source = "built-in" if cls.__module__ in BUILTIN_MODULES else f"registered by {cls.__module__}"
-        doc = inspect.getdoc(cls) or ""
-        _REGISTERED[name] = SegmenterEntry(name, target, source, description or doc.split("\n")[0], dict(fixed), cls)
+        _REGISTERED[name] = SegmenterEntry(name, target, source, description or doc_summary(cls), dict(fixed), cls)
         return cls
 
     return decorate
+
+
+def doc_summary(factory: Callable[..., Any]) -> str:
+    """The first line of a class's (or factory's) docstring; "" when it has none."""
+    return (inspect.getdoc(factory) or "").split("\n")[0]
 
 
 def _load_builtins() -> None:
@@ -160,7 +169,7 @@ def find_segmenter(model: str) -> SegmenterEntry:
         return entries[model]
     if ":" in model:
         factory = load_target(model, f"--model {model}")
-        return SegmenterEntry(model, model, "module:Class", inspect.getdoc(factory) or "", {}, factory)
+        return SegmenterEntry(model, model, "module:Class", doc_summary(factory), {}, factory)
     raise BenchError(
         f"--model {model}: unknown model; choose one of {', '.join(entries)} (see `bench models list`), "
         "or give module:Class"

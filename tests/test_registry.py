@@ -110,11 +110,13 @@ def test_installed_package_plugin_is_listed_run_and_tabulated(site, suite, tmp_p
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert rows["bright"]["source"] == "package demo-plugin 0.1"
     assert rows["bright"]["target"] == "demo_plugin:Segmenter"
+    assert rows["bright"]["description"] == "Brightness threshold (a test plugin)."  # the class docstring's first line
     assert [a["name"] for a in rows["bright"]["arguments"]] == ["threshold", "name"]
     assert rows["bright"]["run_options"] == ["device"]
     assert rows["catseg-b"]["run_options"] == ["device", "precision", "checkpoint", "mode", "seed"]
     assert rows["catseg-b"]["weights"] == ["cvpr2024"] and rows["catseg-tiny"]["weights"] == []
     assert "bright" in bench(site, "models", "list").stdout
+    assert "Brightness threshold (a test plugin)." in " ".join(bench(site, "models", "list").stdout.split())
 
     out = tmp_path / "out"
     ran = bench(site, "run", "--model", "bright", "--model-args", "threshold=0.4", "--datasets", "cwfid",

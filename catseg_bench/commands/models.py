@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
             row = {"name": entry.name, "source": entry.source, "target": entry.target,
                    "description": entry.description, "arguments": []}
             try:
+                row["description"] = entry.summary()
                 parameters = entry.parameters()
                 row["run_options"] = entry.run_options()
                 row["weights"] = entry.weights()
