@@ -173,45 +173,6 @@ def add_reading_notes(table: Table, benchmark: Benchmark, datasets_without_spec:
     table.notes.extend(f"skipped {path}: {reason}" for path, reason in skipped)
 
 
-def print_table(
-    console,
-    result_dirs: Sequence[Path | str],
-    *,
-    published: str | Path = "seed",
-    fmt: str = "rich",
-    metric: str = "mIoU",
-    include_partial: bool = False,
-    compare: Mapping[str, str] | None = None,
-    digits: int = 2,
-    plot: Path | str | None = None,
-    specs_dirs: Sequence[Path] = (),
-    benchmark_name: str = "mess",
-    ci: int | None = None,
-) -> Table:
-    """Read result folders, build Table 1 (`catseg_bench.api.make_table`) and print it on a rich
-    `console` (what `bench table` and `bench run` do). ``published`` is ``seed``, ``mess2023``,
-    ``none`` or a JSON path; ``fmt`` is rich or one of :data:`RENDERERS`; text formats are written
-    verbatim (no markup, no wrapping). ``ci`` (a number of resamples) adds a bootstrap interval row
-    under each of our rows."""
-    from catseg_bench.api import make_table
-
-    if fmt != "rich" and fmt not in RENDERERS:
-        raise BenchError(f"--format {fmt!r}: use rich, {', '.join(RENDERERS)}")
-    table = make_table(list(result_dirs), published, "table", metric=metric, include_partial=include_partial,
-                       compare=compare, specs_dirs=specs_dirs, benchmark=benchmark_name)
-    if ci:
-        add_table_intervals(table, result_dirs, ci, metric=metric, include_partial=include_partial,
-                            specs_dirs=specs_dirs, benchmark_name=benchmark_name)
-    if fmt == "rich":
-        console.print(render_rich(table, digits, width=console.width))
-    else:
-        console.file.write(RENDERERS[fmt](table, digits))
-        console.file.flush()
-    if plot is not None:
-        plot_domains(table, plot)
-    return table
-
-
 # --- rendering ----------------------------------------------------------------------------------
 
 

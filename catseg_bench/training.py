@@ -25,12 +25,11 @@ from catseg_bench.random_baseline import uniform_prediction_confusion
 from catseg_bench.runner import BenchmarkRunner, RunOptions
 from catseg_bench.segmenters.catseg import CatSegSegmenter
 from catseg_bench.specs import DatasetSpec, EvalSet, SpecError, load_specs, training_specs_dir
-from model.catseg import CATSeg
+from model.catseg import CATSeg, encode_classes
 from model.common import world as distributed
 from model.common.files import atomic_write_json, user_path
 from model.factory import create_model
 from model.inference import predict_labels
-from model.text import encode_classes
 from model.training.loop import TrainingSet, TrainSettings, read_log, train
 from model.training.synthetic import SyntheticScenes
 

@@ -16,7 +16,7 @@ _EXPORTS = {
     "CATSegConfig": "model.configs",
     "CheckpointError": "model.checkpoint",
     "create_model": "model.factory",
-    "encode_classes": "model.text",
+    "encode_classes": "model.catseg",
     "get_config": "model.factory",
     "list_models": "model.factory",
     "predict_labels": "model.inference",

@@ -59,7 +59,7 @@ class CATSeg(nn.Module):
         self.aggregator = Aggregator(config)
         self.decoder = Decoder(config)
         self.checkpoint_sha256: str | None = None  # set by `model.create_model` when weights are loaded
-        self.text_cache: dict[tuple[str, ...], Tensor] = {}  # see `model.text.encode_classes`
+        self.text_cache: dict[tuple[str, ...], Tensor] = {}  # see `encode_classes`
 
     @property
     def device(self) -> torch.device:
@@ -176,3 +176,18 @@ class CATSeg(nn.Module):
             else:
                 merged[key] = value
         return merged
+
+
+@torch.no_grad()
+def encode_classes(model: CATSeg, class_names: list[str]) -> Tensor:
+    """L2-normalised text embeddings (T, C) of a class list, computed once per model and list.
+
+    The cache lives on the model instance, so it is specific to its variant and weights; it is
+    emptied whenever the model enters training mode (its text encoder may change there).
+    """
+    key = tuple(class_names)
+    cached = model.text_cache.get(key)
+    if cached is None:
+        cached = model.text_embeddings(list(class_names))
+        model.text_cache[key] = cached
+    return cached

@@ -252,7 +252,7 @@ def test_same_model_in_two_folders_gets_two_labelled_rows(tmp_path, specs, bench
 def test_rich_never_shortens_numbers(width, specs, benchmark):
     from rich.console import Console
 
-    from catseg_bench.tables import print_table
+    from catseg_bench.console_table import print_table
 
     console = Console(width=width, record=True, file=io.StringIO())
     table = print_table(console, [], published="seed", fmt="rich")

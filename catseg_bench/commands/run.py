@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
         from catseg_bench.results import load_published
         from catseg_bench.specs import load_all
         from catseg_bench.synth import write_suite
-        from catseg_bench.tables import print_table
+        from catseg_bench.console_table import print_table
 
         console = Console(stderr=False)
         if published != "none":

@@ -68,7 +68,7 @@ def table(
     """
     from rich.console import Console
 
-    from catseg_bench.tables import print_table
+    from catseg_bench.console_table import print_table
 
     print_table(
         Console(soft_wrap=False),

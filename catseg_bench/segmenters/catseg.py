@@ -81,7 +81,7 @@ class CatSegSegmenter:
         return auto_batch_size(self.net, self.class_embeds, image_size, mode=self.mode, precision=self.precision)
 
     def set_classes(self, class_names: tuple[str, ...]) -> None:
-        from model.text import encode_classes
+        from model.catseg import encode_classes
 
         self.class_embeds = encode_classes(self.net, list(class_names))
 
