@@ -377,14 +377,22 @@ def add_table_intervals(
 
 
 _NARROW_HEADER = 11  # a value column never gets narrower than its numbers, nor wider than this, in a narrow terminal
+_NARROW_LABEL = 20  # the Model column's width in a narrow terminal (longer labels wrap)
+
+
+def _rich_width(label: int, columns: Sequence[int]) -> int:
+    """Characters a rich table of `render_rich` takes: its box edges, and per column the width plus
+    its padding and separator."""
+    return label + sum(width + 3 for width in columns) + 2
 
 
 def render_rich(table: Table, digits: int = 2, width: int | None = None):
     """Rich renderables: one block per domain (datasets + avg.), then a summary block, then notes.
 
-    Numbers are never shortened: when a block is wider than `width`, its value columns get fixed
-    widths (the widest number, or the header's longest word up to 11 characters) and the headers
-    and model names wrap instead.
+    Numbers are never shortened and the Model column is never dropped: when a block is wider than
+    `width`, its value columns get fixed widths (the widest number, or the header's longest word up
+    to 11 characters), headers and model names wrap, and a block still too wide is split into
+    consecutive tables, each with the Model column.
     """
     from rich import box
     from rich.console import Group
@@ -392,19 +400,15 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
     from rich.text import Text
 
     labels = [row.label for row in table.rows]
+    longest_label = max(map(len, labels), default=5)
 
-    def block(title: str, cols: list[Column]) -> RichTable:
-        headers = [c.header if not c.is_aggregate or c.key == "Mean" or title == "Summary" else "avg." for c in cols]
-        cells = [[_cell(row.values[c.key], row.kind, digits) for row in table.rows] for c in cols]
-        numbers = [max(map(len, column_cells), default=1) for column_cells in cells]
-        natural = max(map(len, labels), default=5) + sum(max(n, len(h)) for n, h in zip(numbers, headers)) + 2 * len(cols)
-        narrow = width is not None and natural > width
-        grid = RichTable(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        grid.add_column("Model", overflow="fold", min_width=min(12, max(map(len, labels), default=5)))
-        for column, header, number in zip(cols, headers, numbers):
-            fixed = max(number, min(_NARROW_HEADER, max(map(len, header.split())))) if narrow else None
-            grid.add_column(header, justify="right", overflow="fold", width=fixed, min_width=number,
-                            style="bold" if column.is_aggregate else None)
+    def grid(title: str, cols: list[Column], headers: list[str], cells: list[list[str]],
+             numbers: list[int], fixed: list[int] | None, label_width: int | None) -> RichTable:
+        out = RichTable(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        out.add_column("Model", overflow="fold", min_width=min(12, longest_label), width=label_width)
+        for index, (column, header, number) in enumerate(zip(cols, headers, numbers)):
+            out.add_column(header, justify="right", overflow="fold", width=None if fixed is None else fixed[index],
+                           min_width=number, style="bold" if column.is_aggregate else None)
         for index, row in enumerate(table.rows):
             texts = []
             for column, column_cells in zip(cols, cells):
@@ -414,13 +418,31 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
                     style = "green" if value > 0 else "red" if value < 0 else ""
                 texts.append(Text(column_cells[index], style=style))
             label_style = {PUBLISHED: "dim", OURS: "bold cyan", DELTA: "italic", INTERVAL: "dim italic"}[row.kind]
-            grid.add_row(Text(row.label, style=label_style), *texts)
-        return grid
+            out.add_row(Text(row.label, style=label_style), *texts)
+        return out
+
+    def block(title: str, cols: list[Column]) -> list[RichTable]:
+        headers = [c.header if not c.is_aggregate or c.key == "Mean" or title == "Summary" else "avg." for c in cols]
+        cells = [[_cell(row.values[c.key], row.kind, digits) for row in table.rows] for c in cols]
+        numbers = [max(map(len, column_cells), default=1) for column_cells in cells]
+        natural = _rich_width(longest_label, [max(n, len(h)) for n, h in zip(numbers, headers)])
+        if width is None or natural <= width:
+            return [grid(title, cols, headers, cells, numbers, None, None)]
+        label = min(longest_label, _NARROW_LABEL)
+        fixed = [max(n, min(_NARROW_HEADER, max(map(len, h.split())))) for n, h in zip(numbers, headers)]
+        parts: list[list[int]] = [[]]
+        for index in range(len(cols)):
+            if parts[-1] and _rich_width(label, [fixed[i] for i in parts[-1] + [index]]) > width:
+                parts.append([])
+            parts[-1].append(index)
+        return [grid(title if n == 0 else f"{title} (continued)", [cols[i] for i in part], [headers[i] for i in part],
+                     [cells[i] for i in part], [numbers[i] for i in part], [fixed[i] for i in part], label)
+                for n, part in enumerate(parts)]
 
     blocks = []
     for domain in table.domains:
-        blocks.append(block(domain, [c for c in table.columns if c.domain == domain]))
-    blocks.append(block("Summary", [c for c in table.columns if c.is_aggregate]))
+        blocks.extend(block(domain, [c for c in table.columns if c.domain == domain]))
+    blocks.extend(block("Summary", [c for c in table.columns if c.is_aggregate]))
     blocks.extend(Text(f"• {note}", style="dim") for note in table.notes)
     return Group(Text(table.title, style="bold"), *blocks)
 

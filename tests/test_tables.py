@@ -322,3 +322,58 @@ def test_a_user_dataset_of_a_new_domain_gets_its_own_group_after_the_mess_domain
     assert "Energy" in rich.stdout and "not part of its Mean" in " ".join(rich.stdout.split())
     without = cli("table", tmp_path / "out", "--published", "none", "--format", "markdown")
     assert "Results for datasets without a spec are not shown: solar; pass their folder with --specs." in without.stdout
+
+
+def _blocks(text: str) -> list[list[str]]:
+    """The tables of a rich Table 1 print-out: lines from a block title to the blank line after its rows."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line.strip().startswith("Model ") and current is None:
+            current = [line]
+        elif current is not None:
+            if not line.strip():
+                blocks.append(current)
+                current = None
+            else:
+                current.append(line)
+    return blocks
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_at_80_columns_every_block_keeps_the_model_column_and_the_mean(cli, tmp_path, specs, width):
+    from spec_texts import write_user_spec
+
+    spec_dir = tmp_path / "specs"
+    write_user_spec(spec_dir)  # "solar", domain "Energy": one more column in the Summary
+    solar = load_specs([spec_dir])["solar"].eval_sets()[0]
+    write_result(tmp_path / "out" / "a-long-model-name", eval_set=solar, model_id="a-long-model-name",
+                 checkpoint_sha256=None, settings={}, confusion=np.diag([4, 4, 4, 0]), images_scored=1)
+    res = cli("table", tmp_path / "out", "--published", "seed", "--specs", spec_dir, env={"COLUMNS": str(width)})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(map(len, lines)) <= width
+    blocks = _blocks(res.stdout)
+    assert len(blocks) >= 7  # five MESS domains, Energy, the Summary (split when it does not fit)
+    for block in blocks:
+        assert any("a-long-model-name" in line for line in block), block[0]
+        assert any(line.strip().startswith("Random (LB)") for line in block), block[0]
+    summary = res.stdout[res.stdout.index("Summary"):]
+    headers = " ".join(" ".join(b[0] for b in _blocks(summary)).split())
+    assert "Energy" in headers and "Mean" in headers
+    assert "10.27" in summary  # the Random row's Mean is printed, not dropped
+
+
+def test_at_80_columns_the_lists_keep_names_and_arguments_whole(cli):
+    listed = cli("models", "list", env={"COLUMNS": "80"})
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    cells = [cell.strip() for line in lines for cell in line.split("│")]
+    for name in ("catseg-b", "catseg-tiny", "predictions", "clearclip"):
+        assert name in cells
+    assert "prob_threshold: float = 0.0" in cells and "model_id: str | None = None" in cells
+    datasets = cli("datasets", "list", env={"COLUMNS": "80"})
+    assert datasets.exit_code == 0 and max(map(len, datasets.stdout.splitlines())) <= 80
+    cells = [cell.strip() for line in datasets.stdout.splitlines() for cell in line.split("│")]
+    assert "kvasir_instrument" in cells and "zerowaste_f" in cells
+    assert "bench datasets show NAME" in datasets.stdout

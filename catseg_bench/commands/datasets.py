@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -27,13 +28,16 @@ DataRootOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
+_WIDE_LIST = 120  # `datasets list` shows the licence column from this window width on
+
 # Findings shown per evaluation set and kind before "... and N more" (all are in --json).
 _SHOWN_PER_KIND = 20
 
 
 def _console() -> Console:
-    """Rich output; when not a terminal (pipes, files, tests), wide enough that paths are not wrapped."""
-    return Console() if sys.stdout.isatty() else Console(width=240)
+    """Rich output; when not a terminal (pipes, files, tests) and $COLUMNS does not say how wide, wide
+    enough that paths are not wrapped."""
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=240)
 
 
 def _eval_sets(names: list[str] | None, specs: dict[str, DatasetSpec], specs_dirs: list[Path] | None) -> list[EvalSet]:
@@ -118,16 +122,19 @@ def list_datasets(specs_dirs: SpecsOption = None, as_json: JsonOption = False) -
     if as_json:
         typer.echo(json.dumps([spec_summary(s) for s in specs.values()], indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{len(specs)} datasets")
-    for column in ("name", "display name", "domain", "split", "classes", "images", "license"):
-        table.add_column(column, justify="right" if column in ("classes", "images") else "left")
+    console = _console()
+    # The licences need a wide window; a narrow one (80 characters) lists them with `show` instead.
+    licences = console.width >= _WIDE_LIST
+    table = Table(title=f"{len(specs)} datasets", caption=None if licences else
+                  "Licences: `bench datasets show NAME`, --json, or a window of 120 characters or more.")
+    for column in ("name", "display name", "domain", "split", "classes", "images", "license")[:7 if licences else 6]:
+        table.add_column(column, justify="right" if column in ("classes", "images") else "left", no_wrap=column == "name")
     for spec in specs.values():
         classes = f"{len(spec.subsets)}x{spec.num_classes}" if spec.is_composite else str(spec.num_classes)
-        table.add_row(
-            Text(spec.name), Text(spec.display_name), Text(spec.domain), Text(spec.split),
-            classes, str(spec.num_images), Text(spec.license),
-        )
-    _console().print(table)
+        cells = [Text(spec.name), Text(spec.display_name), Text(spec.domain), Text(spec.split), classes,
+                 str(spec.num_images), Text(spec.license)]
+        table.add_row(*cells[:7 if licences else 6])
+    console.print(table)
 
 
 def _class_table(es: EvalSet, spec: DatasetSpec) -> Table:
@@ -248,7 +255,8 @@ def _print_check(root: Path, report: list, problems: int) -> None:
     console = _console()
     summary = Table(title=f"datasets under {root}")
     for column in ("eval set", "source", "expected images", "problems", "warnings"):
-        summary.add_column(column, justify="left" if column in ("eval set", "source") else "right")
+        summary.add_column(column, justify="left" if column in ("eval set", "source") else "right",
+                           no_wrap=column == "eval set")
     for es, source, expected, check in report:
         status = Text(str(len(check.findings)), style="red" if check.findings else "green")
         warned = Text(str(len(check.warnings)), style="yellow" if check.warnings else "")

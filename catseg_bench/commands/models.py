@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         """Every registered model: name, source (built-in or package), description and --model-args."""
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         from catseg_bench.errors import BenchError
         from catseg_bench.registry import available_segmenters
@@ -39,19 +40,26 @@ def register(app: typer.Typer) -> None:
                 {"name": p.name, "type": p.annotation, "required": p.required, "default": None if p.required else p.default}
                 for p in parameters
             ]
-            row["shown_arguments"] = ", ".join(p.describe() for p in parameters)
+            row["parameters"] = parameters
             rows.append(row)
         if as_json:
-            typer.echo(json.dumps([{k: v for k, v in row.items() if k != "shown_arguments"} for row in rows],
+            typer.echo(json.dumps([{k: v for k, v in row.items() if k != "parameters"} for row in rows],
                                   indent=2, default=str))
             return
-        table = Table(title="Registered models (bench run --model NAME [--model-args k=v,...])", title_justify="left")
-        for header in ("name", "source", "description", "weights (--checkpoint)", "--model-args", "run options"):
-            table.add_column(header, overflow="fold")
+        # Three columns, so that 80 characters hold them: names and arguments are never broken inside.
+        table = Table(title="Registered models (bench run --model NAME [--model-args k=v,...])", title_justify="left",
+                      show_lines=True)
+        table.add_column("name", no_wrap=True)
+        table.add_column("description")
+        longest = max((len(p.describe()) for entry in rows for p in entry.get("parameters", [])), default=1)
+        table.add_column("--model-args", min_width=min(longest, 30))
         for row in rows:
-            args = row["shown_arguments"] or ("–" if "error" not in row else f"cannot load: {row['error']}")
+            args = "\n".join(p.describe() for p in row.pop("parameters")) or (
+                "–" if "error" not in row else f"cannot load: {row['error']}")
             options = ", ".join(f"--{name}" for name in row.get("run_options", [])) or "–"
             tags = row.get("weights", [])
             weights = ", ".join([f"{tags[0]} (default)", *tags[1:]]) if tags else "–"
-            table.add_row(row["name"], row["source"], row["description"], weights, args, options)
-        Console().print(table)
+            about = Text.assemble(row["description"], "\n", ("source: ", "dim"), row["source"], "\n",
+                                  ("weights (--checkpoint): ", "dim"), weights, "\n", ("run options: ", "dim"), options)
+            table.add_row(Text(row["name"]), about, Text(args))
+        Console().print(table, highlight=False)

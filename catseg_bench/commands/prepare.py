@@ -87,7 +87,7 @@ def _select(names, all_specs, benchmarks):
 def _summary(outcomes, failures) -> None:
     table = Table(title="bench prepare", title_justify="left")
     for header in ("dataset", "status", "images"):
-        table.add_column(header)
+        table.add_column(header, no_wrap=header == "dataset")
     for o in outcomes:
         table.add_row(o.name, o.status, ", ".join(f"{k}: {v}" for k, v in o.counts.items()) or "-")
     for name, _ in failures:

@@ -35,7 +35,8 @@ class _ImagesPerSecond(ProgressColumn):
 def _summary(outcomes: list[SetOutcome]) -> Table:
     table = Table(title="Run summary", title_justify="left")
     for header in ("eval set", "status", "mIoU", "images", "seconds", "images/s", "peak memory (MiB)"):
-        table.add_column(header, justify="left" if header in ("eval set", "status") else "right")
+        table.add_column(header, justify="left" if header in ("eval set", "status") else "right",
+                         no_wrap=header == "eval set")
     styles = {"failed": "red", "skipped": "dim", "resumed": "yellow", "done": "green"}
 
     def fmt(value, spec):

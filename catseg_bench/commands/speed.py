@@ -203,7 +203,7 @@ def suite_sets(suite: str, fallback_size: tuple[int, int], only: list[str] | Non
 def suite_table(rows: list[SuiteRow], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for header in ("eval set", "classes", "image size", "images", "s/image", "text s", "projected min"):
-        table.add_column(header, justify="left" if header == "eval set" else "right")
+        table.add_column(header, justify="left" if header == "eval set" else "right", no_wrap=header == "eval set")
     for r in rows:
         table.add_row(r.eval_set, str(r.classes), f"{r.image_size[0]}x{r.image_size[1]}", str(r.images),
                       f"{r.seconds_per_image:.3f}", f"{r.text_seconds:.2f}", f"{r.projected_seconds / 60:.1f}")
@@ -221,7 +221,7 @@ def speed_table(results: list[SpeedResult]) -> Table:
         title_justify="left",
     )
     for header in ("precision", "classes", "batch", "images/s", "s/image", "text s", f"peak MiB ({first.peak_memory_kind})"):
-        table.add_column(header, justify="left" if header == "precision" else "right")
+        table.add_column(header, justify="left" if header == "precision" else "right", no_wrap=header == "precision")
     for r in results:
         table.add_row(
             r.precision, str(r.classes), str(r.batch), f"{r.images_per_second:.3f}", f"{1 / r.images_per_second:.3f}",
