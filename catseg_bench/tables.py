@@ -377,7 +377,7 @@ def add_table_intervals(
 
 
 _NARROW_HEADER = 11  # a value column never gets narrower than its numbers, nor wider than this, in a narrow terminal
-_NARROW_LABEL = 20  # the Model column's width in a narrow terminal (longer labels wrap)
+_NARROW_LABEL = (12, 20)  # the Model column's width in a narrow terminal: one table from 12 on, split ones at 20
 
 
 def _rich_width(label: int, columns: Sequence[int]) -> int:
@@ -428,8 +428,10 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
         natural = _rich_width(longest_label, [max(n, len(h)) for n, h in zip(numbers, headers)])
         if width is None or natural <= width:
             return [grid(title, cols, headers, cells, numbers, None, None)]
-        label = min(longest_label, _NARROW_LABEL)
         fixed = [max(n, min(_NARROW_HEADER, max(map(len, h.split())))) for n, h in zip(numbers, headers)]
+        label = min(longest_label, max(_NARROW_LABEL[0], width - _rich_width(0, fixed)))
+        if _rich_width(label, fixed) > width:
+            label = min(longest_label, _NARROW_LABEL[1])
         parts: list[list[int]] = [[]]
         for index in range(len(cols)):
             if parts[-1] and _rich_width(label, [fixed[i] for i in parts[-1] + [index]]) > width:
