@@ -83,6 +83,20 @@ def select(datasets: str = "all", specs_dirs: Sequence[Path | str] = (), benchma
     return select_eval_sets(datasets, specs, benchmarks[benchmark])
 
 
+def default_datasets(data_root: Path | str | None = None, specs_dirs: Sequence[Path | str] = ()) -> str:
+    """The selection `bench run` makes without ``--datasets``: ``all``, or on a synthetic data root
+    (`bench datasets synth`) the evaluation sets its manifest lists, in Table 1 order."""
+    from catseg_bench.data import resolve_data_root
+    from catseg_bench.synth import read_synth_manifest
+
+    manifest = read_synth_manifest(resolve_data_root(data_root))
+    listed = set((manifest or {}).get("eval_sets", {}))
+    if not listed:
+        return "all"
+    ordered = [es.name for es in select("all", specs_dirs) if es.name in listed]
+    return ",".join(ordered + sorted(listed - set(ordered)))
+
+
 def build_segmenter(
     model: str,
     *,

@@ -221,13 +221,32 @@ def test_torchrun_a_set_failing_in_one_process_fails_everywhere_and_the_run_goes
     assert not (tmp_path / "out" / "catseg-tiny" / "kvasir_instrument.json").exists()
 
 
-def test_demo_on_a_few_datasets_says_it_is_not_mess(cli, tmp_path):
-    ran = cli("run", "--demo", "--datasets", "cwfid,kvasir_instrument", "--output", tmp_path / "demo")
+def test_demo_on_a_few_datasets_says_it_is_not_mess_quietly_and_where_its_results_are(cli, tmp_path):
+    out = tmp_path / "demo"
+    ran = cli("run", "--demo", "--datasets", "dram,cwfid", "--output", out, env={"COLUMNS": "80"})
     assert ran.exit_code == 0, ran.output
     words = re.sub(r"[\s│]+", " ", ran.output)  # the notice is wrapped inside a box
     assert "they are NOT MESS numbers" in words
-    assert (tmp_path / "demo" / "catseg-tiny" / "cwfid.json").exists()
+    assert (out / "catseg-tiny" / "cwfid.json").exists()
     assert "CAT-Seg-B" in ran.output  # the published rows beside ours
+    # Two images of DRAM's 12 classes leave several classes of interest unseen: one line for the set.
+    warned = [line for line in ran.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and warned[0].startswith("warning: dram: ") and "more label warnings" in warned[0]
+    more = int(re.search(r"and (\d+) more label warnings", warned[0]).group(1))
+    assert ran.output.rstrip().splitlines()[-1].startswith(f"Results: {out / 'catseg-tiny'}/ (one JSON per set).")
+    assert f"bench table {out}" in words
+
+    verbose = cli("run", "--demo", "--datasets", "dram,cwfid", "--output", out, "--verbose")
+    assert verbose.exit_code == 0, verbose.output
+    assert len([line for line in verbose.output.splitlines() if line.startswith("warning: dram: ")]) == more + 1
+
+
+def test_on_a_synthetic_suite_the_sets_default_to_its_manifest(cli, tmp_path):
+    root = _suite(tmp_path / "suite", ["cwfid", "paxray4"], images=1)
+    ran = cli("run", "--model", "random", "--data-root", root, "--output", tmp_path / "out", "--published", "none")
+    assert ran.exit_code == 0, ran.output
+    written = sorted(p.name for p in (tmp_path / "out" / "random").glob("*.json"))
+    assert written == sorted(f"{es.name}.json" for name in ("cwfid", "paxray4") for es in SPECS[name].eval_sets())
 
 
 def test_unknown_dataset_and_missing_data_are_one_line_errors(cli, tmp_path):

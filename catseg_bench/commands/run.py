@@ -91,8 +91,22 @@ def report_outcomes(console: Console, report) -> None:
     _explain(console, report.outcomes)
 
 
-def print_label_warnings(console: Console, report, eval_sets) -> None:
-    """The label sanity warnings of every scored set, from its result's confusion matrix (its label histogram)."""
+def where_results_are(result_dir: Path, output: Path) -> str:
+    """The run's last line (before a failure summary): where its results are and how to see them again."""
+    return (f"Results: {result_dir}/ (one JSON per set). Table 1 again: bench table {output}; "
+            f"the HTML report: bench report {output} --out report.html")
+
+
+def warning_lines(warnings: list[str], verbose: bool) -> list[str]:
+    """One set's label warnings as printed: all with --verbose, else one line (the first, and how many more)."""
+    if verbose or len(warnings) <= 1:
+        return list(warnings)
+    return [f"{warnings[0]} (and {len(warnings) - 1} more label warnings for this set; --verbose lists them)"]
+
+
+def print_label_warnings(console: Console, report, eval_sets, verbose: bool = False) -> None:
+    """The label sanity warnings of every scored set, from its result's confusion matrix (its label
+    histogram): one line per set unless `verbose`."""
     from catseg_bench.data.labelstats import confusion_warnings
     from catseg_bench.results import read_result, result_path
 
@@ -104,8 +118,8 @@ def print_label_warnings(console: Console, report, eval_sets) -> None:
             confusion = read_result(result_path(report.result_dir, o.eval_set)).confusion()
         except BenchError:
             continue
-        for warning in confusion_warnings(by_name[o.eval_set], confusion):
-            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        for line in warning_lines(confusion_warnings(by_name[o.eval_set], confusion), verbose):
+            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 def _model_help() -> str:
@@ -125,7 +139,10 @@ def register(app: typer.Typer) -> None:
         model_args: Optional[str] = typer.Option(
             None, "--model-args", help="Constructor arguments key=value[,key=value...] (see `bench models list`)."
         ),
-        datasets: str = typer.Option("all", "--datasets", help="all, domain:NAME, or NAME[,NAME...]."),
+        datasets: Optional[str] = typer.Option(
+            None, "--datasets", help="all, domain:NAME, or NAME[,NAME...] (default: all; on a synthetic suite from "
+            "`bench datasets synth`, the sets it holds)."
+        ),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help="Prepared data (default $CATSEG_BENCH_DATA)."),
         output: Path = typer.Option(Path("bench_out"), "--output", help="Results go to OUTPUT/<model>/."),
         specs: list[Path] = typer.Option([], "--specs", help="Extra folder(s) of dataset specs."),
@@ -149,6 +166,7 @@ def register(app: typer.Typer) -> None:
         include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
         demo: bool = typer.Option(False, "--demo", help="Synthetic suite + untrained catseg-tiny on the CPU."),
         seed: int = typer.Option(0, "--seed", help="Seed of untrained weights (--checkpoint none) and of the demo's data."),
+        verbose: bool = typer.Option(False, "--verbose", help="Every label warning of each set (default: one line per set)."),
     ) -> None:
         """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
         from catseg_bench import api
@@ -173,6 +191,8 @@ def register(app: typer.Typer) -> None:
             write_suite(data_root, [s for s in all_specs.values() if s.name in members],
                         images_per_set=DEMO_IMAGES_PER_SET, seed=seed)
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
+        if datasets is None:
+            datasets = api.default_datasets(data_root, specs)
         eval_sets = api.select(datasets, specs)
         progress, on_progress = progress_display(console, int(os.environ.get("RANK", "0")) == 0)
         try:
@@ -189,7 +209,7 @@ def register(app: typer.Typer) -> None:
         report_outcomes(console, report)
         if not report.world.is_main:
             return
-        print_label_warnings(console, report, eval_sets)
+        print_label_warnings(console, report, eval_sets, verbose)
         try:
             print_table(console, [output], published=published, fmt="rich", metric="mIoU",
                         include_partial=include_partial, specs_dirs=specs)
@@ -197,4 +217,5 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]no table:[/yellow] {err.message}", highlight=False, soft_wrap=True)
         if demo:
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
+        console.print(where_results_are(report.result_dir, output), highlight=False, soft_wrap=True)
         report.raise_for_failures(reasons=False)
