@@ -280,6 +280,39 @@ def test_cryonuseg_manual_folder_annotator1_div255(env):
     ds = env.data / "CryoNuSeg"
     assert read(ds / "annotations_detectron2/Human_1.png").tolist() == [[0, 1], [1, 0]]
     assert Image.open(ds / "images_detectron2/Human_1.png").mode == "RGB"
+    assert _departures(ds / "annotations_detectron2") is None  # 8-bit masks: exactly MESS's result
+
+
+def one_bit_png(values) -> bytes:
+    return encoded(Image.fromarray(np.asarray(values, np.uint8)).convert("1"), "PNG")
+
+
+def _departures(label_dir):
+    path = label_dir / ".bench-mess-departures.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_one_bit_masks_keep_their_foreground_and_the_departure_is_said_and_recorded(env):
+    masks = "Annotator 1 (biologist second round of manual marks up)/" * 2 + "mask binary"
+    folder = {"tissue images/Human_1.tif": tif(rgb(2, 2, 4)), f"{masks}/Human_1.png": one_bit_png([[0, 255], [255, 0]])}
+    result = env.prepare("cryonuseg", 1, manual={"archive": folder})
+    labels = env.data / "CryoNuSeg/annotations_detectron2"
+    assert read(labels / "Human_1.png").tolist() == [[0, 1], [1, 0]]  # MESS's /255 would give all 0
+    said = [line for line in result.output.splitlines() if "departure from MESS" in line]
+    assert said == ["  CryoNuSeg: departure from MESS: 1 of 1 masks are 1-bit PNGs: their foreground is kept as class 1, "
+                    "where MESS's np.uint8(mask / 255) would turn it into class 0 (no foreground pixel left)"]
+    record = _departures(labels)
+    assert record["departures_from_mess"] == [said[0].split("departure from MESS: ", 1)[1]]
+    digests = json.loads((labels / ".bench-label-digests.json").read_text())
+    assert record["label_fingerprint"] == digests["label_fingerprint"]
+
+    archive = zip_bytes({"test_img/d1.jpg": jpg(2, 2), "test_lab/d1.png": one_bit_png([[0, 255], [255, 255]]),
+                         "test_img/d2.jpg": jpg(2, 2), "test_lab/d2.png": png(np.array([[0, 255], [0, 0]], np.uint8))})
+    result = env.prepare("deepcrack", 2, {"DeepCrack.zip": archive})
+    labels = env.data / "DeepCrack/annotations_detectron2/test"
+    assert read(labels / "d1.png").tolist() == [[0, 1], [1, 1]] and read(labels / "d2.png").tolist() == [[0, 1], [0, 0]]
+    assert "DeepCrack: departure from MESS: 1 of 2 masks are 1-bit PNGs" in result.output
+    assert _departures(labels)["departures_from_mess"][0].startswith("1 of 2 masks are 1-bit PNGs")
 
 
 def test_paxray4_json_split_npy_channels(env):

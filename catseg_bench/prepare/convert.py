@@ -117,6 +117,12 @@ def div255(array: np.ndarray) -> np.ndarray:
     return (array / 255).astype(np.uint8)
 
 
+def is_one_bit(array: np.ndarray) -> bool:
+    """Whether a decoded mask was a 1-bit image (PIL mode "1", read as bool): where :func:`div255`
+    departs from MESS."""
+    return np.asarray(array).dtype == np.bool_
+
+
 def merge_max(masks: Iterable[np.ndarray]) -> np.ndarray:
     """MHP v1: the per-person part masks combined pixel-wise by maximum (overlaps keep the higher id)."""
     stacked = np.stack(list(masks))

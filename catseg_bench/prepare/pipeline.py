@@ -8,8 +8,9 @@ Layout under the data root ``R`` for a spec whose data lives in ``R/<top>/...``:
 - When the recipe is done, the work folder is checked as `bench datasets check` does (each
   evaluation set must hold exactly ``num_images`` pairs, every image and label must decode, and the
   labels must match the fingerprint and pixel counts the spec records); only then are the per-image
-  label digests (``<label_dir>/.bench-label-digests.json``) and ``<top>/.bench-prepared.json``
-  written and ``<work>/<top>`` renamed to ``R/<top>`` in one step. A crash at any earlier point
+  label digests (``<label_dir>/.bench-label-digests.json``), the recipe's departures from MESS's
+  script if any (``<label_dir>/.bench-mess-departures.json``, also said in one line when they
+  happen) and ``<top>/.bench-prepared.json`` written and ``<work>/<top>`` renamed to ``R/<top>`` in one step. A crash at any earlier point
   leaves nothing at ``R/<top>``, so nothing half-converted is ever taken for done.
 
 Sources go to ``<download-dir>/<dataset>/<name>`` (default download dir: ``R/.bench-downloads``).
@@ -43,6 +44,7 @@ from catseg_bench.specs import DatasetSpec
 from model.common.files import atomic_write_json
 
 DONE_MARKER = ".bench-prepared.json"
+DEPARTURES_NAME = ".bench-mess-departures.json"  # beside the labels, when the recipe departed from MESS
 WORK_DIR = ".bench-prepare"
 _STEPS_DIR = ".steps"
 _SOURCE_KEYS = {"url", "name", "sha256", "password", "alternatives", "folder"}
@@ -128,6 +130,7 @@ class RecipeContext:
     password: dict[str, str | None] = field(default_factory=dict)
     cleanups: list[Path] = field(default_factory=list)
     downloaded: frozenset[str] = frozenset()  # names of sources fetched by us (not placed by hand)
+    departures: list[str] = field(default_factory=list)  # where this preparation differs from MESS's script
 
     @property
     def options(self) -> dict[str, Any]:
@@ -187,6 +190,12 @@ class RecipeContext:
                         self.reporter.progress.advance(task)
         self.reporter.progress.remove_task(task)
         return total
+
+    def depart(self, what: str) -> None:
+        """Say in one line, and record beside the labels (:data:`DEPARTURES_NAME`), that this
+        preparation deliberately differs from MESS's script here (README, "Departures from MESS")."""
+        self.departures.append(what)
+        self.reporter.say(f"  {self.spec.display_name}: departure from MESS: {what}")
 
     def remove_after_verify(self, path: Path) -> None:
         """Delete `path` once the dataset has verified (MESS deletes some raw folders to save disk)."""
@@ -336,6 +345,18 @@ def _write_manifests(spec: DatasetSpec, root: Path, checks: dict[str, SetCheck])
             write_manifest(eval_set, root, stats)
 
 
+def _write_departures(spec: DatasetSpec, root: Path, checks: dict[str, SetCheck], departures: list[str]) -> None:
+    """Record the recipe's departures from MESS beside each evaluation set's labels, with the
+    fingerprint of the labels they produced."""
+    for eval_set in spec.eval_sets():
+        stats = checks[eval_set.name].stats
+        atomic_write_json(root / eval_set.label_dir / DEPARTURES_NAME, {
+            "dataset": spec.name, "eval_set": eval_set.name, "departures_from_mess": departures,
+            "label_fingerprint": None if stats is None else stats.fingerprint,
+            "see": "README.md, section 'Departures from MESS'",
+        })
+
+
 def _write_marker(top: Path, spec: DatasetSpec, counts: dict[str, int]) -> None:
     record = {
         "dataset": spec.name,
@@ -403,6 +424,8 @@ def prepare_dataset(
         elif path.exists():
             path.unlink()
     _write_manifests(spec, work, checks)
+    if context.departures:
+        _write_departures(spec, work, checks, context.departures)
     _write_marker(work / top_name, spec, counts)
     os.replace(work / top_name, final)
     shutil.rmtree(work)
