@@ -410,8 +410,11 @@ class PublishedTable:
 
 
 def published_dir() -> Path:
-    """`results/published/` of the source checkout this package runs from."""
-    return Path(catseg_bench.__file__).resolve().parents[1] / "results" / "published"
+    """`results/published/` of the source checkout this package runs from, or in an installed wheel
+    the copy it ships as ``catseg_bench/published/`` (see pyproject.toml)."""
+    package = Path(catseg_bench.__file__).resolve().parent
+    checkout = package.parent / "results" / "published"
+    return checkout if checkout.is_dir() else package / "published"
 
 
 def published_names() -> list[str]:

@@ -24,8 +24,9 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-INSTALL_EXTRA = 'pip install "catseg-bench[prepare]"'
-"""The install line for the packages only some preparations need (libarchive-c, tifffile)."""
+INSTALL_EXTRA = 'pip install libarchive-c tifffile (the "prepare" extra; from a clone: pip install -e ".[prepare]")'
+"""The install line for the packages only some preparations need (no package index serves
+catseg-bench yet, so not ``pip install "catseg-bench[prepare]"``)."""
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
