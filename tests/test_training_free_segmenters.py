@@ -20,6 +20,7 @@ from catseg_bench.specs import load_specs
 from catseg_bench.synth import write_suite
 from model.training_free import LoadedTower
 
+from test_model_parity import make_image
 from training_free_tiny import tiny_loaded_clip
 
 SPECS = load_specs()
@@ -100,6 +101,49 @@ def test_prepare_resizes_for_the_method(tiny_tower):
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
     assert SCLIPSegmenter(checkpoint="none").prepare_image(image).shape == (336, 470, 3)  # 70 * 336 / 50 = 470.4
     assert MaskCLIPSegmenter(checkpoint="none").prepare_image(image).shape == (512, 717, 3)
+
+
+def official_resize(image: np.ndarray, short_side: int, long_side: int = 2048) -> np.ndarray:
+    """The official test pipelines' ``Resize(scale=(long_side, short_side), keep_ratio=True)``, written
+    from mmcv (v1.5.0 and v2.1.0 `mmcv/image/geometric.py`): `rescale_size` takes the factor
+    min(max(scale) / max(h, w), min(scale) / min(h, w)), `_scale_size` rounds int(x * factor + 0.5),
+    and `imresize` with its default interpolation 'bilinear' calls cv2.resize(img, (w, h), INTER_LINEAR)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    factor = min(max(long_side, short_side) / max(h, w), min(long_side, short_side) / min(h, w))
+    size = int(w * float(factor) + 0.5), int(h * float(factor) + 0.5)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("name", ["maskclip", "sclip", "clearclip", "naclip"])
+def test_end_to_end_the_resize_is_the_official_one(tiny_tower, name):
+    """Original image -> prepare_image -> predict equals the official resize followed by the model
+    (whose parity with the official code test_training_free.py shows); 97 x 131 makes the sizes round:
+    SCLIP/NACLIP width 131 * 336 / 97 = 453.77 -> 454, ClearCLIP height 97 * 448 / 97 = 447.99999... -> 448."""
+    import torch
+    import torch.nn.functional as F
+
+    from catseg_bench.segmenters.training_free import ClearCLIPSegmenter
+
+    classes = dict(zip(("maskclip", "sclip", "naclip"), segmenter_classes()), clearclip=ClearCLIPSegmenter)
+    segmenter = classes[name](checkpoint="none")
+    segmenter.set_classes(("sky", "tree", "road"))
+    image = make_image(97, 131, seed=1)
+    expected_input = official_resize(image, segmenter.net.method.short_side)
+    assert expected_input.shape[:2] == {"maskclip": (512, 691), "clearclip": (448, 605)}.get(name, (336, 454))
+
+    prepared = segmenter.prepare_image(image)
+    assert prepared.dtype == np.uint8 and np.array_equal(prepared, expected_input)
+    # PyTorch's float bilinear (the resize before) differs: the test can tell the two apart.
+    torch_bilinear = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=prepared.shape[:2],
+                                   mode="bilinear", align_corners=False)[0].permute(1, 2, 0).add(0.5).floor().numpy()
+    assert (torch_bilinear != prepared).any()
+
+    labels = segmenter.predict([prepared], [image.shape[:2]])[0]
+    net = segmenter.net
+    official = net.labels(net.probabilities(net.image_logits(expected_input, segmenter.class_embeds, image.shape[:2])))
+    assert labels.shape == image.shape[:2] and torch.equal(labels, official)
 
 
 def test_models_list_shows_the_four(cli):

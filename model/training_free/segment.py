@@ -3,10 +3,10 @@
 Inference for one image, as the official mmseg-based code runs it:
 
 1. `resize_for_method`: the uint8 image is rescaled (keep ratio) so that its short side is
-   `short_side` unless the long side would pass `long_side` (mmcv `imrescale` sizes,
-   `int(x * scale + 0.5)`), with bilinear interpolation (align_corners=False, no antialiasing,
-   rounded to uint8). mmcv uses OpenCV here; OpenCV's fixed-point bilinear can differ from this
-   by one grey level on some pixels.
+   `short_side` unless the long side would pass `long_side`, exactly as the official test
+   pipelines' `Resize(keep_ratio=True)` does through mmcv `imrescale`: sizes `int(x * scale + 0.5)`,
+   pixels by OpenCV's `cv2.resize(..., INTER_LINEAR)` on the uint8 image (its fixed-point
+   bilinear; PyTorch's float bilinear differs by one grey level on ~12 % of values).
 2. the float image is normalised with the method's mean/std (0-255 scale);
 3. each window (or the whole image) gives patch embeddings; their cosine similarity with the
    class embeddings is resized bilinearly to the window, windows are averaged
@@ -19,6 +19,7 @@ Inference for one image, as the official mmseg-based code runs it:
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import open_clip
 import torch
@@ -42,12 +43,10 @@ def resize_for_method(image: np.ndarray, method: MethodConfig) -> np.ndarray:
     """The test-time resize of an RGB uint8 image (H, W, 3); cheap enough for DataLoader workers."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
-    size = rescaled_shape(*image.shape[:2], method.short_side, method.long_side)
-    if size == image.shape[:2]:
+    height, width = rescaled_shape(*image.shape[:2], method.short_side, method.long_side)
+    if (height, width) == image.shape[:2]:
         return image
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return x[0].permute(1, 2, 0).add(0.5).floor().clamp(0, 255).to(torch.uint8).numpy()
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _center_padding(height: int, width: int, patch: int) -> tuple[int, int, int, int]:
