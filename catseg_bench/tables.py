@@ -22,7 +22,7 @@ from catseg_bench.bootstrap import Interval, row_statistics, table_intervals
 from catseg_bench.errors import BenchError
 from catseg_bench.results import PublishedTable, load_results
 from catseg_bench.specs import Benchmark, DatasetSpec, load_benchmark, load_specs
-from model.common.files import atomic_write_bytes
+from model.common.files import atomic_write_bytes, user_path
 
 MISSING = "–"
 PUBLISHED, OURS, DELTA = "published", "ours", "delta"
@@ -451,7 +451,7 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
 
 def plot_domains(table: Table, path: Path | str) -> Path:
     """Write :func:`domain_chart_png` to a PNG file (`bench table --plot`)."""
-    path = Path(path)
+    path = user_path(path)
     if path.suffix.lower() != ".png":
         raise BenchError(f"--plot {path}: give a file name ending in .png")
     atomic_write_bytes(path, domain_chart_png(table))
