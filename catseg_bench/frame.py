@@ -38,7 +38,7 @@ COLUMNS = (
     "data_root",  # what the result was computed on (None: unknown provenance, an older result file)
     "synthetic",  # computed on a synthetic suite (None: unknown provenance)
     "label_fingerprint",  # of the labels scored (None: unknown provenance)
-    "labels_vs_spec",  # matches | differs | not recorded (the spec has no fingerprint) | partial | unknown
+    "labels_vs_spec",  # matches | differs | not recorded (no fingerprint in the spec) | partial | synthetic | unknown
     "label_warnings",  # tuple of the label sanity warnings recorded for the scored labels
     "seconds",
     "images_per_second",
@@ -91,10 +91,12 @@ def results_frame(results: Sequence[Result], specs: Mapping[str, DatasetSpec] | 
 
 def labels_vs_spec(result: Result, spec: DatasetSpec | None) -> str:
     """Whether the labels a result scored are the ones its spec records: ``matches``, ``differs``, ``not
-    recorded`` (no fingerprint in the spec), ``partial`` (not the whole split) or ``unknown`` (an older
-    result file)."""
+    recorded`` (no fingerprint in the spec), ``partial`` (not the whole split), ``synthetic`` (a synthetic
+    suite, marked as such) or ``unknown`` (an older result file)."""
     if result.data is None or result.data.label_fingerprint is None:
         return "unknown"
+    if result.data.synthetic:
+        return "synthetic"
     if result.partial:
         return "partial"
     eval_set = next((e for e in spec.eval_sets() if e.name == result.eval_set), None) if spec is not None else None

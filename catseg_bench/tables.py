@@ -4,7 +4,9 @@ Layout (as the seed's Table 1): one row per model, datasets grouped under their 
 benchmark's order, each domain followed by its mean, then the Mean over all datasets. Published
 rows come in their source's order; each of our models follows the published row it is compared
 with, then a Δ row (ours − published). Missing values print as "–"; an incomplete domain or Mean
-is never filled from fewer datasets.
+is never filled from fewer datasets. A row on untrained weights, synthetic data or labels other than
+the spec's is labelled so and never gets a Δ row; a value whose labels raised a sanity warning is
+marked † and the warning listed in the notes.
 """
 
 from __future__ import annotations
@@ -339,8 +341,9 @@ def render_mess_csv(table: Table, digits: int = 2) -> str:
 
 def render_json(table: Table, digits: int = 2) -> str:
     """The table as JSON: title, columns (key, header, domain, is_aggregate), rows (label, kind, values
-    keyed by column), notes. Values are not rounded. An interval row (kind ``interval``) has [low, high]
-    values and names the row it belongs to in ``of``."""
+    keyed by column, and ``marks`` keyed by column where a value has one), notes. Values are not
+    rounded. An interval row (kind ``interval``) has [low, high] values and names the row it belongs
+    to in ``of``."""
     rows = []
     for row in table.rows:
         entry = {"label": row.label, "kind": row.kind,
