@@ -167,12 +167,22 @@ def evaluate(
                 segmenter = model
             options = RunOptions(data_root=root, output=Path(output), batch_size=batch_size, workers=workers,
                                  limit=limit, save_predictions=save_predictions,
-                                 save_samples=save_samples, allow_incomplete=allow_incomplete)
+                                 save_samples=save_samples, allow_incomplete=allow_incomplete,
+                                 data_root_given=_given_data_root(data_root))
             runner = BenchmarkRunner(segmenter, options, torch_device, world, on_progress)
             outcomes = runner.run(eval_sets)
     finally:
         distributed.shutdown(world)
     return RunReport(segmenter.model_id, is_untrained(segmenter), Path(output), outcomes, world, runner.result_dir)
+
+
+def _given_data_root(data_root: Path | str | None) -> str | None:
+    """The data root as the caller gave it (else $CATSEG_BENCH_DATA's value), for the results' provenance."""
+    import os
+
+    from catseg_bench.data import DATA_ROOT_ENV
+
+    return str(data_root) if data_root is not None else os.environ.get(DATA_ROOT_ENV)
 
 
 def batch_size_option(value: int | str) -> int | str:

@@ -23,8 +23,9 @@ where MESS gives NaN:
     A partial result (an interrupted run) never enters Table 1's aggregates.
 ``confusion_matrix``: ``{"file", "sha256"}``
     The (K+1)×(K+1) ``[pred, gt]`` matrix (.npy) the metrics were computed from.
-``data``: ``{"root", "synthetic", "label_fingerprint"}``
-    What the result was computed on: the data root as the run was given it, whether it is a synthetic
+``data``: ``{"root", "root_absolute", "synthetic", "label_fingerprint"}``
+    What the result was computed on: the data root as the run was given it (and the folder it named),
+    whether it is a synthetic
     suite (``bench datasets synth``: never a MESS number), and the fingerprint of the labels actually
     scored (the digest `bench datasets fingerprint` prints, computed during the run). Tables mark a
     result on synthetic data, or on labels whose fingerprint differs from the spec's record, and never
@@ -89,12 +90,14 @@ class Timing:
 class DataProvenance:
     """What a result was computed on (see the module docstring's ``data``)."""
 
-    root: str
+    root: str  # as given (--data-root, or $CATSEG_BENCH_DATA)
     synthetic: bool
     label_fingerprint: str | None
+    root_absolute: str | None = None  # the folder it named, when the result was written
 
     def as_record(self) -> dict[str, Any]:
-        return {"root": self.root, "synthetic": bool(self.synthetic), "label_fingerprint": self.label_fingerprint}
+        return {"root": self.root, "root_absolute": self.root_absolute, "synthetic": bool(self.synthetic),
+                "label_fingerprint": self.label_fingerprint}
 
 
 @dataclass(frozen=True)
@@ -367,7 +370,8 @@ def _parse(path: Path, document: dict[str, Any]) -> Result:
 def _data_provenance(record: Any) -> DataProvenance | None:
     if not isinstance(record, dict):
         return None
-    return DataProvenance(str(record["root"]), bool(record["synthetic"]), record.get("label_fingerprint"))
+    return DataProvenance(str(record["root"]), bool(record["synthetic"]), record.get("label_fingerprint"),
+                          record.get("root_absolute"))
 
 
 def _load_json(path: Path) -> Any:

@@ -32,7 +32,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from catseg_bench.data import expected_image_count, open_eval_set
 from catseg_bench.data.decode import encode_label_png
-from catseg_bench.data.labelstats import binary_ignore_pattern, label_digest, label_histogram, label_warnings, set_fingerprint
+from catseg_bench.data.labelstats import (
+    binary_ignore_pattern, label_digest, label_histogram, label_warnings, set_fingerprint,
+)
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, as_numpy
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
@@ -40,7 +42,8 @@ from catseg_bench.per_image import PerImageRecorder, PerImageStats, image_confus
 from catseg_bench.preflight import os_error_line, seconds_from_env
 from catseg_bench.random_baseline import label_pixels_per_image
 from catseg_bench.results import (
-    RESULT_SUFFIX, DataProvenance, Result, Timing, canonical_settings, read_result, result_path, settings_digest, write_result,
+    RESULT_SUFFIX, DataProvenance, Result, Timing, canonical_settings, read_result, result_path, settings_digest,
+    write_result,
 )
 from catseg_bench.samples import choose_samples, save_sample
 from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
@@ -65,6 +68,7 @@ class RunOptions:
     save_predictions: bool = False
     save_samples: int = 0  # images per set kept for the report's gallery (see catseg_bench.samples)
     allow_incomplete: bool = False  # score a set with fewer images than expected, as a partial result
+    data_root_given: str | None = None  # data_root as the user gave it (recorded; default: data_root)
 
 
 @dataclass
@@ -171,9 +175,11 @@ def _folder_configuration(folder: Path) -> str | None:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
-        if path.name == SETTINGS_CLAIM and isinstance(document, dict) and isinstance(document.get("settings_digest"), str):
+        if not isinstance(document, dict):
+            continue
+        if path.name == SETTINGS_CLAIM and isinstance(document.get("settings_digest"), str):
             return document["settings_digest"]
-        if isinstance(document, dict) and isinstance(document.get("settings"), dict) and "eval_set" in document:
+        if isinstance(document.get("settings"), dict) and "eval_set" in document:
             return settings_digest(document["settings"])
     return None
 
@@ -295,7 +301,7 @@ class BenchmarkRunner:
         state_path = partial_path(self.result_dir, eval_set.name, self.world.rank, self.world.size)
         state = load_partial(state_path, key, names_digest(shard_names))
         if state is not None and (state.per_image is None or state.label_digests is None):
-            state = None  # saved before per-image counts and label digests were kept: score the set from its first image
+            state = None  # saved before per-image counts and label digests were kept: start from the first image
         start = state.done if state else 0
         confusion = ConfusionMatrix(eval_set.num_classes, eval_set.ignore_index, self.device)
         if state:
@@ -437,7 +443,8 @@ class BenchmarkRunner:
         """Write the result with its provenance and label warnings (main rank; `write_result` keeps a
         stale one aside); every rank gets its mIoU. Binary labels holding only background and ignore
         fail the set instead (a --limit run, which saw only some labels, records it as a warning)."""
-        histogram = label_histogram(eval_set, confusion.numpy() if isinstance(confusion, ConfusionMatrix) else confusion)
+        matrix = confusion.numpy() if isinstance(confusion, ConfusionMatrix) else confusion
+        histogram = label_histogram(eval_set, matrix)
         pattern = binary_ignore_pattern(eval_set, *histogram)
         if pattern is not None and self.options.limit is None:
             raise BenchError(pattern)
@@ -456,7 +463,8 @@ class BenchmarkRunner:
                 partial=partial,
                 timing=timing,
                 per_image=per_image,
-                data=DataProvenance(str(self.options.data_root), self.synthetic, fingerprint),
+                data=DataProvenance(self.options.data_root_given or str(self.options.data_root), self.synthetic,
+                                    fingerprint, str(Path(self.options.data_root).resolve())),
                 label_warnings=warnings,
             )
         distributed.barrier(self.world)

@@ -127,7 +127,7 @@ def test_a_run_on_a_synthetic_suite_is_marked_and_never_compared_with_published_
     ran = cli(*RANDOM, "--datasets", "cwfid", "--data-root", root, "--output", out, "--published", "seed")
     assert ran.exit_code == 0, ran.output
     document = json.loads((out / "random" / "cwfid.json").read_text())
-    assert document["data"] == {"root": str(root), "synthetic": True,
+    assert document["data"] == {"root": str(root), "root_absolute": str(root.resolve()), "synthetic": True,
                                 "label_fingerprint": _fingerprint(cli, "cwfid", root)}
 
     table = cli("table", out, "--published", "seed", "--format", "markdown")
@@ -157,7 +157,8 @@ def _real_layout_copy(cli, tmp_path) -> tuple[Path, Path]:
 def test_real_labels_matching_the_spec_are_not_marked_and_changed_labels_are(cli, tmp_path):
     root, specs = _real_layout_copy(cli, tmp_path)
     out = tmp_path / "out"
-    ran = cli(*RANDOM, "--datasets", "solar", "--data-root", root, "--output", out, "--specs", specs, "--published", "none")
+    ran = cli(*RANDOM, "--datasets", "solar", "--data-root", root, "--output", out, "--specs", specs,
+              "--published", "none")
     assert ran.exit_code == 0, ran.output
     assert read_result(out / "random" / "solar.json").data.synthetic is False
     table = cli("table", out, "--published", "seed", "--format", "markdown", "--specs", specs)

@@ -2,7 +2,8 @@
 
 Reports, each as a `Finding` naming the file: missing folders, unpaired images or labels, an image
 count other than expected, label values outside the classes and the ignore value, labels whose size
-differs from their image, binary labels holding only background and ignore (0/255 masks), unreadable or truncated files, labels that changed since the set was
+differs from their image, binary labels holding only background and ignore (0/255 masks), unreadable
+or truncated files, labels that changed since the set was
 prepared, and labels that differ from what the spec records (see :mod:`.labelstats`). Images are
 decoded when `decode_images=True` (what `bench datasets check` does unless `--headers-only`), else
 only their headers are read; labels are always decoded, in worker processes when there are many.
@@ -25,7 +26,8 @@ import numpy as np
 from catseg_bench.data.decode import decode_image, image_size, label_array
 from catseg_bench.data.hf_reader import EXPORT_MARKER, ExportedEvalSet, find_export, load_export_rows
 from catseg_bench.data.labelstats import (
-    LabelStats, binary_ignore_pattern, label_digest, label_warnings, manifest_differences, manifest_path, read_manifest, record_differences,
+    LabelStats, binary_ignore_pattern, label_digest, label_warnings, manifest_differences, manifest_path, read_manifest,
+    record_differences,
     value_counts,
 )
 from catseg_bench.data.pairing import scan_pairs

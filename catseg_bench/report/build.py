@@ -330,7 +330,8 @@ def _provenance(runs: Sequence[Run], specs: Mapping[str, DatasetSpec]) -> str:
             current = "yes" if spec is not None and spec.spec_hash == result.spec_hash else "no: re-run"
             peak = result.timing.get("peak_memory_bytes")
             per_set.add([text_cell(name), text_cell(result.spec_hash), text_cell(current),
-                         text_cell(_fingerprint_text(result, spec)), text_cell("; ".join(result.label_warnings) or "–"),
+                         text_cell(_fingerprint_text(result, spec)),
+                         text_cell("; ".join(result.label_warnings) or "–"),
                          number(result.images_scored, digits=0), number(result.timing.get("seconds"), digits=1),
                          number(result.timing.get("images_per_second")),
                          number(None if peak is None else peak / 2**20, digits=0),
