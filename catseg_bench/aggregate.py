@@ -120,22 +120,22 @@ class ModelRow:
     notes: tuple[str, ...] = ()
     untrained: bool = False  # some of its results used untrained weights: never compared with published rows
     folder: Path | None = None  # the results folder the row was read from
+    synthetic: bool = False  # some of its results were computed on a synthetic suite
+    labels_differ: tuple[str, ...] = ()  # counted eval sets whose labels differ from the spec's fingerprint
+    warnings: tuple[tuple[str, str], ...] = ()  # (column key, label warning) of its counted results
+
+    @property
+    def comparable(self) -> bool:
+        """Whether a Δ against a published row means anything: trained weights, on the spec's real labels."""
+        return not (self.untrained or self.synthetic or self.labels_differ)
 
 
-def _labels(keys: list[tuple[str, Path]]) -> dict[tuple[str, Path], str]:
-    """The model id, or "id (folder)" when one model id has results in several folders."""
-    counts: dict[str, int] = {}
-    for model_id, _ in keys:
-        counts[model_id] = counts.get(model_id, 0) + 1
-    return {(m, folder): m if counts[m] == 1 else f"{m} ({folder.parent.name}/{folder.name})" for m, folder in keys}
-
-
-def _untrained_label(label: str, flags: Sequence[bool]) -> tuple[str, bool]:
-    """``catseg-b (untrained)`` when the results used untrained weights (``partly`` when some did)."""
-    if all(flags):
-        return f"{label} (untrained)", True
+def _flagged(label: str, flags: Sequence[bool], what: str) -> tuple[str, bool]:
+    """``catseg-b (untrained)`` when every result is so (``partly untrained`` when some are)."""
+    if flags and all(flags):
+        return f"{label} ({what})", True
     if any(flags):
-        return f"{label} (partly untrained)", True
+        return f"{label} (partly {what})", True
     return label, False
 
 
@@ -154,21 +154,23 @@ def aggregate_results(
     """One row per (model id, results folder) of the tidy results frame (`catseg_bench.frame`; a
     list of `Result` is turned into one); results outside the benchmark are left out.
 
-    A partial result (interrupted or ``--limit`` run) is not counted unless ``include_partial``:
-    its dataset stays missing. A result scored under an older spec, or a folder mixing
-    checkpoints/settings, is counted and flagged in notes; untrained weights are labelled.
+    A partial result (interrupted, ``--limit`` or ``--allow-incomplete`` run) is not counted unless
+    ``include_partial``: its dataset stays missing. A result scored under an older spec, or a folder
+    mixing checkpoints/settings, is counted and flagged in notes; untrained weights, synthetic data and
+    labels other than the spec's are labelled (and such rows are never compared with published rows),
+    and the recorded label warnings of the counted results are kept per column.
     """
     from catseg_bench.frame import results_frame
 
     if metric not in SUMMARY_METRICS + BINARY_METRICS:
         raise BenchError(f"--metric {metric!r} is not a result metric; use one of {', '.join(SUMMARY_METRICS + BINARY_METRICS)}")
     frame = results if not isinstance(results, Sequence) else results_frame(results, specs)
-    groups = list(frame.groupby(["model", "folder"], sort=False))
-    labels = _labels([(model_id, Path(folder)) for (model_id, folder), _ in groups])
     rows = []
-    for (model_id, folder), group in groups:
+    for (model_id, folder), group in frame.groupby(["model", "folder"], sort=False):
         scores: dict[str, float | None] = {}
         notes: list[str] = []
+        differ: list[str] = []
+        warnings: list[tuple[str, str]] = []
         for eval_set, rows_of_set in group.groupby("eval_set", sort=False):
             first = rows_of_set.iloc[0]
             if first["dataset"] not in benchmark.shown_datasets:
@@ -178,6 +180,9 @@ def aggregate_results(
                 notes.append(f"{eval_set}: partial ({first['images_scored']} of {first['images_total']} images), {counted}")
                 if not include_partial:
                     continue
+            if first["labels_vs_spec"] == "differs":
+                differ.append(eval_set)
+            warnings.extend((first["dataset"], warning) for warning in first["label_warnings"])
             values = rows_of_set.loc[rows_of_set["metric"] == metric, "value"]
             scores[eval_set] = _value(values.iloc[0]) if len(values) else None
             if scores[eval_set] is None:
@@ -191,8 +196,19 @@ def aggregate_results(
         aggregate_row = aggregate(scores, benchmark, specs)
         if aggregate_row.missing:
             notes.insert(0, f"incomplete, no score for: {', '.join(aggregate_row.missing)}")
-        label, untrained = _untrained_label(labels[(model_id, Path(folder))], list(per_set["untrained"]))
+        label, untrained = _flagged(group["run_label"].iloc[0], list(per_set["untrained"]), "untrained")
+        synthetic = [flag is not None and bool(flag) for flag in per_set["synthetic"]]
+        label, on_synthetic = _flagged(label, synthetic, "synthetic data")
+        if differ:
+            label = f"{label} (labels differ from spec)"
+            notes.insert(0, f"labels differ from the spec's label_fingerprint for {', '.join(differ)} (not the data "
+                            "the spec describes; `bench datasets check` names the changes): not comparable with "
+                            "published numbers")
+        if on_synthetic:
+            notes.insert(0, "computed on a synthetic suite (`bench datasets synth`): not MESS numbers, not comparable "
+                            "with published numbers")
         if untrained:
             notes.insert(0, "untrained (random) weights: not comparable with published numbers")
-        rows.append(ModelRow(label, model_id, aggregate_row, tuple(notes), untrained, Path(folder)))
+        rows.append(ModelRow(label, model_id, aggregate_row, tuple(notes), untrained, Path(folder), on_synthetic,
+                             tuple(differ), tuple(warnings)))
     return rows

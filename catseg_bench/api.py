@@ -45,13 +45,10 @@ class RunReport:
 
     model_id: str
     untrained: bool
-    output: Path  # the output root; results are in output/<model id>/
+    output: Path  # the output root
     outcomes: list[SetOutcome]
     world: World
-
-    @property
-    def result_dir(self) -> Path:
-        return self.output / self.model_id
+    result_dir: Path  # output/<model id>/, or output/<model id>@<settings digest>/ for another configuration
 
     @property
     def failed(self) -> list[SetOutcome]:
@@ -147,9 +144,11 @@ def evaluate(
     workers: int = 2,
     save_predictions: bool = False,
     save_samples: int = 0,
+    allow_incomplete: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
-    """Evaluate `model` on the selected evaluation sets; results go to ``output/<model id>/``.
+    """Evaluate `model` on the selected evaluation sets; results go to ``output/<model id>/`` (a second
+    configuration of the same model, other settings, to ``output/<model id>@<settings digest>/``).
 
     `model` is a registered name (`bench models list`), ``module:Class``, or a segmenter instance
     (then `checkpoint` and `model_args` are not used). Finished sets whose result is current are
@@ -157,7 +156,8 @@ def evaluate(
     ``report.failed`` (or call ``report.raise_for_failures()``). Under ``torchrun`` every process
     calls this; images are sharded and the result files equal a one-process run's.
     ``save_samples`` keeps that many images per set with label and prediction for `bench report`
-    (`catseg_bench.samples`).
+    (`catseg_bench.samples`). A set with fewer images than expected fails unless
+    ``allow_incomplete``: then its result is partial (kept out of Table 1's aggregates).
     """
     from catseg_bench.data import resolve_data_root
     from catseg_bench.lock import exclusive_output
@@ -187,11 +187,22 @@ def evaluate(
                 segmenter = model
             options = RunOptions(data_root=root, output=output, batch_size=batch_size, workers=workers,
                                  limit=limit, save_predictions=save_predictions,
-                                 save_samples=save_samples)
-            outcomes = BenchmarkRunner(segmenter, options, torch_device, world, on_progress).run(eval_sets)
+                                 save_samples=save_samples, allow_incomplete=allow_incomplete,
+                                 data_root_given=_given_data_root(data_root))
+            runner = BenchmarkRunner(segmenter, options, torch_device, world, on_progress)
+            outcomes = runner.run(eval_sets)
     finally:
         distributed.shutdown(world)
-    return RunReport(segmenter.model_id, is_untrained(segmenter), output, outcomes, world)
+    return RunReport(segmenter.model_id, is_untrained(segmenter), output, outcomes, world, runner.result_dir)
+
+
+def _given_data_root(data_root: Path | str | None) -> str | None:
+    """The data root as the caller gave it (else $CATSEG_BENCH_DATA's value), for the results' provenance."""
+    import os
+
+    from catseg_bench.data import DATA_ROOT_ENV
+
+    return str(data_root) if data_root is not None else os.environ.get(DATA_ROOT_ENV)
 
 
 def batch_size_option(value: int | str) -> int | str:
@@ -226,6 +237,7 @@ def score_predictions(
     device: str = "cpu",
     specs_dirs: Sequence[Path | str] = (),
     workers: int = 2,
+    allow_incomplete: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
     """MESS scores of saved prediction PNGs (named like the labels; see `catseg_bench.segmenters.predictions`).
@@ -240,7 +252,8 @@ def score_predictions(
         raise BenchError(f"--dataset {datasets}: selects several datasets; score one dataset (or one eval set) at a time")
     flat = len(eval_sets) == 1 and eval_sets[0].subset is not None and datasets.strip() == eval_sets[0].name
     segmenter = PredictionFolder(Path(pred_dir), model_id=model_id, flat=flat)
-    return evaluate(segmenter, eval_sets, data_root, output, device=device, workers=workers, on_progress=on_progress)
+    return evaluate(segmenter, eval_sets, data_root, output, device=device, workers=workers,
+                    allow_incomplete=allow_incomplete, on_progress=on_progress)
 
 
 def load_results(dirs: Sequence[Path | str], specs_dirs: Sequence[Path | str] = ()) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Per-image progress of an interrupted evaluation, persisted so a rerun continues where it stopped.
 
 The state of one eval set (per rank under torchrun) is its partial confusion matrix, the per-image
-counts of the images done so far and how many of its samples are done, saved atomically every few
+counts and label digests of the images done so far and how many of its samples are done, saved atomically every few
 images. It is only reused when the run key (spec hash, model, checkpoint, settings) and the digest
 of the ordered sample names still match, so the resumed confusion matrix (and per-image counts)
 equal those of an uninterrupted run.
@@ -32,6 +32,7 @@ class PartialState:
     confusion: np.ndarray
     seconds: float
     per_image: PerImageStats | None = None  # None in states saved before per-image counts existed
+    label_digests: tuple[str, ...] | None = None  # of the images done (None in states saved before they were kept)
 
 
 def names_digest(names: list[str]) -> str:
@@ -56,6 +57,7 @@ def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
                 confusion=saved["confusion"].astype(np.int64),
                 seconds=float(saved["seconds"]),
                 per_image=_per_image(saved, path),
+                label_digests=tuple(str(d) for d in saved["label_digests"]) if "label_digests" in saved.files else None,
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, BenchError):
         return None
@@ -64,6 +66,8 @@ def load_partial(path: Path, run_key: str, digest: str) -> PartialState | None:
     counts = state.per_image
     if counts is not None and (len(counts.names) != state.done or not counts.matches(state.confusion)):
         return None  # per-image counts that do not describe the saved matrix: start the set again
+    if state.label_digests is not None and len(state.label_digests) != state.done:
+        return None
     return state
 
 
@@ -81,6 +85,7 @@ def save_partial(path: Path, state: PartialState) -> None:
         done=np.array(state.done),
         confusion=state.confusion,
         seconds=np.array(state.seconds),
+        **({} if state.label_digests is None else {"label_digests": np.array(state.label_digests, dtype="<U64")}),
         **({} if state.per_image is None else
            {f"{_PER_IMAGE_PREFIX}{key}": value for key, value in state.per_image.to_arrays().items()}),
     )

@@ -17,7 +17,7 @@ form above (and the matching CoI-mIoU, mACC = pACC = 100/K, ...).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -36,16 +36,20 @@ class LabelSource(Protocol):
 
 
 def label_pixels_per_image(
-    dataset: LabelSource, num_classes: int, ignore_index: int, count: int | None = None
+    dataset: LabelSource, num_classes: int, ignore_index: int, count: int | None = None,
+    each_label: Callable[[int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Per label of the set's first `count` (all by default): its pixel count per class, plus the
-    ignore count last ((N, K+1)).
+    ignore count last ((N, K+1)). ``each_label(index, label)`` sees every decoded label on the way
+    (the runner digests them), so the labels are read once.
 
     Labels are checked as in scoring: a value outside the classes and ignore names the file.
     """
     rows = []
     for index in range(len(dataset) if count is None else min(count, len(dataset))):
         label = dataset.read_label(index)
+        if each_label is not None:
+            each_label(index, label)
         counter = ConfusionMatrix(num_classes, ignore_index)
         counter.update(np.zeros(label.shape, dtype=np.uint8), label, image=dataset.label_location(index))
         rows.append(counter.numpy().sum(axis=0))

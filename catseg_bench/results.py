@@ -23,6 +23,16 @@ where MESS gives NaN:
     A partial result (an interrupted run) never enters Table 1's aggregates.
 ``confusion_matrix``: ``{"file", "sha256"}``
     The (K+1)×(K+1) ``[pred, gt]`` matrix (.npy) the metrics were computed from.
+``data``: ``{"root", "root_absolute", "synthetic", "label_fingerprint"}``
+    What the result was computed on: the data root as the run was given it (and the folder it named),
+    whether it is a synthetic
+    suite (``bench datasets synth``: never a MESS number), and the fingerprint of the labels actually
+    scored (the digest `bench datasets fingerprint` prints, computed during the run). Tables mark a
+    result on synthetic data, or on labels whose fingerprint differs from the spec's record, and never
+    compare it with published numbers. Absent in older files: "unknown provenance".
+``label_warnings``
+    The label sanity warnings of the scored labels (`catseg_bench.data.labelstats.label_warnings`),
+    shown beside the number by the tables (absent in older files: none recorded).
 ``versions``: ``{"python", "torch", "numpy", "catseg_bench", "git_commit"}``
 ``timing``: ``{"seconds", "images_per_second", "peak_memory_bytes", "device"}`` (``device`` is absent
     from files written before it was recorded)
@@ -49,7 +59,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -77,6 +87,20 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class DataProvenance:
+    """What a result was computed on (see the module docstring's ``data``)."""
+
+    root: str  # as given (--data-root, or $CATSEG_BENCH_DATA)
+    synthetic: bool
+    label_fingerprint: str | None
+    root_absolute: str | None = None  # the folder it named, when the result was written
+
+    def as_record(self) -> dict[str, Any]:
+        return {"root": self.root, "root_absolute": self.root_absolute, "synthetic": bool(self.synthetic),
+                "label_fingerprint": self.label_fingerprint}
+
+
+@dataclass(frozen=True)
 class Result:
     """One result file, as read back."""
 
@@ -101,6 +125,17 @@ class Result:
     timing: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     untrained: bool = False
+    data: DataProvenance | None = None  # None: written before provenance was recorded
+    label_warnings: tuple[str, ...] = ()
+
+    @property
+    def synthetic(self) -> bool:
+        """Computed on a synthetic suite (False when the provenance is unknown)."""
+        return self.data is not None and self.data.synthetic
+
+    @property
+    def settings_digest(self) -> str:
+        return settings_digest(self.settings)
 
     def metric(self, name: str) -> float | None:
         if name not in self.metrics:
@@ -154,6 +189,13 @@ def canonical_settings(settings: Mapping[str, Any]) -> str:
     return json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """A short digest of the settings that make a configuration (all but ``limit``, which only says how
+    many images were scored): runs of one model with different digests are different rows."""
+    kept = {key: value for key, value in settings.items() if key != "limit"}
+    return hashlib.sha256(canonical_settings(kept).encode("utf-8")).hexdigest()[:10]
+
+
 def result_path(out_dir: Path | str, eval_set: str) -> Path:
     return Path(out_dir) / f"{eval_set}{RESULT_SUFFIX}"
 
@@ -198,11 +240,14 @@ def write_result(
     timing: Timing | None = None,
     images_total: int | None = None,
     per_image: PerImageStats | None = None,
+    data: DataProvenance | None = None,
+    label_warnings: Sequence[str] = (),
 ) -> Path:
     """Score `confusion` and write ``<out_dir>/<eval set>.json`` plus its matrix; returns the JSON path.
 
     ``images_total`` defaults to the spec's image count. ``per_image`` (written first) must add up to
-    the matrix's margins.
+    the matrix's margins. ``data`` (what the result was computed on) and ``label_warnings`` are
+    recorded as given; without ``data`` the result reads back as of unknown provenance.
     """
     matrix = confusion.numpy() if isinstance(confusion, ConfusionMatrix) else as_numpy(confusion)
     if per_image is not None and not per_image.matches(matrix):
@@ -234,6 +279,8 @@ def write_result(
         "images_total": int(images_total if images_total is not None else eval_set.spec.num_images),
         "partial": bool(partial),
         "confusion_matrix": {"file": npy_name, "sha256": hashlib.sha256(npy_bytes).hexdigest()},
+        **({} if data is None else {"data": data.as_record()}),
+        "label_warnings": list(label_warnings),
         "versions": versions(),
         "timing": {
             "seconds": seconds,
@@ -313,9 +360,18 @@ def _parse(path: Path, document: dict[str, Any]) -> Result:
             timing=document.get("timing", {}),
             created=document.get("created", ""),
             untrained=bool(document["model"].get("untrained", False)),
+            data=_data_provenance(document.get("data")),
+            label_warnings=tuple(str(w) for w in document.get("label_warnings") or ()),
         )
     except (KeyError, TypeError) as err:
         raise BenchError(f"{path}: result file lacks field {err}; re-run the evaluation that wrote it") from None
+
+
+def _data_provenance(record: Any) -> DataProvenance | None:
+    if not isinstance(record, dict):
+        return None
+    return DataProvenance(str(record["root"]), bool(record["synthetic"]), record.get("label_fingerprint"),
+                          record.get("root_absolute"))
 
 
 def _load_json(path: Path) -> Any:

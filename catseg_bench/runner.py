@@ -6,10 +6,20 @@ inference, stream the confusion matrix on the model's device and keep each image
 (:mod:`catseg_bench.samples`), and write the result file atomically. A set whose result is already on disk for the same spec, model,
 checkpoint and settings is skipped; a stale one is set aside (renamed, never deleted) and redone;
 an interrupted one continues where it stopped. One failing set is reported and the others go on.
+
+A set with fewer images than its spec (or synthetic manifest) expects fails, unless the run allows
+incomplete sets: then its result is partial. Every result records what it was computed on (the data
+root, whether it is a synthetic suite, the fingerprint of the labels scored, digested in the loader
+workers as the labels stream by) and the label sanity warnings of the scored labels; binary labels
+holding only background and ignore (0/255 masks) fail their set.
+
+Results go to ``OUTPUT/<model id>/``; a run of the same model with other settings (a sweep) goes to
+``OUTPUT/<model id>@<settings digest>/`` (:func:`result_folder`), so each configuration keeps its results.
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from dataclasses import dataclass, field
@@ -20,21 +30,28 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from catseg_bench.data import open_eval_set
+from catseg_bench.data import expected_image_count, open_eval_set
 from catseg_bench.data.decode import encode_label_png
+from catseg_bench.data.labelstats import (
+    binary_ignore_pattern, label_digest, label_histogram, label_warnings, set_fingerprint,
+)
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import ConfusionMatrix, as_numpy
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.per_image import PerImageRecorder, PerImageStats, image_confusion, margins
 from catseg_bench.preflight import os_error_line, seconds_from_env
 from catseg_bench.random_baseline import label_pixels_per_image
-from catseg_bench.results import Result, Timing, canonical_settings, read_result, result_path, write_result
+from catseg_bench.results import (
+    RESULT_SUFFIX, DataProvenance, Result, Timing, canonical_settings, read_result, result_path, settings_digest,
+    write_result,
+)
 from catseg_bench.samples import choose_samples, save_sample
 from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
 from catseg_bench.specs import EvalSet
+from catseg_bench.synth import read_synth_manifest
 from catseg_bench.worker_exit import DieWithParent
 from model.common import world as distributed
-from model.common.files import atomic_write_bytes
+from model.common.files import atomic_write_bytes, atomic_write_json
 
 # How often an eval set's partial confusion matrix is persisted (seconds; 0 = after every batch).
 PROGRESS_SECONDS_ENV = "CATSEG_BENCH_PROGRESS_SECONDS"
@@ -50,6 +67,8 @@ class RunOptions:
     limit: int | None = None  # first N images of each set (sorted order); results are partial
     save_predictions: bool = False
     save_samples: int = 0  # images per set kept for the report's gallery (see catseg_bench.samples)
+    allow_incomplete: bool = False  # score a set with fewer images than expected, as a partial result
+    data_root_given: str | None = None  # data_root as the user gave it (recorded; default: data_root)
 
 
 @dataclass
@@ -94,7 +113,8 @@ class _PreparedItems(Dataset):
         try:
             if self.reads_predictions:
                 name = self.dataset.names[index]
-                return {"name": name, "label": self.dataset.read_label(index),
+                label = self.dataset.read_label(index)
+                return {"name": name, "label": label, "label_digest": label_digest(name, label),
                         "prediction": self.segmenter.read_prediction(name),
                         "where": self.segmenter.prediction_location(name),
                         "label_file": self.dataset.label_location(index)}
@@ -103,7 +123,8 @@ class _PreparedItems(Dataset):
             return {"error": err.message}
         image = item["image"]
         return {**item, "image": self.segmenter.prepare_image(image), "size": tuple(image.shape[:2]),
-                "label_file": self.dataset.label_location(index)}
+                "label_file": self.dataset.label_location(index),
+                "label_digest": label_digest(item["name"], item["label"])}
 
 
 def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -160,6 +181,39 @@ def run_key(eval_set: EvalSet, model_id: str, checkpoint_sha256: str | None, set
     return "|".join([eval_set.name, eval_set.spec_hash, model_id, str(checkpoint_sha256), canonical_settings(settings)])
 
 
+SETTINGS_CLAIM = ".bench-settings.json"  # in a result folder: the configuration whose results it holds
+
+
+def result_folder(output: Path | str, model_id: str, settings: dict[str, Any]) -> Path:
+    """Where a model's results with these settings go: ``OUTPUT/<model id>/`` unless that folder holds
+    another configuration (settings other than ``limit``), then ``OUTPUT/<model id>@<settings digest>/``.
+
+    A folder's configuration is the one its claim file names (written when a run starts), or, in a
+    folder from before claims, its results' settings. So a sweep of settings keeps every result, while
+    a rerun with the same settings finds (and resumes or replaces) its own results.
+    """
+    digest = settings_digest(settings)
+    plain = Path(output) / model_id
+    owner = _folder_configuration(plain)
+    return plain if owner in (None, digest) else Path(output) / f"{model_id}@{digest}"
+
+
+def _folder_configuration(folder: Path) -> str | None:
+    """The settings digest a result folder belongs to; None for an absent or empty folder."""
+    for path in [folder / SETTINGS_CLAIM, *sorted(folder.glob(f"*{RESULT_SUFFIX}"))]:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not isinstance(document, dict):
+            continue
+        if path.name == SETTINGS_CLAIM and isinstance(document.get("settings_digest"), str):
+            return document["settings_digest"]
+        if isinstance(document.get("settings"), dict) and "eval_set" in document:
+            return settings_digest(document["settings"])
+    return None
+
+
 def result_settings(segmenter_settings: dict[str, Any], limit: int | None) -> dict[str, Any]:
     return {**segmenter_settings, "limit": limit}
 
@@ -208,11 +262,23 @@ class BenchmarkRunner:
         self.checkpoint_sha256 = segmenter.checkpoint_sha256
         self.untrained = is_untrained(segmenter)
         self.settings = result_settings(segmenter.settings(), options.limit)
-        self.result_dir = Path(options.output) / self.model_id
+        # Saved predictions are named by --model-id and their settings name each folder read: one result folder.
+        self.sweeps = not is_prediction_reader(segmenter)
+        self.result_dir = (result_folder(options.output, self.model_id, self.settings) if self.sweeps
+                           else Path(options.output) / self.model_id)
+        self.synthetic = read_synth_manifest(Path(options.data_root)) is not None
         self.progress_seconds = seconds_from_env(PROGRESS_SECONDS_ENV, DEFAULT_PROGRESS_SECONDS)
 
     def run(self, eval_sets: list[EvalSet]) -> list[SetOutcome]:
+        self._claim_folder()
         return [self.run_one(eval_set) for eval_set in eval_sets]
+
+    def _claim_folder(self) -> None:
+        """Name this configuration in its result folder, so that a run with other settings goes elsewhere."""
+        if self.sweeps and self.world.is_main and not (self.result_dir / SETTINGS_CLAIM).exists():
+            atomic_write_json(self.result_dir / SETTINGS_CLAIM, {
+                "model_id": self.model_id, "settings_digest": settings_digest(self.settings), "settings": self.settings,
+            })
 
     def run_one(self, eval_set: EvalSet) -> SetOutcome:
         json_path = result_path(self.result_dir, eval_set.name)
@@ -234,28 +300,45 @@ class BenchmarkRunner:
         outcome.stale_reasons = stale
         return outcome
 
+    def _complete(self, eval_set: EvalSet, available: int) -> int:
+        """How many images the set should hold; a BenchError when it holds fewer, unless incomplete
+        sets are allowed."""
+        expected, origin = expected_image_count(eval_set, self.options.data_root)
+        if available < expected and not self.options.allow_incomplete:
+            raise BenchError(
+                f"{eval_set.name}: {expected - available} of {expected} images are missing under "
+                f"{self.options.data_root} ({available} found; {origin}); re-prepare it (`bench prepare "
+                f"{eval_set.spec.name}`; `bench datasets check {eval_set.name}` lists what is wrong) or pass "
+                "--allow-incomplete to score what is there as a partial result"
+            )
+        return expected
+
     def _evaluate(self, eval_set: EvalSet, json_path: Path) -> SetOutcome:
         dataset = open_eval_set(eval_set, self.options.data_root)
+        expected = self._complete(eval_set, len(dataset))
         total = len(dataset) if self.options.limit is None else min(len(dataset), self.options.limit)
         if total == 0:
             raise BenchError(f"{eval_set.name}: no images found under {self.options.data_root}; run `bench prepare {eval_set.spec.name}`")
-        partial = self.options.limit is not None and total < len(dataset)
+        incomplete = len(dataset) < expected
+        partial = incomplete or (self.options.limit is not None and total < len(dataset))
+        available = expected if incomplete else len(dataset)
         if is_analytic(self.segmenter):
-            return self._evaluate_analytic(eval_set, dataset, total, json_path, partial)
+            return self._evaluate_analytic(eval_set, dataset, total, available, json_path, partial)
 
         indices = self.world.shard(total)
         shard_names = [dataset.names[i] for i in indices]
         key = run_key(eval_set, self.model_id, self.checkpoint_sha256, self.settings)
         state_path = partial_path(self.result_dir, eval_set.name, self.world.rank, self.world.size)
         state = load_partial(state_path, key, names_digest(shard_names))
-        if state is not None and state.per_image is None:
-            state = None  # saved before per-image counts were kept: score the set from its first image
+        if state is not None and (state.per_image is None or state.label_digests is None):
+            state = None  # saved before per-image counts and label digests were kept: start from the first image
         start = state.done if state else 0
         confusion = ConfusionMatrix(eval_set.num_classes, eval_set.ignore_index, self.device)
         if state:
             confusion.matrix += torch.from_numpy(state.confusion).to(self.device)
         elapsed_before = state.seconds if state else 0.0
         recorder = PerImageRecorder(eval_set.num_classes, state.per_image if state else None)
+        digests = list(state.label_digests) if state else []
         chosen = choose_samples(dataset.names[:total], self.options.save_samples)
         sampled = {name: i for i, name in enumerate(dataset.names[:total]) if name in chosen}
 
@@ -294,6 +377,7 @@ class BenchmarkRunner:
                                              label=item["label_file"])
                     confusion.merge(single)
                     recorder.add(item["name"], single.numpy())
+                    digests.append(item["label_digest"])
                     if item["name"] in sampled:
                         self._save_sample(eval_set, dataset, sampled[item["name"]], item["label"], pred)
                     if self.options.save_predictions:
@@ -302,7 +386,8 @@ class BenchmarkRunner:
                 now = time.perf_counter()
                 if now - last_save >= self.progress_seconds and done < len(indices):
                     save_partial(state_path, PartialState(key, names_digest(shard_names), done, confusion.numpy(),
-                                                          elapsed_before + now - started, recorder.stats()))
+                                                          elapsed_before + now - started, recorder.stats(),
+                                                          tuple(digests)))
                     last_save = now
                 self.on_progress(eval_set.name, min(done * self.world.size, total), total)
         except (BenchError, RuntimeError, ValueError, OSError) as err:
@@ -314,9 +399,11 @@ class BenchmarkRunner:
         seconds = distributed.max_across(self.world, elapsed_before + time.perf_counter() - started, self.device)
         distributed.sum_across(self.world, confusion.matrix)
         per_image = self._gather(recorder.stats(), indices, dataset.names[:total])
+        fingerprint = set_fingerprint(dict(zip(dataset.names[:total], self._gather_digests(digests, indices, total))))
         peak = _peak_memory_bytes(self.device)
-        miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial,
-                           Timing(seconds=seconds, peak_memory_bytes=peak, device=str(self.device)), per_image)
+        miou = self._write(eval_set, json_path, confusion, total, available, partial,
+                           Timing(seconds=seconds, peak_memory_bytes=peak, device=str(self.device)), per_image,
+                           fingerprint)
         clear_partial(state_path)
         return SetOutcome(eval_set.name, "resumed" if start else "done", "", miou, seconds, total, peak)
 
@@ -343,13 +430,23 @@ class BenchmarkRunner:
         distributed.sum_across(self.world, full)
         return PerImageStats(tuple(names), full.cpu().numpy())
 
+    def _gather_digests(self, shard: list[str], indices: list[int], total: int) -> list[str]:
+        """Every rank's label digests (hex sha256), in sample order (one process: `shard` itself)."""
+        if self.world.size == 1:
+            return shard
+        full = torch.zeros((total, 32), dtype=torch.int64, device=self.device)
+        if shard:
+            full[indices] = torch.tensor([list(bytes.fromhex(d)) for d in shard], dtype=torch.int64, device=self.device)
+        distributed.sum_across(self.world, full)
+        return [bytes(row).hex() for row in full.cpu().numpy().astype(np.uint8)]
+
     def _save_sample(self, eval_set: EvalSet, dataset, index: int, label: np.ndarray, pred) -> None:
         save_sample(self.result_dir, eval_set.name, dataset.names[index], image=dataset.read_image(index),
                     label=label, prediction=as_numpy(pred),
                     provenance={"spec_hash": eval_set.spec_hash, "model_id": self.model_id,
                                 "checkpoint_sha256": self.checkpoint_sha256, "settings": self.settings})
 
-    def _evaluate_analytic(self, eval_set, dataset, total, json_path, partial) -> SetOutcome:
+    def _evaluate_analytic(self, eval_set, dataset, total, available, json_path, partial) -> SetOutcome:
         """A segmenter whose confusion matrix follows from the labels' pixel counts (Random).
 
         Per-image counts are the expected matrices of the single images; they are kept when they add
@@ -357,18 +454,32 @@ class BenchmarkRunner:
         """
         started = time.perf_counter()
         self._begin(eval_set, dataset.names[:total])
-        per_label = label_pixels_per_image(dataset, eval_set.num_classes, eval_set.ignore_index, total)
+        digests: dict[str, str] = {}
+        per_label = label_pixels_per_image(
+            dataset, eval_set.num_classes, eval_set.ignore_index, total,
+            each_label=lambda i, label: digests.__setitem__(dataset.names[i], label_digest(dataset.names[i], label)),
+        )
         confusion = self.segmenter.expected_confusion(per_label.sum(axis=0))
         per_image = PerImageStats(tuple(dataset.names[:total]),
                                   np.stack([margins(self.segmenter.expected_confusion(row)) for row in per_label]))
         seconds = time.perf_counter() - started
-        miou = self._write(eval_set, json_path, confusion, total, len(dataset), partial,
-                           Timing(seconds=seconds, device="cpu"), per_image if per_image.matches(confusion) else None)
+        miou = self._write(eval_set, json_path, confusion, total, available, partial,
+                           Timing(seconds=seconds, device="cpu"), per_image if per_image.matches(confusion) else None,
+                           set_fingerprint(digests))
         self.on_progress(eval_set.name, total, total)
         return SetOutcome(eval_set.name, "done", "", miou, seconds, total)
 
-    def _write(self, eval_set, json_path, confusion, total, available, partial, timing, per_image) -> float | None:
-        """Write the result (main rank; `write_result` keeps a stale one aside); every rank gets its mIoU."""
+    def _write(self, eval_set, json_path, confusion, total, available, partial, timing, per_image,
+               fingerprint) -> float | None:
+        """Write the result with its provenance and label warnings (main rank; `write_result` keeps a
+        stale one aside); every rank gets its mIoU. Binary labels holding only background and ignore
+        fail the set instead (a --limit run, which saw only some labels, records it as a warning)."""
+        matrix = confusion.numpy() if isinstance(confusion, ConfusionMatrix) else confusion
+        histogram = label_histogram(eval_set, matrix)
+        pattern = binary_ignore_pattern(eval_set, *histogram)
+        if pattern is not None and self.options.limit is None:
+            raise BenchError(pattern)
+        warnings = ([pattern] if pattern else []) + label_warnings(eval_set, *histogram)
         if self.world.is_main:
             write_result(
                 self.result_dir,
@@ -383,6 +494,9 @@ class BenchmarkRunner:
                 partial=partial,
                 timing=timing,
                 per_image=per_image,
+                data=DataProvenance(self.options.data_root_given or str(self.options.data_root), self.synthetic,
+                                    fingerprint, str(Path(self.options.data_root).resolve())),
+                label_warnings=warnings,
             )
         distributed.barrier(self.world)
         return read_result(json_path).metrics.get("mIoU")

@@ -4,7 +4,9 @@ Layout (as the seed's Table 1): one row per model, datasets grouped under their 
 benchmark's order, each domain followed by its mean, then the Mean over all datasets. Published
 rows come in their source's order; each of our models follows the published row it is compared
 with, then a Δ row (ours − published). Missing values print as "–"; an incomplete domain or Mean
-is never filled from fewer datasets.
+is never filled from fewer datasets. A row on untrained weights, synthetic data or labels other than
+the spec's is labelled so and never gets a Δ row; a value whose labels raised a sanity warning is
+marked † and the warning listed in the notes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from model.common.files import atomic_write_bytes, user_path
 MISSING = "–"
 PUBLISHED, OURS, DELTA = "published", "ours", "delta"
 INTERVAL = "interval"  # the 95 % bootstrap interval of the row above it: values are (low, high) pairs
+WARNING_MARK = "†"  # beside a value whose labels raised a sanity warning (listed in the notes)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class TableRow:
     label: str
     kind: str  # PUBLISHED, OURS, DELTA or INTERVAL
     values: dict[str, float | None] | dict[str, tuple[float, float] | None]
+    marks: dict[str, str] = field(default_factory=dict)  # column key -> mark shown after its value
+
+    def shown(self, key: str, digits: int) -> str:
+        """The cell's text: the value (see :func:`_cell`) and its mark."""
+        return _cell(self.values[key], self.kind, digits) + self.marks.get(key, "")
 
 
 @dataclass
@@ -128,7 +136,7 @@ def build_table(
                 raise BenchError(f"--compare: no row '{wanted}' in {published.path.name}; rows are: {', '.join(sorted(known))}")
 
     def partner(row: ModelRow) -> str | None:
-        if published is None or row.untrained:
+        if published is None or not row.comparable:
             return None
         for key in (row.label, row.model_id):
             if key in compare:
@@ -146,14 +154,21 @@ def build_table(
             for index, row in enumerate(ours):
                 if index not in placed and partner(row) == prow.model:
                     placed.add(index)
-                    table.rows.append(TableRow(row.label, OURS, _values(row.aggregate, benchmark)))
+                    table.rows.append(_our_row(row, benchmark))
                     table.rows.append(TableRow(f"Δ vs {prow.label}", DELTA, delta(row.aggregate, reference, benchmark)))
     for index, row in enumerate(ours):
         if index not in placed:
-            table.rows.append(TableRow(row.label, OURS, _values(row.aggregate, benchmark)))
+            table.rows.append(_our_row(row, benchmark))
     for row in ours:
         table.notes.extend(f"{row.label}: {note}" for note in row.notes)
+    for row in ours:
+        table.notes.extend(f"{WARNING_MARK} {row.label}: {warning}" for _, warning in row.warnings)
     return table
+
+
+def _our_row(row: ModelRow, benchmark: Benchmark) -> TableRow:
+    """One of our rows, a value whose labels raised a warning marked."""
+    return TableRow(row.label, OURS, _values(row.aggregate, benchmark), {key: WARNING_MARK for key, _ in row.warnings})
 
 
 def add_reading_notes(table: Table, benchmark: Benchmark, datasets_without_spec: Sequence[str],
@@ -192,7 +207,7 @@ def render_markdown(table: Table, digits: int = 2) -> str:
     out = [f"**{table.title}**", "", line(headers), "|:---|" + "---:|" * len(table.columns)]
     for row in table.rows:
         label = f"*{row.label}*" if row.kind == DELTA else row.label
-        out.append(line([label] + [_cell(row.values[c.key], row.kind, digits) for c in table.columns]))
+        out.append(line([label] + [row.shown(c.key, digits) for c in table.columns]))
     if table.notes:
         out.append("")
         out.extend(f"- {note}" for note in table.notes)
@@ -201,7 +216,7 @@ def render_markdown(table: Table, digits: int = 2) -> str:
 
 _LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}", "Δ": r"$\Delta$",
-                   "–": "--"}
+                   "–": "--", WARNING_MARK: r"$^\dagger$"}
 
 
 def _tex(text: str) -> str:
@@ -231,7 +246,7 @@ def render_latex(table: Table, digits: int = 2) -> str:
         r"\midrule",
     ]
     for row in table.rows:
-        cells = [_tex(_cell(row.values[c.key], row.kind, digits)) for c in table.columns]
+        cells = [_tex(row.shown(c.key, digits)) for c in table.columns]
         label = rf"\textit{{{_tex(row.label)}}}" if row.kind == DELTA else _tex(row.label)
         out.append(" & ".join([label] + cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
@@ -298,12 +313,15 @@ def render_mess_csv(table: Table, digits: int = 2) -> str:
 
 def render_json(table: Table, digits: int = 2) -> str:
     """The table as JSON: title, columns (key, header, domain, is_aggregate), rows (label, kind, values
-    keyed by column), notes. Values are not rounded. An interval row (kind ``interval``) has [low, high]
-    values and names the row it belongs to in ``of``."""
+    keyed by column, and ``marks`` keyed by column where a value has one), notes. Values are not
+    rounded. An interval row (kind ``interval``) has [low, high] values and names the row it belongs
+    to in ``of``."""
     rows = []
     for row in table.rows:
         entry = {"label": row.label, "kind": row.kind,
                  "values": {k: list(v) if isinstance(v, tuple) else v for k, v in row.values.items()}}
+        if row.marks:
+            entry["marks"] = dict(row.marks)
         if row.kind == INTERVAL:
             entry["of"] = rows[-1]["label"]
         rows.append(entry)
@@ -423,7 +441,7 @@ def render_rich(table: Table, digits: int = 2, width: int | None = None):
 
     def block(title: str, cols: list[Column]) -> list[RichTable]:
         headers = [c.header if not c.is_aggregate or c.key == "Mean" or title == "Summary" else "avg." for c in cols]
-        cells = [[_cell(row.values[c.key], row.kind, digits) for row in table.rows] for c in cols]
+        cells = [[row.shown(c.key, digits) for row in table.rows] for c in cols]
         numbers = [max(map(len, column_cells), default=1) for column_cells in cells]
         natural = _rich_width(longest_label, [max(n, len(h)) for n, h in zip(numbers, headers)])
         if width is None or natural <= width:

@@ -69,7 +69,7 @@ def test_evaluate_an_instance_then_load_results_and_make_table(suite, tmp_path):
 
     markdown = api.make_table(frame, published="none", fmt="markdown")
     cwfid = read_result(tmp_path / "const1" / "cwfid.json").metrics["mIoU"]
-    assert "| const1 |" in markdown and f"{cwfid:.2f}" in markdown
+    assert "| const1 (synthetic data) |" in markdown and f"{cwfid:.2f}" in markdown
     assert api.make_table([tmp_path], published="none", fmt="markdown") == markdown  # folders give the same table
 
     again = api.evaluate(ConstantSegmenter(1), "cwfid", suite, tmp_path, workers=0)
@@ -153,7 +153,7 @@ def test_untrained_catseg_b_is_labelled_and_never_compared(cli, tmp_path):
 
     table = api.make_table([tmp_path / "out"], published="seed", fmt="csv")
     labels = [line.split(",")[0] for line in table.splitlines()[1:]]
-    assert "catseg-b (untrained)" in labels and any(label.startswith("CAT-Seg-B") for label in labels)
+    assert "catseg-b (untrained) (synthetic data)" in labels and any(label.startswith("CAT-Seg-B") for label in labels)
 
 
 class BatchingSegmenter(ConstantSegmenter):

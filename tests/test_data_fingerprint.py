@@ -128,16 +128,17 @@ def test_paxray_subsets_record_their_own_fingerprints(tmp_path):
 # ------------------------------------------------------------------------------------------ sanity warnings
 
 
-def test_unconverted_0_255_masks_warn_naming_the_class_and_the_set(tmp_path, cli):
+def test_unconverted_0_255_masks_are_a_problem_naming_the_class_and_the_set(tmp_path, cli):
     specs = load_specs()
     write_suite(tmp_path, [specs["deepcrack"]], images_per_set=3, seed=0)
     for path in (tmp_path / specs["deepcrack"].eval_sets()[0].label_dir).glob("*.png"):
         label = np.array(Image.open(path))
         Image.fromarray(np.where(label == 1, 255, label).astype(np.uint8)).save(path)  # DeepCrack before MESS's /255
     result = cli("datasets", "check", "deepcrack", "--data-root", tmp_path)
-    assert result.exit_code == 0  # a warning, not a problem
+    assert result.exit_code == 1  # never a correct label: a problem, not a warning
     output = " ".join(result.output.split())
-    assert "warning: deepcrack: labels hold only class 0 ('concrete or asphalt') and ignore (255)" in output
+    assert "label_pattern" in output
+    assert "labels hold only class 0 ('concrete or asphalt') and ignore (255)" in output
     assert "every 'crack' pixel as ignore" in output
     assert "of all label pixels hold the ignore value 255 (more than half)" in output
 
@@ -232,11 +233,13 @@ def test_cwfid_from_its_real_archive_matches_the_recorded_fingerprint(tmp_path, 
 
 
 def test_a_run_s_confusion_matrix_gives_the_same_warnings():
-    from catseg_bench.data.labelstats import confusion_warnings
+    from catseg_bench.data.labelstats import binary_ignore_pattern, confusion_warnings
 
     deepcrack = load_specs()["deepcrack"].eval_sets()[0]
     # [pred, gt]: the labels hold 10 + 5 pixels of class 0, none of 'crack', 40 ignore (column 2)
     confusion = np.array([[10, 0, 30], [5, 0, 10], [0, 0, 0]])
     warnings = confusion_warnings(deepcrack, confusion)
-    assert len(warnings) == 2 and warnings[0].startswith("deepcrack: labels hold only class 0")
-    assert "72.7% of all label pixels hold the ignore value 255" in warnings[1]
+    assert len(warnings) == 1 and "72.7% of all label pixels hold the ignore value 255" in warnings[0]
+    assert binary_ignore_pattern(deepcrack, [15, 0], 40).startswith("deepcrack: labels hold only class 0")
+    assert binary_ignore_pattern(deepcrack, [15, 0], 0) is None  # no ignore: 'crack' is merely absent
+    assert binary_ignore_pattern(deepcrack, [15, 1], 40) is None

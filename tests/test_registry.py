@@ -131,7 +131,7 @@ def test_installed_package_plugin_is_listed_run_and_tabulated(site, suite, tmp_p
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()[:2]
     column = header.split(",").index("CWFID")
-    assert row.split(",")[0] == "bright" and float(row.split(",")[column]) == pytest.approx(result.metrics["mIoU"], abs=0.005)
+    assert row.split(",")[0] == "bright (synthetic data)" and float(row.split(",")[column]) == pytest.approx(result.metrics["mIoU"], abs=0.005)
 
 
 def test_module_class_with_model_args(cli, site, suite, tmp_path, monkeypatch):

@@ -70,7 +70,7 @@ def test_report_of_two_models_is_self_contained_and_equal_to_the_result_files(ru
     # Per set: 2 samples x (image, ground truth, catseg-tiny's prediction; Random has none) and a heat map
     # per model; + the domain chart.
     assert len(page.image_sources) == len(DATASETS) * (2 * 3 + 2) + 1
-    for model, label in (("catseg-tiny", "catseg-tiny (untrained)"), ("random", "random")):
+    for model, label in (("catseg-tiny", "catseg-tiny (untrained) (synthetic data)"), ("random", "random (synthetic data)")):
         for name in DATASETS:
             result = read_result(out / model / f"{name}.json")
             summary = next(t for t in page.tables if t.section == name)
@@ -83,4 +83,5 @@ def test_report_of_two_models_is_self_contained_and_equal_to_the_result_files(ru
     b = read_result(out / "random" / "cwfid.json").metrics["mIoU"]
     assert float(paired[1].value) == pytest.approx(a - b)
     table1 = next(t for t in page.tables if "table1" in t.css_class)
-    assert table1.row("Random (LB)") and table1.row("random")  # published rows beside ours
+    assert table1.row("Random (LB)") and table1.row("random (synthetic data)")  # published rows beside ours
+    assert "Δ vs" not in text  # a synthetic suite is never compared with published rows

@@ -203,7 +203,7 @@ def test_when_every_set_fails_the_failure_summary_is_the_last_line(cli, tmp_path
     assert _last_line(result).startswith("Error: 2 of 2 evaluation sets failed: cwfid, deepcrack")
 
 
-def test_run_warns_about_unconverted_masks_and_shows_a_new_domain_after_mess(cli, tmp_path):
+def test_run_fails_a_set_of_unconverted_masks_and_shows_a_new_domain_after_mess(cli, tmp_path):
     import numpy as np
     from PIL import Image
 
@@ -220,7 +220,7 @@ def test_run_warns_about_unconverted_masks_and_shows_a_new_domain_after_mess(cli
         Image.fromarray(np.where(label == 1, 255, label).astype(np.uint8)).save(path)  # 0/255 masks
     result = cli("run", "--model", "random", "--datasets", "deepcrack,solar", "--data-root", tmp_path / "data",
                  "--output", tmp_path / "out", "--published", "none", "--specs", spec_dir)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1  # 0/255 labels fail their set; the other goes on
     output = " ".join(result.output.split())
-    assert "warning: deepcrack: labels hold only class 0 ('concrete or asphalt') and ignore (255)" in output
+    assert "failed deepcrack: deepcrack: labels hold only class 0 ('concrete or asphalt') and ignore (255)" in output
     assert "Energy" in output and "Solar Panels" in output

@@ -59,6 +59,14 @@ def _gt_counts(root: Path, eval_set_name: str) -> np.ndarray:
     return counts
 
 
+def _label_fingerprint(root: Path, eval_set_name: str) -> str:
+    """The fingerprint `bench datasets fingerprint` prints for the set's labels."""
+    from catseg_bench.data.check import inspect_eval_set
+
+    eval_set = next(es for spec in SPECS.values() for es in spec.eval_sets() if es.name == eval_set_name)
+    return inspect_eval_set(eval_set, root).stats.fingerprint
+
+
 def test_full_run_writes_a_result_per_eval_set(first_run, small_suite):
     out, result = first_run
     assert result.exit_code == 0, result.output
@@ -187,6 +195,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_matrix(cli, tmp_path):
         read_result(reference / "catseg-tiny" / "cwfid.json").confusion(),
     )
     _assert_same_per_image(out / "catseg-tiny", reference / "catseg-tiny", "cwfid")
+    # The label digests of the images done before the kill were kept: the fingerprint is the whole set's.
+    assert read_result(out / "catseg-tiny" / "cwfid.json").data.label_fingerprint == _label_fingerprint(root, "cwfid")
 
 
 @pytest.mark.slow
@@ -204,6 +214,7 @@ def test_torchrun_two_processes_write_the_one_process_results(first_run, small_s
         np.testing.assert_array_equal(two.confusion(), one.confusion())
         assert two.metrics == one.metrics and two.images_scored == one.images_scored
         _assert_same_per_image(dist_out / "catseg-tiny", out / "catseg-tiny", name)  # gathered in sample order
+        assert two.data.label_fingerprint == one.data.label_fingerprint == _label_fingerprint(small_suite, name)
 
 
 @pytest.mark.slow
@@ -245,7 +256,7 @@ def test_on_a_synthetic_suite_the_sets_default_to_its_manifest(cli, tmp_path):
     root = _suite(tmp_path / "suite", ["cwfid", "paxray4"], images=1)
     ran = cli("run", "--model", "random", "--data-root", root, "--output", tmp_path / "out", "--published", "none")
     assert ran.exit_code == 0, ran.output
-    written = sorted(p.name for p in (tmp_path / "out" / "random").glob("*.json"))
+    written = sorted(p.name for p in (tmp_path / "out" / "random").glob("[!.]*.json"))  # not the settings claim
     assert written == sorted(f"{es.name}.json" for name in ("cwfid", "paxray4") for es in SPECS[name].eval_sets())
 
 

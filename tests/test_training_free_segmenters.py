@@ -174,7 +174,7 @@ def test_bench_run_sclip_end_to_end(cli, tiny_tower, tmp_path):
         assert labelled > 0  # every labelled pixel got a prediction at the original size
     table = cli("table", out, "--published", "none", "--format", "csv")
     assert table.exit_code == 0, table.output
-    assert table.stdout.splitlines()[1].split(",")[0] == "sclip (untrained)"
+    assert table.stdout.splitlines()[1].split(",")[0] == "sclip (untrained) (synthetic data)"
     report = cli("report", out, "--out", tmp_path / "report.html", "--bootstrap", "10", "--published", "seed")
     assert report.exit_code == 0, report.output
     html = (tmp_path / "report.html").read_text()

@@ -164,6 +164,10 @@ def register(app: typer.Typer) -> None:
         ),
         published: str = typer.Option("seed", "--published", help="Published rows beside ours: seed, mess2023, none."),
         include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
+        allow_incomplete: bool = typer.Option(
+            False, "--allow-incomplete", help="Score a set with fewer images than its spec expects (else it fails); "
+            "its result is partial, kept out of the table's aggregates."
+        ),
         demo: bool = typer.Option(False, "--demo", help="Synthetic suite + untrained catseg-tiny on the CPU."),
         seed: int = typer.Option(0, "--seed", help="Seed of untrained weights (--checkpoint none) and of the demo's data."),
         verbose: bool = typer.Option(False, "--verbose", help="Every label warning of each set (default: one line per set)."),
@@ -200,7 +204,8 @@ def register(app: typer.Typer) -> None:
                 report = api.evaluate(
                     model, eval_sets, data_root, output, checkpoint=checkpoint, model_args=model_args, device=device,
                     precision=precision, mode=mode, seed=seed, limit=limit, batch_size=batch_size, workers=workers,
-                    save_predictions=save_predictions, save_samples=save_samples, on_progress=on_progress,
+                    save_predictions=save_predictions, save_samples=save_samples, allow_incomplete=allow_incomplete,
+                    on_progress=on_progress,
                 )
         except KeyboardInterrupt:
             console.print(f"interrupted: finished results are kept in {output}; run the same command again to resume "

@@ -25,6 +25,9 @@ def score(
     device: str = typer.Option("cpu", "--device", help="Where to accumulate the confusion matrix (cpu, cuda)."),
     workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=0, help="DataLoader reading workers."),
     specs_dirs: List[Path] = typer.Option([], "--specs", help="Extra folder of dataset specs."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Score a set with fewer images than its spec expects, as a partial result."
+    ),
 ) -> None:
     """Score saved predictions with the MESS metric and write the same result files as `bench run`.
 
@@ -47,7 +50,8 @@ def score(
     progress, on_progress = progress_display(console, int(os.environ.get("RANK", "0")) == 0)
     with progress:
         report = api.score_predictions(pred, dataset_name, data_root, output, model_id, device=device,
-                                       specs_dirs=specs_dirs, workers=workers, on_progress=on_progress)
+                                       specs_dirs=specs_dirs, workers=workers, allow_incomplete=allow_incomplete,
+                                       on_progress=on_progress)
     report_outcomes(console, report)
     if not report.world.is_main:
         return

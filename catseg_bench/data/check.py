@@ -2,7 +2,8 @@
 
 Reports, each as a `Finding` naming the file: missing folders, unpaired images or labels, an image
 count other than expected, label values outside the classes and the ignore value, labels whose size
-differs from their image, unreadable or truncated files, labels that changed since the set was
+differs from their image, binary labels holding only background and ignore (0/255 masks), unreadable
+or truncated files, labels that changed since the set was
 prepared, and labels that differ from what the spec records (see :mod:`.labelstats`). Images are
 decoded when `decode_images=True` (what `bench datasets check` does unless `--headers-only`), else
 only their headers are read; labels are always decoded, in worker processes when there are many.
@@ -25,7 +26,8 @@ import numpy as np
 from catseg_bench.data.decode import decode_image, image_size, label_array
 from catseg_bench.data.hf_reader import EXPORT_MARKER, ExportedEvalSet, find_export, load_export_rows
 from catseg_bench.data.labelstats import (
-    LabelStats, label_digest, label_warnings, manifest_differences, manifest_path, read_manifest, record_differences,
+    LabelStats, binary_ignore_pattern, label_digest, label_warnings, manifest_differences, manifest_path, read_manifest,
+    record_differences,
     value_counts,
 )
 from catseg_bench.data.pairing import scan_pairs
@@ -46,6 +48,7 @@ BAD_LABEL = "bad_label"
 BAD_EXPORT = "bad_export"
 LABEL_CHANGED = "label_changed"
 LABEL_RECORD = "label_record"
+LABEL_PATTERN = "label_pattern"  # binary labels holding only background and ignore (0/255 masks)
 
 # Below this many pairs, starting worker processes costs more than it saves.
 _SERIAL_BELOW = 64
@@ -259,6 +262,10 @@ def inspect_eval_set(
     # The spec's record describes the whole real split: not a synthetic suite, nor a part of the split.
     compare_record = expected_count == eval_set.spec.num_images and synthetic_count(root, eval_set.name) is None
     findings.extend(_label_changes(eval_set, root, export, tasks, stats, compare_record))
+    pattern = binary_ignore_pattern(eval_set, stats.class_pixel_counts, stats.ignore_pixel_count)
+    if pattern is not None:
+        findings.append(Finding(eval_set.name, LABEL_PATTERN, str(export or root / eval_set.label_dir),
+                                pattern.removeprefix(f"{eval_set.name}: ")))
     return SetCheck(findings, label_warnings(eval_set, stats.class_pixel_counts, stats.ignore_pixel_count), stats)
 
 

@@ -16,9 +16,10 @@ A preparation whose result differs from the spec can name the classes whose coun
 the images (the spec holds no per-image digests).
 
 **Sanity warnings** (not errors: a user's split may legitimately lack a class) name the set and
-the class: a class of interest that never occurs in the whole split, a binary set whose labels
-hold only background and ignore (0/255 masks never divided by 255), ignore covering more than
-half of all pixels.
+the class: a class of interest that never occurs in the whole split, ignore covering more than
+half of all pixels. The one pattern that is never a correct label, a binary set holding only
+background and ignore (0/255 masks never divided by 255), is an error instead
+(:func:`binary_ignore_pattern`): `bench datasets check` reports it and `bench run` fails that set.
 """
 
 from __future__ import annotations
@@ -97,19 +98,27 @@ class LabelStats:
         }
 
 
+def binary_ignore_pattern(eval_set: EvalSet, class_pixel_counts: list[int], ignore_pixel_count: int) -> str | None:
+    """The error of a binary set whose labels hold only class 0 and ignore: 0/255 masks never divided
+    by 255, which would score every foreground pixel as ignore (never a correct label). None when absent."""
+    if eval_set.num_classes != 2 or class_pixel_counts[1] != 0 or ignore_pixel_count == 0:
+        return None
+    return (
+        f"{eval_set.name}: labels hold only class 0 ('{eval_set.class_names[0]}') and ignore "
+        f"({eval_set.ignore_index}); 0/255 masks not divided by 255 look like this, and would score "
+        f"every '{eval_set.class_names[1]}' pixel as ignore; re-prepare the labels "
+        f"(`bench prepare {eval_set.spec.name}`) so that the foreground is class 1"
+    )
+
+
 def label_warnings(eval_set: EvalSet, class_pixel_counts: list[int], ignore_pixel_count: int) -> list[str]:
-    """Warnings about a split's class histogram, each naming the set (and the class)."""
+    """Warnings about a split's class histogram, each naming the set (and the class). The 0/255
+    pattern of a binary set is an error, not a warning (:func:`binary_ignore_pattern`)."""
     warnings = []
     total = sum(class_pixel_counts) + ignore_pixel_count
     if total == 0:
         return warnings
-    if eval_set.num_classes == 2 and class_pixel_counts[1] == 0:
-        warnings.append(
-            f"{eval_set.name}: labels hold only class 0 ('{eval_set.class_names[0]}') and ignore "
-            f"({eval_set.ignore_index}); 0/255 masks not divided by 255 look like this, and would score "
-            f"every '{eval_set.class_names[1]}' pixel as ignore"
-        )
-    else:
+    if binary_ignore_pattern(eval_set, class_pixel_counts, ignore_pixel_count) is None:
         for index in eval_set.classes_of_interest:
             if class_pixel_counts[index] == 0:
                 warnings.append(
@@ -124,11 +133,16 @@ def label_warnings(eval_set: EvalSet, class_pixel_counts: list[int], ignore_pixe
     return warnings
 
 
-def confusion_warnings(eval_set: EvalSet, confusion: np.ndarray) -> list[str]:
-    """:func:`label_warnings` from a result's (K+1)x(K+1) ``[pred, gt]`` confusion matrix, whose column
-    sums are the label histogram (column K: ignore)."""
+def label_histogram(eval_set: EvalSet, confusion: np.ndarray) -> tuple[list[int], int]:
+    """Pixels per class and of ignore in the labels a (K+1)x(K+1) ``[pred, gt]`` confusion matrix scored
+    (its column sums; column K: ignore)."""
     gt = np.asarray(confusion).sum(axis=0)
-    return label_warnings(eval_set, [int(c) for c in gt[: eval_set.num_classes]], int(gt[eval_set.num_classes]))
+    return [int(c) for c in gt[: eval_set.num_classes]], int(gt[eval_set.num_classes])
+
+
+def confusion_warnings(eval_set: EvalSet, confusion: np.ndarray) -> list[str]:
+    """:func:`label_warnings` of the labels a result's confusion matrix scored."""
+    return label_warnings(eval_set, *label_histogram(eval_set, confusion))
 
 
 def record_differences(eval_set: EvalSet, stats: LabelStats) -> list[str]:

@@ -28,6 +28,7 @@ from catseg_bench.bootstrap import (
     set_interval,
 )
 from catseg_bench.errors import BenchError
+from catseg_bench.frame import labels_vs_spec
 from catseg_bench.per_image import PerImageStats, margins
 from catseg_bench.report.figures import HEATMAP_MAX_CLASSES, class_colours, colour_label, confusion_heatmap, png
 from catseg_bench.report.page import HtmlTable, esc, img, interval, number, page, text_cell
@@ -136,6 +137,8 @@ def _table1_html(table: Table) -> str:
                 cell = number(value, signed=row.kind == DELTA)
                 if row.kind == DELTA and value:
                     cell = cell.replace('class="num"', f'class="num {"pos" if value > 0 else "neg"}"', 1)
+                if column.key in row.marks:
+                    cell = cell.removesuffix("</td>") + f'<span class="mark">{esc(row.marks[column.key])}</span></td>'
                 cells.append(cell)
         body.append(f'<tr class="{row.kind}"><td class="label">{esc(row.label)}</td>{"".join(cells)}</tr>')
     return (f'<div class="scroll"><table class="table1"><thead>{top}{second}</thead>'
@@ -246,6 +249,7 @@ def _set_section(index: int, set_name: str, runs: Sequence[Run], specs, compare,
         defined = stats is not None and result.metrics.get("mIoU") is not None
         ci = set_interval(stats, resamples, DEFAULT_SEED) if defined else None
         note = "partial" if result.partial else ("" if stats is not None else "no per-image counts: no interval")
+        note = "; ".join(n for n in (note, _data_note(result, spec), *result.label_warnings) if n)
         summary.add([text_cell(run.label), number(result.metrics.get("mIoU")),
                      interval(None if ci is None else (ci.low, ci.high)),
                      *(number(result.metrics.get(m)) for m in SUMMARY[1:]),
@@ -297,6 +301,22 @@ def _distinct(values) -> str:
     return "; ".join(seen) if seen else "–"
 
 
+def _data_note(result: Result, spec: DatasetSpec | None) -> str:
+    """What a reader must know about the data a result was computed on ("" for the spec's real labels)."""
+    if result.data is None:
+        return "unknown provenance"
+    if result.data.synthetic:
+        return "synthetic data: not a MESS number"
+    return "labels differ from the spec's fingerprint" if labels_vs_spec(result, spec) == "differs" else ""
+
+
+def _fingerprint_text(result: Result, spec: DatasetSpec | None) -> str:
+    if result.data is None:
+        return "unknown provenance"
+    fingerprint = result.data.label_fingerprint
+    return f"{fingerprint[:16]}… ({labels_vs_spec(result, spec)})" if fingerprint else "–"
+
+
 def _provenance(runs: Sequence[Run], specs: Mapping[str, DatasetSpec]) -> str:
     out = ['<h2 id="provenance">Provenance</h2>']
     for run in runs:
@@ -309,6 +329,9 @@ def _provenance(runs: Sequence[Run], specs: Mapping[str, DatasetSpec]) -> str:
             ("results folder", str(run.row.folder)),
             ("checkpoint sha256", _distinct(r.checkpoint_sha256 for r in results)),
             ("settings", _distinct(r.settings for r in results)),
+            ("data root", _distinct("unknown provenance" if r.data is None else r.data.root for r in results)),
+            ("synthetic data", _distinct("unknown provenance" if r.data is None else
+                                         ("yes: not MESS numbers" if r.data.synthetic else "no") for r in results)),
             ("precision", _distinct(r.settings.get("precision", "–") for r in results)),
             ("device", _distinct(r.timing.get("device") or "not recorded" for r in results)),
             ("versions", _distinct(r.versions for r in results)),
@@ -319,13 +342,15 @@ def _provenance(runs: Sequence[Run], specs: Mapping[str, DatasetSpec]) -> str:
         ]
         for name, value in facts:
             overview.add([text_cell(name), text_cell(value)])
-        per_set = HtmlTable(["eval set", "spec hash", "current spec", "images", "seconds", "images/s", "peak memory MiB",
-                             "device"], sortable=True)
+        per_set = HtmlTable(["eval set", "spec hash", "current spec", "label fingerprint (vs spec)", "label warnings",
+                             "images", "seconds", "images/s", "peak memory MiB", "device"], sortable=True)
         for name, result in run.results.items():
             spec = specs.get(result.dataset)
             current = "yes" if spec is not None and spec.spec_hash == result.spec_hash else "no: re-run"
             peak = result.timing.get("peak_memory_bytes")
             per_set.add([text_cell(name), text_cell(result.spec_hash), text_cell(current),
+                         text_cell(_fingerprint_text(result, spec)),
+                         text_cell("; ".join(result.label_warnings) or "–"),
                          number(result.images_scored, digits=0), number(result.timing.get("seconds"), digits=1),
                          number(result.timing.get("images_per_second")),
                          number(None if peak is None else peak / 2**20, digits=0),
