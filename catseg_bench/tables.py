@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 
 from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, aggregate_results, columns, delta
 from catseg_bench.bootstrap import Interval, row_statistics, table_intervals
+from catseg_bench.data.labelstats import summarised
 from catseg_bench.errors import BenchError
 from catseg_bench.results import PublishedTable, load_results
 from catseg_bench.specs import Benchmark, DatasetSpec, load_benchmark, load_specs
@@ -162,7 +163,12 @@ def build_table(
     for row in ours:
         table.notes.extend(f"{row.label}: {note}" for note in row.notes)
     for row in ours:
-        table.notes.extend(f"{WARNING_MARK} {row.label}: {warning}" for _, warning in row.warnings)
+        by_column: dict[str, list[str]] = {}
+        for key, warning in row.warnings:
+            by_column.setdefault(key, []).append(warning)
+        for warnings in by_column.values():
+            table.notes.extend(f"{WARNING_MARK} {row.label}: {line}"
+                               for line in summarised(warnings, "the result's label_warnings list them"))
     return table
 
 

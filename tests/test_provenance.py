@@ -245,6 +245,26 @@ def test_a_class_never_occurring_is_stored_and_shown_beside_the_number(cli, tmp_
     assert '<span class="mark">†</span>' in html and warning.replace("'", "&#x27;") in html
 
 
+def test_a_sets_many_label_warnings_are_one_table_note(cli, tmp_path):
+    root = tmp_path / "data"
+    write_suite(root, [SPECS["cwfid"]], images_per_set=2, seed=0)
+    es = SPECS["cwfid"].eval_sets()[0]
+    for path in (root / es.label_dir).glob("*.png"):
+        Image.fromarray(np.zeros_like(np.array(Image.open(path)))).save(path)  # only class 0 left
+    out = tmp_path / "out"
+    ran = cli(*RANDOM, "--datasets", "cwfid", "--data-root", root, "--output", out, "--published", "none")
+    assert ran.exit_code == 0, ran.output
+    stored = read_result(out / "random" / "cwfid.json").label_warnings
+    assert len(stored) == 2  # 'crop' and 'weed' never occur
+    assert [line for line in ran.output.splitlines() if line.startswith("warning: cwfid")] == [
+        f"warning: {stored[0]} (and 1 more label warnings for this set; --verbose lists them)"]
+
+    table = cli("table", out, "--published", "none", "--format", "markdown")
+    notes = [line for line in table.stdout.splitlines() if line.startswith("- †")]
+    assert notes == [f"- † random (synthetic data): {stored[0]} (and 1 more label warnings for this set; "
+                     "the result's label_warnings list them)"]
+
+
 # ---------------------------------------------------------------------------------------------- sweeps
 
 

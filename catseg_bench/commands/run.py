@@ -97,28 +97,19 @@ def where_results_are(result_dir: Path, output: Path) -> str:
             f"the HTML report: bench report {output} --out report.html")
 
 
-def warning_lines(warnings: list[str], verbose: bool) -> list[str]:
-    """One set's label warnings as printed: all with --verbose, else one line (the first, and how many more)."""
-    if verbose or len(warnings) <= 1:
-        return list(warnings)
-    return [f"{warnings[0]} (and {len(warnings) - 1} more label warnings for this set; --verbose lists them)"]
-
-
-def print_label_warnings(console: Console, report, eval_sets, verbose: bool = False) -> None:
-    """The label sanity warnings of every scored set, from its result's confusion matrix (its label
-    histogram): one line per set unless `verbose`."""
-    from catseg_bench.data.labelstats import confusion_warnings
+def print_label_warnings(console: Console, report, verbose: bool = False) -> None:
+    """The label sanity warnings stored in every scored set's result: one line per set unless `verbose`."""
+    from catseg_bench.data.labelstats import summarised
     from catseg_bench.results import read_result, result_path
 
-    by_name = {es.name: es for es in eval_sets}
     for o in report.outcomes:
         if o.status == "failed":
             continue
         try:
-            confusion = read_result(result_path(report.result_dir, o.eval_set)).confusion()
+            warnings = read_result(result_path(report.result_dir, o.eval_set)).label_warnings
         except BenchError:
             continue
-        for line in warning_lines(confusion_warnings(by_name[o.eval_set], confusion), verbose):
+        for line in warnings if verbose else summarised(warnings, "--verbose lists them"):
             console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
@@ -214,7 +205,7 @@ def register(app: typer.Typer) -> None:
         report_outcomes(console, report)
         if not report.world.is_main:
             return
-        print_label_warnings(console, report, eval_sets, verbose)
+        print_label_warnings(console, report, verbose)
         try:
             print_table(console, [output], published=published, fmt="rich", metric="mIoU",
                         include_partial=include_partial, specs_dirs=specs)

@@ -133,6 +133,14 @@ def label_warnings(eval_set: EvalSet, class_pixel_counts: list[int], ignore_pixe
     return warnings
 
 
+def summarised(warnings: list[str] | tuple[str, ...], where: str) -> list[str]:
+    """One set's label warnings as one line: the first, and how many more there are and `where` they
+    are listed (a set of synthetic or partly labelled data can raise dozens)."""
+    if len(warnings) <= 1:
+        return list(warnings)
+    return [f"{warnings[0]} (and {len(warnings) - 1} more label warnings for this set; {where})"]
+
+
 def label_histogram(eval_set: EvalSet, confusion: np.ndarray) -> tuple[list[int], int]:
     """Pixels per class and of ignore in the labels a (K+1)x(K+1) ``[pred, gt]`` confusion matrix scored
     (its column sums; column K: ignore)."""
