@@ -16,6 +16,8 @@ open_clip has no dense path, so `encode_image_dense` runs the visual tower itsel
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
@@ -23,9 +25,13 @@ from torch import Tensor, nn
 
 from model.configs import CATSegConfig
 
+if TYPE_CHECKING:
+    from model.san.config import SANConfig
 
-def build_clip(config: CATSegConfig) -> CLIP:
-    """A randomly initialised open_clip CLIP with the variant's towers (QuickGELU, OpenAI names)."""
+
+def build_clip(config: CATSegConfig | SANConfig) -> CLIP:
+    """A randomly initialised open_clip CLIP with the variant's towers (QuickGELU, OpenAI names);
+    any config with `embed_dim`, `vision` and `text` of `model.configs`' tower configs."""
     vision = CLIPVisionCfg(
         layers=config.vision.layers,
         width=config.vision.width,
@@ -52,12 +58,13 @@ def resized_position_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
     """The (1 + gh*gw, D) position table for a gh x gw patch grid.
 
     The class position is kept; the square patch part is resized with bicubic interpolation
-    (align_corners=False, no antialias). A table that already fits is returned as is.
+    (align_corners=False, no antialias). A table of that grid is returned as is (a grid of the
+    same token count but another shape is resized, as SAN's official code does).
     """
     gh, gw = grid
-    if table.shape[0] == 1 + gh * gw:
-        return table
     side = int(round((table.shape[0] - 1) ** 0.5))
+    if (gh, gw) == (side, side):
+        return table
     cls_pos, patch_pos = table[:1], table[1:]
     patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
     patch_pos = F.interpolate(patch_pos, size=(gh, gw), mode="bicubic", align_corners=False)
