@@ -49,8 +49,9 @@ def postprocess_matrix(low: int, padded: int, resized: int, original: int, dtype
 def _normalized_padded(model: SAN, image: np.ndarray) -> Tensor:
     config = model.config
     pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(model.device)
-    mean = torch.tensor(config.pixel_mean, dtype=model.dtype, device=model.device).view(3, 1, 1)
-    std = torch.tensor(config.pixel_std, dtype=model.dtype, device=model.device).view(3, 1, 1)
+    # float32 values whatever the model's dtype: the official model holds them as float32 buffers
+    mean = torch.tensor(config.pixel_mean, dtype=torch.float32).to(model.device, model.dtype).view(3, 1, 1)
+    std = torch.tensor(config.pixel_std, dtype=torch.float32).to(model.device, model.dtype).view(3, 1, 1)
     x = (pixels.to(model.dtype) - mean) / std
     div = config.size_divisibility
     h, w = x.shape[-2:]
