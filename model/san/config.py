@@ -101,4 +101,16 @@ SAN_L = SANConfig(
     attn_bias_heads=16,
 )
 
-SAN_CONFIGS: dict[str, SANConfig] = {c.name: c for c in (SAN_B, SAN_L)}
+SAN_TINY = SANConfig(
+    name="san-tiny",
+    description="SAN code path with tiny widths (random weights; tests and demo)",
+    embed_dim=32,
+    vision=VisionTowerConfig(width=64, layers=4, head_width=32, patch_size=16, pos_embed_image_size=224),
+    text=TextTowerConfig(width=32, layers=2, heads=2),
+    fusion_clip_layers=(0, 1, 2, 3),
+    clip_scale=0.5,
+    attn_bias_heads=2,
+    side_adapter=SideAdapterConfig(width=32, depth=3, heads=2, num_queries=10, mask_embed_dim=16, mlp_dim=16),
+)
+
+SAN_CONFIGS: dict[str, SANConfig] = {c.name: c for c in (SAN_B, SAN_L, SAN_TINY)}
