@@ -121,17 +121,17 @@ def predict(
     seed: int = typer.Option(0, "--seed", help="Seed of untrained (random) weights."),
 ) -> None:
     """Segment IMAGE into the given classes with any registered model."""
-    from catseg_bench import api
+    from catseg_bench import api, registry
     from catseg_bench.segmenters import has_scores, is_untrained
     from model.common.files import atomic_write_bytes
 
     console = Console()
     class_names = parse_classes(classes, classes_file)
     rgb = read_rgb(image)
+    if probs is not None and not has_scores(registry.find_segmenter(model).load()):  # before building it
+        raise BenchError(f"--probs: {model} gives class labels only (no per-class scores); drop --probs")
     segmenter = api.build_segmenter(model, checkpoint=checkpoint, model_args=model_args, device=device,
                                     precision=precision, mode=mode, seed=seed)
-    if probs is not None and not has_scores(segmenter):
-        raise BenchError(f"--probs: {model} gives class labels only (no per-class scores); drop --probs")
     if is_untrained(segmenter):
         Console(stderr=True).print(f"[yellow]warning:[/] {model} runs UNTRAINED random weights")
     segmenter.set_classes(tuple(class_names))

@@ -69,6 +69,7 @@ def is_analytic(segmenter: Any) -> bool:
 
 
 def has_scores(segmenter: Any) -> bool:
+    """True when a segmenter (or its class) gives per-class scores (`predict_scores`)."""
     return callable(getattr(segmenter, "predict_scores", None))
 
 
