@@ -47,20 +47,14 @@ def time_ours(size: str, forwards: int) -> list[float]:
     import torch
 
     from model.san import conversion, inference
-    from model.san.modeling import SAN
 
     image, resized = _image()  # puts tests/ and the official runner's folder on the path
     from formula_weights import san_state_dict
     from run_san_official import CLASS_NAMES
 
     config = conversion.get_san_config(f"san-{size}")
-    state = conversion.convert_official({k: torch.from_numpy(v) for k, v in san_state_dict(size).items()},
-                                        config, "formula")
-    with torch.device("meta"):
-        net = SAN(config)
-    net.load_state_dict(state, strict=True, assign=True)
-    net.reset_buffers()
-    net.eval()
+    official = {k: torch.from_numpy(v) for k, v in san_state_dict(size).items()}
+    net = conversion.san_with_state(config, conversion.convert_official(official, config, "formula weights"))
     times = []
     for index in range(forwards + 1):
         start = time.perf_counter()

@@ -232,13 +232,14 @@ def official_name(key: str) -> str:
     return key.replace(".attn.in_proj_weight", ".attn.{q,k,v}_proj_weight")
 
 
-def guess_variant(state: dict[str, Tensor]) -> str | None:
-    """The registered variant whose image tower matches the checkpoint's, if any."""
+def guess_variant(state: dict[str, Tensor], configs: dict | None = None) -> str | None:
+    """The registered variant (of `configs`: CAT-Seg's by default; any family whose configs have
+    `vision` and `name`) whose CLIP image tower matches the state dict's, if any."""
     conv = state.get("clip.visual.conv1.weight")
     if conv is None:
         return None
     layers = sum(1 for k in state if k.startswith("clip.visual.transformer.resblocks.") and k.endswith(".ln_1.weight"))
-    for config in CONFIGS.values():
+    for config in (CONFIGS if configs is None else configs).values():
         v = config.vision
         if tuple(conv.shape) == (v.width, 3, v.patch_size, v.patch_size) and layers == v.layers:
             return config.name

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from model import checkpoint
 from model.checkpoint import CheckpointError, OfficialFormat, load_state
 from model.chunks import reuse_freed_cpu_memory
 from model.clip_towers import causal_text_mask
@@ -107,16 +108,8 @@ def to_official(state: dict[str, Tensor], config: SANConfig) -> dict[str, Tensor
 
 
 def guess_variant(state: dict[str, Tensor]) -> str | None:
-    """The SAN variant whose CLIP image tower and recognition split fit our state dict, if any."""
-    conv = state.get("clip.visual.conv1.weight")
-    if conv is None:
-        return None
-    layers = sum(1 for k in state if k.startswith("clip.visual.transformer.resblocks.") and k.endswith(".ln_1.weight"))
-    for config in SAN_CONFIGS.values():
-        v = config.vision
-        if tuple(conv.shape) == (v.width, 3, v.patch_size, v.patch_size) and layers == v.layers:
-            return config.name
-    return None
+    """The SAN variant whose CLIP image tower fits our state dict, if any."""
+    return checkpoint.guess_variant(state, SAN_CONFIGS)
 
 
 def _format(config: SANConfig) -> OfficialFormat:
@@ -156,9 +149,15 @@ def create_san(name: str, checkpoint: str | Path | None = None, device: str | to
     if weights is not None:
         config = dataclasses.replace(config, pixel_mean=weights.pixel_mean, pixel_std=weights.pixel_std,
                                      templates=weights.prompt_templates or config.templates)
-    with torch.device("meta"):
-        model = SAN(config)
-    model.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
-    model.reset_buffers()
+    model = san_with_state(config, {k: v.clone() for k, v in state.items()})
     model.checkpoint_sha256 = sha256
     return model.to(device).eval()
+
+
+def san_with_state(config: SANConfig, state: dict[str, Tensor]) -> SAN:
+    """A SAN holding `state` (our keys, every one; its tensors are used, not copied), in eval mode."""
+    with torch.device("meta"):
+        model = SAN(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.reset_buffers()
+    return model.eval()

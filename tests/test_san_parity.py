@@ -1,0 +1,90 @@
+"""Parity with the official SAN code (the MESS fork) on the fixture of tests/data/san (its README says
+how the official code was run: formula weights, the 480 x 637 formula image, float64 and float32).
+
+Our model loads the same formula weights through the real converter (`convert_official`) and runs
+the whole-image protocol on the same image:
+
+* float64: every compared output within 1e-5 of the official float64 run (text embeddings, mask
+  class logits, mask logits, the final scores);
+* float32: the scores within the official code's own float32-vs-float64 spread (recorded in the
+  fixture) of the official float64 scores, and the argmax equal to the official float64 argmax
+  wherever its top-2 margin exceeds that spread.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TEST_DATA
+from formula_weights import make_image, san_state_dict
+from model.san import conversion, inference
+from model.san.modeling import SAN
+
+FIXTURE = TEST_DATA / "san"
+FLOAT64_TOLERANCE = 1e-5
+SCORE_STRIDE, MASK_STRIDE = 8, 4  # what make_fixture.py keeps of the scores / mask logits
+
+
+def fixture(tag: str) -> tuple[dict, dict]:
+    path = FIXTURE / f"san_{tag}.npz"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    return arrays, json.loads((FIXTURE / f"san_{tag}_run.json").read_text())
+
+
+def formula_model(size: str, run: dict) -> SAN:
+    """Our SAN with the fixture's formula weights, in float64 (the float32 values, cast exactly)."""
+    config = conversion.get_san_config(f"san-{size}")
+    official = {k: torch.from_numpy(v) for k, v in san_state_dict(size).items()}
+    return conversion.san_with_state(config, conversion.convert_official(official, config, "formula weights")).double()
+
+
+def outputs(net: SAN, class_names: list[str], image: np.ndarray, resized: np.ndarray) -> dict[str, torch.Tensor]:
+    text = net.class_embeddings(class_names)
+    classifier = net.classifier(text)
+    logits, masks = net(inference._normalized_padded(net, resized), classifier)
+    scores = inference.predict_scores(net, resized, classifier, image.shape[:2])
+    return {"text": text, "logits": logits[0], "masks": masks[0], "scores": scores}
+
+
+@pytest.fixture(scope="module", params=["b"])
+def case(request):
+    arrays, run = fixture(request.param)
+    image = make_image(*run["image_hw"], seed=0)
+    net = formula_model(request.param, run)
+    resized = inference.prepare_image(net, image)
+    assert list(resized.shape[:2]) == arrays["resized_hw"].tolist()
+    names = [str(n) for n in arrays["class_names"]]
+    with torch.no_grad():
+        f64 = outputs(net, names, image, resized)
+        f32 = outputs(net.float(), names, image, resized)
+    return arrays, run, f64, f32
+
+
+def test_float64_reproduces_the_official_float64_run(case):
+    arrays, _, f64, _ = case
+    np.testing.assert_allclose(f64["text"].numpy(), arrays["text_embeds_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
+    np.testing.assert_allclose(f64["logits"].numpy(), arrays["mask_cls_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
+    masks = f64["masks"][:, ::MASK_STRIDE, ::MASK_STRIDE].numpy()
+    np.testing.assert_allclose(masks, arrays["mask_preds_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
+    scores = f64["scores"][:, ::SCORE_STRIDE, ::SCORE_STRIDE].numpy()
+    np.testing.assert_allclose(scores, arrays["scores_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
+
+
+def test_float32_stays_within_the_official_float32_spread(case):
+    arrays, run, _, f32 = case
+    spread = float(arrays["spread_fp32_fp64"])
+    assert spread == run["spreads"]["scores_fp32_vs_fp64_max_abs"] > 0
+    scores = f32["scores"].double()
+    assert np.abs(scores[:, ::SCORE_STRIDE, ::SCORE_STRIDE].numpy() - arrays["scores_fp64"]).max() <= spread
+    decided = arrays["margin_fp64"] > spread
+    ours = scores.argmax(dim=0)[::SCORE_STRIDE, ::SCORE_STRIDE].numpy()
+    official = arrays["argmax_fp64"][::SCORE_STRIDE, ::SCORE_STRIDE]
+    assert decided.mean() > 0.5  # the fixture decides most pixels
+    np.testing.assert_array_equal(ours[decided], official[decided])
