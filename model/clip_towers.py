@@ -58,13 +58,12 @@ def resized_position_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
     """The (1 + gh*gw, D) position table for a gh x gw patch grid.
 
     The class position is kept; the square patch part is resized with bicubic interpolation
-    (align_corners=False, no antialias). A table of that grid is returned as is (a grid of the
-    same token count but another shape is resized, as SAN's official code does).
+    (align_corners=False, no antialias). A table that already fits is returned as is.
     """
     gh, gw = grid
-    side = int(round((table.shape[0] - 1) ** 0.5))
-    if (gh, gw) == (side, side):
+    if table.shape[0] == 1 + gh * gw:
         return table
+    side = int(round((table.shape[0] - 1) ** 0.5))
     cls_pos, patch_pos = table[:1], table[1:]
     patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
     patch_pos = F.interpolate(patch_pos, size=(gh, gw), mode="bicubic", align_corners=False)
