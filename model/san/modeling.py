@@ -78,7 +78,7 @@ class SAN(nn.Module):
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([visual.class_embedding.to(x.dtype).expand(batch, 1, width), x], dim=1)
         # The official code resizes when the grid differs from the stored one; a grid of the same
-        # token count but another shape cannot occur here (at least 20 patches a side, 14 stored).
+        # token count but another shape cannot occur here (20 or more patches a side; 14 or 24 stored).
         x = visual.ln_pre(x + resized_position_table(visual.positional_embedding, (gh, gw)).to(x.dtype))
         wanted = set(self.config.fusion_clip_layers)
         maps = {}
