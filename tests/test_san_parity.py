@@ -13,6 +13,7 @@ the whole-image protocol on the same image:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -20,7 +21,7 @@ import pytest
 import torch
 
 from conftest import TEST_DATA
-from formula_weights import make_image, san_state_dict
+from formula_weights import make_image, san_keys, san_state_dict
 from model.san import conversion, inference
 from model.san.modeling import SAN
 
@@ -40,9 +41,21 @@ def fixture(tag: str) -> tuple[dict, dict]:
 
 
 def formula_model(size: str, run: dict) -> SAN:
-    """Our SAN with the fixture's formula weights, in float64 (the float32 values, cast exactly)."""
+    """Our SAN with the fixture's formula weights, in float64 (the float32 values, cast exactly).
+
+    A reduced fixture (README section 4.2: fewer CLIP vision / text blocks, `openai_layers`) gets
+    the same reduction of our config; everything else stays the registered variant's.
+    """
     config = conversion.get_san_config(f"san-{size}")
-    official = {k: torch.from_numpy(v) for k, v in san_state_dict(size).items()}
+    if run.get("openai_layers"):
+        vision, text = run["openai_layers"]
+        config = dataclasses.replace(config, vision=dataclasses.replace(config.vision, layers=vision),
+                                     text=dataclasses.replace(config.text, layers=text))
+    wanted = {conversion.ours_to_official(k, config) for k in conversion.expected_shapes(config)}
+    wanted |= {conversion.TEXT_MASK, conversion.LOSS_WEIGHTS}
+    keys = {k: shape for k, shape in san_keys(size).items() if k in wanted}
+    assert len(keys) == len(wanted) == run["num_keys"]
+    official = {k: torch.from_numpy(v) for k, v in san_state_dict(keys).items()}
     return conversion.san_with_state(config, conversion.convert_official(official, config, "formula weights")).double()
 
 
@@ -54,7 +67,7 @@ def outputs(net: SAN, class_names: list[str], image: np.ndarray, resized: np.nda
     return {"text": text, "logits": logits[0], "masks": masks[0], "scores": scores}
 
 
-@pytest.fixture(scope="module", params=["b"])
+@pytest.fixture(scope="module", params=["b", "l"])
 def case(request):
     arrays, run = fixture(request.param)
     image = make_image(*run["image_hw"], seed=0)
