@@ -62,7 +62,7 @@ def formula_model(size: str, run: dict) -> SAN:
 def outputs(net: SAN, class_names: list[str], image: np.ndarray, resized: np.ndarray) -> dict[str, torch.Tensor]:
     text = net.class_embeddings(class_names)
     classifier = net.classifier(text)
-    logits, masks = net(inference._normalized_padded(net, resized), classifier)
+    logits, masks = net(inference.normalized_padded(net, resized), classifier)
     scores = inference.predict_scores(net, resized, classifier, image.shape[:2])
     return {"text": text, "logits": logits[0], "masks": masks[0], "scores": scores}
 

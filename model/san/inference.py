@@ -46,7 +46,8 @@ def postprocess_matrix(low: int, padded: int, resized: int, original: int, dtype
     return resize_matrix(resized, original, dtype, device) @ up
 
 
-def _normalized_padded(model: SAN, image: np.ndarray) -> Tensor:
+def normalized_padded(model: SAN, image: np.ndarray) -> Tensor:
+    """Step 2: a resized uint8 image (H, W, 3) -> (1, 3, H', W') normalised, zero-padded input."""
     config = model.config
     pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(model.device)
     # float32 values whatever the model's dtype: the official model holds them as float32 buffers
@@ -62,7 +63,7 @@ def _normalized_padded(model: SAN, image: np.ndarray) -> Tensor:
 def mask_predictions(model: SAN, image: np.ndarray, classifier: Tensor) -> tuple[Tensor, Tensor]:
     """Steps 2-3 for one resized image: class probabilities (Q, T) (background dropped after the
     softmax) and mask logits (Q, h, w) at 1/16 of the padded size."""
-    logits, masks = model(_normalized_padded(model, image), classifier)
+    logits, masks = model(normalized_padded(model, image), classifier)
     return F.softmax(logits[0], dim=-1)[:, :-1], masks[0]
 
 

@@ -143,6 +143,3 @@ class SAN(nn.Module):
         grid = tuple(clip_maps[self.config.recognition_start].shape[-2:])
         mask_embeds = self.recognize(tokens, attn_bias, grid)
         return torch.einsum("bqc,nc->bqn", mask_embeds, classifier.to(mask_embeds)), masks
-
-    def canonical_state_dict(self) -> dict[str, Tensor]:
-        return self.state_dict()
