@@ -4,7 +4,7 @@ With formula weights every text embedding and every mask embedding point nearly 
 about 0.95), so for most class lists one class wins every query and every pixel, and the argmax map
 tests nothing. The mask proposals and mask embeddings do not depend on the class names, so this
 script takes them from a first run_san_official.py run (any class names), encodes every MESS class
-name with the official classifier (all templates, float64), and scores random 6-name subsets by the
+name with the official classifier (all templates, float32: only a selection), and scores random 6-name subsets of 48 of them by the
 smallest share of pixels a class wins in the composed map at the side adapter's resolution. It prints
 the best subset; run_san_official.py --classes then makes the fixture with it.
 
@@ -38,6 +38,7 @@ def main():
     p.add_argument("--out", default="/tmp/sanfx/out")
     p.add_argument("--k", type=int, default=6)
     p.add_argument("--trials", type=int, default=20000)
+    p.add_argument("--pool", type=int, default=48, help="candidates: this many MESS names drawn with seed 0")
     args = p.parse_args()
     args.classes = None
     warnings.filterwarnings("ignore")
@@ -45,12 +46,14 @@ def main():
     _, model, _ = runner.build(args)
     keys = {k: list(v.shape) for k, v in model.state_dict().items()}
     runner.load_formula_weights(model, args.project, keys)
-    model.double()
     names = sorted({n.strip() for v in json.load(open(args.names))["class_names"].values() for n in v})
+    # the official text tower is slow on a CPU (about 0.2 s per name and template): draw a pool
+    names = sorted(np.random.default_rng(0).choice(names, min(args.pool, len(names)), replace=False).tolist())
     with torch.no_grad():
-        text = torch.cat([model.ov_classifier(names[i:i + 64]) for i in range(0, len(names), 64)]).numpy()
-        bg = torch.nn.functional.normalize(model.ov_classifier.bg_embed, dim=-1).numpy()[0]
+        text = torch.cat([model.ov_classifier(names[i:i + 64]) for i in range(0, len(names), 64)]).double().numpy()
+        bg = torch.nn.functional.normalize(model.ov_classifier.bg_embed, dim=-1).double().numpy()[0]
         scale = model.ov_classifier.logit_scale.exp().item()
+    print(f"encoded {len(names)} names", flush=True)
     raw = np.load(args.raw)
     emb = raw["fp64_t2/mask_embs"][0]                         # (Q, C)
     info = json.load(open(args.raw.replace("_raw.npz", "_info.json")))
