@@ -64,7 +64,7 @@ def main():
     }
     npz_path = os.path.join(args.dest, f"san_{args.tag}.npz")
     np.savez_compressed(npz_path, **arrays)
-    run = {k: info[k] for k in ("size", "config_file", "overrides", "openai_layers", "cfg_model_san",
+    run = {k: info.get(k) for k in ("size", "config_file", "overrides", "openai_layers", "cfg_model_san",
                                 "cfg_side_adapter", "input_min_size_test", "input_max_size_test", "class_names",
                                 "templates_set", "image_hw", "image_sha256", "image_resized_sha256",
                                 "num_keys", "num_values", "rule_counts", "versions", "seconds")}
