@@ -4,10 +4,10 @@ how the official code was run: formula weights, the 480 x 637 formula image, flo
 Our model loads the same formula weights through the real converter (`convert_official`) and runs
 the whole-image protocol on the same image:
 
-* float64: every compared output within 1e-5 of the official float64 run (text embeddings, mask
-  class logits, mask logits, the final scores);
+* float64: the final scores within 1e-5 of the official float64 run, and on the way the text
+  embeddings (1e-10), mask class logits and mask logits (1e-6);
 * float32: the scores within the official code's own float32-vs-float64 spread (recorded in the
-  fixture) of the official float32 scores, and the argmax equal to the official float64 argmax
+  fixture) of both official runs' scores, and the argmax equal to the official float64 argmax
   wherever its top-2 margin exceeds that spread.
 """
 
@@ -82,11 +82,12 @@ def case(request):
 
 
 def test_float64_reproduces_the_official_float64_run(case):
+    """Measured on B: text 2e-16, mask class logits 6e-14, mask logits 4e-13, scores 1e-13."""
     arrays, _, f64, _ = case
-    np.testing.assert_allclose(f64["text"].numpy(), arrays["text_embeds_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
-    np.testing.assert_allclose(f64["logits"].numpy(), arrays["mask_cls_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
+    np.testing.assert_allclose(f64["text"].numpy(), arrays["text_embeds_fp64"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(f64["logits"].numpy(), arrays["mask_cls_fp64"], rtol=0, atol=1e-6)
     masks = f64["masks"][:, ::MASK_STRIDE, ::MASK_STRIDE].numpy()
-    np.testing.assert_allclose(masks, arrays["mask_preds_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
+    np.testing.assert_allclose(masks, arrays["mask_preds_fp64"], rtol=0, atol=1e-6)
     scores = f64["scores"][:, ::SCORE_STRIDE, ::SCORE_STRIDE].numpy()
     np.testing.assert_allclose(scores, arrays["scores_fp64"], rtol=0, atol=FLOAT64_TOLERANCE)
 
@@ -98,9 +99,12 @@ def test_float32_stays_within_the_official_float32_spread(case):
     scores = f32["scores"].double()
     strided = scores[:, ::FP32_SCORE_STRIDE, ::FP32_SCORE_STRIDE].numpy()
     assert strided.shape == arrays["scores_fp32"].shape
-    assert np.abs(strided - arrays["scores_fp32"]).max() <= spread
+    assert np.abs(strided - arrays["scores_fp32"]).max() <= spread  # B: 2.8e-5 of 7.5e-5
+    assert np.abs(scores[:, ::SCORE_STRIDE, ::SCORE_STRIDE].numpy() - arrays["scores_fp64"]).max() <= spread  # 4.4e-5
+    np.testing.assert_allclose(f32["text"].numpy(), arrays["text_embeds_fp32"], rtol=0, atol=1e-6)
     decided = arrays["margin_fp64"] > spread
     ours = scores.argmax(dim=0)[::SCORE_STRIDE, ::SCORE_STRIDE].numpy()
     official = arrays["argmax_fp64"][::SCORE_STRIDE, ::SCORE_STRIDE]
-    assert decided.mean() > 0.5  # the fixture decides most pixels
+    assert decided.mean() > 0.5  # the fixture decides most pixels (with formula weights one class wins
+    # them all, README section 5: the scores above are the real test)
     np.testing.assert_array_equal(ours[decided], official[decided])
