@@ -47,16 +47,11 @@ def parse_args():
     p.add_argument("--out", required=True, help="folder for the raw outputs")
     p.add_argument("--override", nargs="*", default=[], help="extra config KEY VALUE pairs (reduced L)")
     p.add_argument("--tag", default=None, help="output name (default: the size)")
-    p.add_argument("--classes", default=None, help="JSON list of class names (default: CLASS_NAMES)")
     p.add_argument("--openai-layers", nargs=2, type=int, default=None, metavar=("VISION", "TEXT"),
                    help="build the CLIP towers with this many vision / text blocks (reduced L)")
     p.add_argument("--runs", nargs="*", default=list(RUNS), help="which of the runs (default: all three)")
     p.add_argument("--dump-keys", default=None, help="write the state-dict key list (key -> shape) here and stop")
     return p.parse_args()
-
-
-def class_names(args) -> list[str]:
-    return json.loads(args.classes) if args.classes else CLASS_NAMES
 
 
 def resize_shortest_edge(image: np.ndarray) -> np.ndarray:
@@ -126,7 +121,7 @@ def build(args):
     cfg.merge_from_file(os.path.join(args.san, CONFIGS[args.size]))
     overrides = [json.loads(v) if v[:1] in "[0123456789-" else v for v in args.override]
     cfg.merge_from_list(overrides)
-    MetadataCatalog.get(DATASET).stuff_classes = class_names(args)
+    MetadataCatalog.get(DATASET).stuff_classes = CLASS_NAMES
     model = build_model(cfg).eval()
     os.remove(openai_file)
     versions = {"python": platform.python_version(), "torch": torch.__version__,
@@ -253,7 +248,7 @@ def main():
         "size": args.size, "tag": tag, "config_file": CONFIGS[args.size], "overrides": args.override,
         "cfg_model_san": dict(cfg.MODEL.SAN), "cfg_side_adapter": json.loads(json.dumps(cfg.MODEL.SIDE_ADAPTER)),
         "input_min_size_test": cfg.INPUT.MIN_SIZE_TEST, "input_max_size_test": cfg.INPUT.MAX_SIZE_TEST,
-        "class_names": class_names(args), "openai_layers": args.openai_layers, "dataset_name": DATASET, "image_hw": list(IMAGE_HW),
+        "class_names": CLASS_NAMES, "openai_layers": args.openai_layers, "dataset_name": DATASET, "image_hw": list(IMAGE_HW),
         "image_sha256": sha256(image), "image_resized_sha256": sha256(image_resized),
         "image_resized_hw": list(image_resized.shape[:2]), "templates_set": cfg.MODEL.SAN.CLIP_TEMPLATE_SET,
         "num_keys": len(keys), "num_values": int(sum(int(np.prod(s)) for s in keys.values())), "rule_counts": rules,
