@@ -2,7 +2,7 @@
 # The first thing to run whenever a GPU is available (under 8 minutes on one H100/H200):
 #   1. agreement   CUDA fp32 / tf32 / bf16 against CPU fp32 and the official outputs (b12 parity fixture)
 #   2. confusion   the confusion matrix on CUDA (tests/test_metrics.py -k cuda)
-#   3. speed       `bench speed --suite mess` for catseg-b and catseg-l: s/image per eval set, projected full MESS
+#   3. speed       `bench speed --suite mess` for catseg-b, catseg-l and san-b: s/image per eval set, projected full MESS
 #   4. run         a short `bench run` on a synthetic suite whose images have the datasets' typical sizes
 #                  (untrained weights: the device machine has no network for the official ones)
 #   5. torchrun    the same run through `torchrun --nproc_per_node 1`
@@ -10,7 +10,7 @@
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
-#   benchmarks/device_check.sh --dry-run        every step on the CPU with catseg-tiny and tiny sizes (CI)
+#   benchmarks/device_check.sh --dry-run        every step on the CPU with catseg-tiny / san-tiny and tiny sizes (CI)
 #
 # Set PYTHON to choose the interpreter (default: python). Record the figures in BENCHMARKS.md.
 set -uo pipefail
@@ -34,7 +34,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ "$dry_run" = 1 ]; then
     device=cpu
     agreement_args=(--tiny)
-    speed_models=(catseg-tiny)
+    speed_models=(catseg-tiny san-tiny)
     speed_args=(--images 1 --warmup 0 --mode whole --sets deepcrack,cub_200)
     run_args=(--model catseg-tiny --checkpoint none --precision fp32 --mode whole --batch-size 1 --workers 0)
     run_sets=deepcrack,suim
@@ -42,7 +42,7 @@ if [ "$dry_run" = 1 ]; then
 else
     device=cuda
     agreement_args=()
-    speed_models=(catseg-b catseg-l)
+    speed_models=(catseg-b catseg-l san-b)
     speed_args=(--images 4 --warmup 1 --batch 4 --precision tf32)
     run_args=(--model catseg-b --checkpoint none --precision tf32 --batch-size 4 --workers 8)
     run_sets=floodnet,cub_200,foodseg103,zerowaste_f

@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "catseg_bench.segmenters"
 RUN_CONTEXT = ("device", "precision", "checkpoint", "mode", "seed")
 BUILTIN_MODULES = (
     "catseg_bench.segmenters.catseg",
+    "catseg_bench.segmenters.san",
     "catseg_bench.segmenters.random",
     "catseg_bench.segmenters.predictions",
     "catseg_bench.segmenters.training_free",

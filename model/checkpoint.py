@@ -18,7 +18,9 @@ import os
 import pickle
 import urllib.parse
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -230,13 +232,14 @@ def official_name(key: str) -> str:
     return key.replace(".attn.in_proj_weight", ".attn.{q,k,v}_proj_weight")
 
 
-def guess_variant(state: dict[str, Tensor]) -> str | None:
-    """The registered variant whose image tower matches the checkpoint's, if any."""
+def guess_variant(state: dict[str, Tensor], configs: dict | None = None) -> str | None:
+    """The registered variant (of `configs`: CAT-Seg's by default; any family whose configs have
+    `vision` and `name`) whose CLIP image tower matches the state dict's, if any."""
     conv = state.get("clip.visual.conv1.weight")
     if conv is None:
         return None
     layers = sum(1 for k in state if k.startswith("clip.visual.transformer.resblocks.") and k.endswith(".ln_1.weight"))
-    for config in CONFIGS.values():
+    for config in (CONFIGS if configs is None else configs).values():
         v = config.vision
         if tuple(conv.shape) == (v.width, 3, v.patch_size, v.patch_size) and layers == v.layers:
             return config.name
@@ -254,12 +257,22 @@ def check_state_dict(state: dict[str, Tensor], expected: dict[str, tuple[int, ..
 
     With `official`, offending keys are named as the official checkpoint names them.
     """
-    name = official_name if official else (lambda key: key)
-    variant = guess_variant(state)
-    if variant is not None and variant != config.name:
+    check_keys(state, expected, config.name, origin, official_name if official else None, guess_variant)
+
+
+def check_keys(state: dict[str, Tensor], expected: dict[str, tuple[int, ...]], model_name: str, origin: str,
+               name: Callable[[str], str] | None = None, guess: Callable[[dict], str | None] | None = None) -> None:
+    """Refuse unless `state` has exactly the expected keys with the expected shapes (any family).
+
+    `name` renames offending keys for the message (to the official checkpoint's names); `guess`
+    names the registered model a state dict belongs to, when it can tell.
+    """
+    name = name or (lambda key: key)
+    variant = guess(state) if guess is not None else None
+    if variant is not None and variant != model_name:
         raise CheckpointError(
-            f"checkpoint {origin} holds a {variant} model, not {config.name}: choose --model {variant} "
-            f"or a {config.name} checkpoint"
+            f"checkpoint {origin} holds a {variant} model, not {model_name}: choose --model {variant} "
+            f"or a {model_name} checkpoint"
         )
     missing = [name(k) for k in expected if k not in state]
     unexpected = [name(k) for k in state if k not in expected]
@@ -276,13 +289,25 @@ def check_state_dict(state: dict[str, Tensor], expected: dict[str, tuple[int, ..
     if wrong_shape:
         problems.append(f"wrong shapes: {_listed(wrong_shape)}")
     if problems:
-        raise CheckpointError(f"checkpoint {origin} does not fit {config.name}: " + "; ".join(problems))
+        raise CheckpointError(f"checkpoint {origin} does not fit {model_name}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class OfficialFormat:
+    """How a model family's official checkpoints are recognised, converted and named in messages."""
+
+    detect: Callable[[dict], bool]  # is this state dict in the official layout?
+    convert: Callable[[dict, Any, str], dict]  # (official state, config, origin) -> our state
+    name: Callable[[str], str]  # our key -> the official name (for messages)
+    guess: Callable[[dict], str | None]  # our state -> the registered model it fits, if known
 
 
 def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tuple[int, ...]],
-               cache_dir: Path | None = None) -> tuple[dict[str, Tensor], str, Weights | None]:
+               cache_dir: Path | None = None, official_format: OfficialFormat | None = None
+               ) -> tuple[dict[str, Tensor], str, Weights | None]:
     """Resolve, read, verify and convert a checkpoint: (our state dict, sha256 of the file, its
-    weights tag when it is a published one)."""
+    weights tag when it is a published one). `official_format` is CAT-Seg's unless given."""
+    fmt = official_format or CATSEG_FORMAT
     path, weights = resolve_checkpoint(source, config, cache_dir)
     sha = _check_sha256(path, weights.sha256 if weights is not None else None, str(path))
     state, metadata = read_state_dict(path)
@@ -294,11 +319,14 @@ def load_state(source: str | Path, config: CATSegConfig, expected: dict[str, tup
                 f"checkpoint {path} holds a {metadata.get('model')} model, not {config.name}: "
                 f"choose --model {metadata.get('model')} or a {config.name} checkpoint"
             )
-    official = not metadata and is_official(state)
+    official = not metadata and fmt.detect(state)
     if official:
-        state = convert_official(state, config, str(path))
-    check_state_dict(state, expected, config, str(path), official)
+        state = fmt.convert(state, config, str(path))
+    check_keys(state, expected, config.name, str(path), fmt.name if official else None, fmt.guess)
     return state, sha, weights
+
+
+CATSEG_FORMAT = OfficialFormat(is_official, convert_official, official_name, guess_variant)
 
 
 # ----------------------------------------------------------------------------------- exporting

@@ -16,6 +16,8 @@ open_clip has no dense path, so `encode_image_dense` runs the visual tower itsel
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
@@ -23,9 +25,13 @@ from torch import Tensor, nn
 
 from model.configs import CATSegConfig
 
+if TYPE_CHECKING:
+    from model.san.config import SANConfig
 
-def build_clip(config: CATSegConfig) -> CLIP:
-    """A randomly initialised open_clip CLIP with the variant's towers (QuickGELU, OpenAI names)."""
+
+def build_clip(config: CATSegConfig | SANConfig) -> CLIP:
+    """A randomly initialised open_clip CLIP with the variant's towers (QuickGELU, OpenAI names);
+    any config with `embed_dim`, `vision` and `text` of `model.configs`' tower configs."""
     vision = CLIPVisionCfg(
         layers=config.vision.layers,
         width=config.vision.width,

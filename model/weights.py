@@ -4,7 +4,8 @@ As open_clip's pretrained tags and timm's `PretrainedCfg`: a (model, tag) pair n
 weights — where it is published, its sha256, and the preprocessing and prompt template it was
 trained with. `create_model(name, checkpoint="cvpr2024")` loads a tag ("hub" is the model's default
 tag) and applies its preprocessing; the architecture configs in `model.configs` carry OpenAI CLIP's
-conventions for untrained use. Adding a release is adding one entry here.
+conventions for untrained use. Adding a release is adding one entry here; another family keeps its
+table in its own folder and registers it (`register_weights`, e.g. `model.san.weights`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ class Weights:
     tag: str
     description: str
     filename: str  # file name in the hub repository
-    sha256: str  # of that file (its Git LFS oid)
+    sha256: str | None  # of that file (its Git LFS oid); None where no public source gives it
     hub_repo_id: str
     hub_repo_type: str  # "model", "space" or "dataset"
     pixel_mean: tuple[float, float, float] = CLIP_PIXEL_MEAN  # on the 0-255 scale
     pixel_std: tuple[float, float, float] = CLIP_PIXEL_STD
-    prompt_template: str = PROMPT_TEMPLATE
+    prompt_template: str = PROMPT_TEMPLATE  # CAT-Seg: one template
+    # Families that average several templates (SAN's "vild" set) list them here instead.
+    prompt_templates: tuple[str, ...] = ()
+    licence: str = "MIT"  # of the weights' official release
 
     @property
     def url(self) -> str:
@@ -50,6 +54,17 @@ WEIGHTS: dict[tuple[str, str], Weights] = {
     )
 }
 DEFAULT_TAGS = {"catseg-b": "cvpr2024", "catseg-l": "cvpr2024"}
+
+
+def register_weights(entries: tuple[Weights, ...], defaults: dict[str, str]) -> None:
+    """Add another family's published weights (`model.san.weights` does at import) and the
+    default tag of each of its models."""
+    for weights in entries:
+        key = (weights.model, weights.tag)
+        if WEIGHTS.get(key, weights) != weights:
+            raise ValueError(f"weights tag {key} is registered twice with different contents")
+        WEIGHTS[key] = weights
+    DEFAULT_TAGS.update(defaults)
 
 
 def weights_tags(model: str) -> list[str]:

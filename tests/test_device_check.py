@@ -24,7 +24,7 @@ def test_device_check_dry_run_runs_every_step_and_writes_one_json(tmp_path):
     record = json.loads(out.read_text())
     assert record["dry_run"] is True
     statuses = {s["step"]: s["status"] for s in record["steps"]}
-    assert statuses == {"agreement": "ok", "confusion_cuda": "skipped", "speed_catseg-tiny": "ok",
+    assert statuses == {"agreement": "ok", "confusion_cuda": "skipped", "speed_catseg-tiny": "ok", "speed_san-tiny": "ok",
                         "synth_data": "ok", "run": "ok", "torchrun": "ok", "compile": "skipped"}
     precisions = record["agreement"]["precisions"]
     assert precisions["fp32"]["max_abs_vs_cpu_fp32"] == 0 and precisions["tf32"]["max_abs_vs_cpu_fp32"] == 0
@@ -32,5 +32,6 @@ def test_device_check_dry_run_runs_every_step_and_writes_one_json(tmp_path):
     assert [r["eval_set"] for r in speed["rows"]] == ["deepcrack", "cub_200"]
     assert [r["classes"] for r in speed["rows"]] == [2, 201]
     assert speed["projected_seconds"] == sum(r["projected_seconds"] for r in speed["rows"])
+    assert [r["classes"] for r in record["speed"]["san-tiny"]["rows"]] == [2, 201]
     assert set(record["run"]) == {"deepcrack", "suim"} and record["torchrun_equals_single_process"]
     assert "torchrun gives the same mIoU: True" in done.stdout

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from model.aggregator import shifted_window_mask
 from model.text import class_prompts, tokenize
 
 from conftest import SHARED_DIR, TEST_DATA
+from formula_weights import fill, make_image
 
 COMPACT_DIR = TEST_DATA / "parity_b12"
 EVERY = slice(None)
@@ -40,45 +40,6 @@ COMPACT_SLICES = {
     "argmax": (slice(None, None, 16), slice(None, None, 16)),
     "top1_minus_top2": (slice(None, None, 16), slice(None, None, 16)),
 }
-
-EMBED = ("class_embedding", "positional_embedding", "token_embedding.weight", "padding_tokens", "padding_guidance")
-FANIN_FIRST = ("visual.proj", "text_projection", "upsample1.weight", "upsample2.weight", "decoder1.up.weight",
-               "decoder2.up.weight")
-
-
-def sinhash(key: str, seed: int, n: int) -> np.ndarray:
-    """Uniform values in [0, 1) from a key and a seed (parity README section 2)."""
-    c = zlib.crc32(key.encode("utf-8")) / 2**32 * 1000 + seed
-    i = np.arange(n, dtype=np.float64)
-    return np.modf(np.abs(np.sin(i * 12.9898 + c) * 43758.5453))[0]
-
-
-def fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
-    """The README's fill rule for one official key: (float32 tensor, rule name)."""
-    shape = tuple(int(s) for s in shape)
-    n = int(np.prod(shape))
-    if key.endswith("logit_scale"):
-        return np.full(n, np.log(1 / 0.07)).astype(np.float32).reshape(shape), "const"
-    z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
-    if key.endswith(EMBED):
-        v, rule = 0.02 * z, "embed"
-    elif key.endswith("bias"):
-        v, rule = 0.02 * z, "bias"
-    elif len(shape) == 1 and key.endswith(".weight"):
-        v, rule = 1.0 + 0.1 * z, "norm"
-    else:
-        fan_in = shape[0] if key.endswith(FANIN_FIRST) else int(np.prod(shape[1:]))
-        v, rule = z / np.sqrt(fan_in), "matrix"
-    return v.astype(np.float32).reshape(shape), rule
-
-
-def make_image(height: int, width: int, seed: int) -> np.ndarray:
-    """The b12 input image: 4x4 flat colour tiles plus noise (parity README section 3)."""
-    colours = np.floor(sinhash("image_tiles", seed, 48) * 256).reshape(4, 4, 3)
-    noise = sinhash("image", seed, height * width * 3).reshape(height, width, 3)
-    ty, tx = (np.arange(height) * 4) // height, (np.arange(width) * 4) // width
-    image = colours[ty[:, None], tx[None, :]] + np.floor((noise - 0.5) * 64)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def sha256_of(array: np.ndarray) -> str:

@@ -42,6 +42,31 @@ def test_predict_writes_indices_probabilities_and_an_overlay(photo, tmp_path, cl
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
 
 
+def test_predict_runs_san_with_any_vocabulary_and_writes_its_scores(photo, tmp_path, cli):
+    out, probs = tmp_path / "san.png", tmp_path / "san.npy"
+    result = cli("predict", photo, "--model", "san-b", "--checkpoint", "none", "--classes", "a,b,c", "--out", out,
+                 "--probs", probs, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "UNTRAINED" in result.stderr and "whole image" in result.stdout
+    scores = np.load(probs)
+    assert scores.shape == (3, 90, 160) and scores.dtype == np.float32 and (scores > 0).all()
+    with Image.open(out) as img:
+        assert img.mode == "L" and img.size == (160, 90)
+        np.testing.assert_array_equal(np.array(img), scores.argmax(0))
+
+
+def test_predict_runs_a_training_free_model_which_has_labels_only(photo, tmp_path, cli):
+    out = tmp_path / "maskclip.png"
+    result = cli("predict", photo, "--model", "maskclip", "--checkpoint", "none", "--classes", "sky,tree",
+                 "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as img:
+        assert img.size == (160, 90) and set(np.unique(np.array(img))) <= {0, 1}
+    refused = cli("predict", photo, "--model", "maskclip", "--checkpoint", "none", "--classes", "sky,tree",
+                  "--probs", tmp_path / "p.npy", "--device", "cpu")
+    assert refused.exit_code == 1 and "--probs: maskclip gives class labels only" in refused.output
+
+
 def test_class_files_keep_synonyms_and_more_than_256_classes_need_16_bit_pngs(tmp_path):
     names = tmp_path / "classes.txt"
     names.write_text("sofa, couch, lounge\n\nbed \ntraffic light\n", encoding="utf-8")

@@ -115,6 +115,8 @@ def test_installed_package_plugin_is_listed_run_and_tabulated(site, suite, tmp_p
     assert rows["bright"]["run_options"] == ["device"]
     assert rows["catseg-b"]["run_options"] == ["device", "precision", "checkpoint", "mode", "seed"]
     assert rows["catseg-b"]["weights"] == ["cvpr2024"] and rows["catseg-tiny"]["weights"] == []
+    assert rows["san-b"]["weights"] == rows["san-l"]["weights"] == ["official"] and rows["san-tiny"]["weights"] == []
+    assert rows["san-b"]["run_options"] == ["device", "precision", "checkpoint", "seed"]
     assert "bright" in bench(site, "models", "list").stdout
     assert "Brightness threshold (a test plugin)." in " ".join(bench(site, "models", "list").stdout.split())
 

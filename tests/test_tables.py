@@ -198,6 +198,24 @@ def test_plot_writes_a_png(cli, result_dirs, tmp_path):
     assert (tmp_path / "domains.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_san_rows_sit_beside_the_published_san_rows_and_untrained_ones_are_never_compared(tmp_path, specs, benchmark):
+    write_model(tmp_path / "trained", specs, benchmark, "san-b")
+    write_model(tmp_path / "trained", specs, benchmark, "san-l")
+    rows = aggregate_results(load_results([tmp_path / "trained"]), benchmark, specs)
+    labels = [r.label for r in build_table(rows, load_published("seed"), benchmark, specs).rows]
+    for ours, published in (("san-b", "SAN-B"), ("san-l", "SAN-L")):
+        at = labels.index(published)
+        assert labels[at + 1 : at + 3] == [ours, f"Δ vs {published}"]
+    kvasir = specs["kvasir_instrument"].eval_sets()[0]
+    conf = np.eye(kvasir.num_classes + 1, dtype=np.int64)
+    write_result(tmp_path / "untrained" / "san-b", eval_set=kvasir, model_id="san-b", checkpoint_sha256=None,
+                 settings={"random_init_seed": 0}, confusion=conf, images_scored=3, untrained=True)
+    rows = aggregate_results(load_results([tmp_path / "untrained"]), benchmark, specs)
+    table = build_table(rows, load_published("seed"), benchmark, specs)
+    assert not [r.label for r in table.rows if r.label.startswith("Δ")]
+    assert "san-b (untrained)" in [r.label for r in table.rows]
+
+
 def test_match_key():
     assert match_key("catseg-b") == match_key("CAT-Seg-B") == "catsegb"
     assert match_key("random") == match_key("Random (LB)") == match_key("Random")

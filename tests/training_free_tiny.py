@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-from test_model_parity import fill, make_image
+from formula_weights import fill, make_image
 
 CLASS_NAMES = ["sky", "tree", "road"]
 ORIGINAL_SIZE = (120, 160)

@@ -1,7 +1,8 @@
-"""`bench predict`: segment one image with any vocabulary.
+"""`bench predict`: segment one image with any vocabulary and any registered model.
 
 Writes any of: PRED.png (class index per pixel, 8-bit, or 16-bit for more than 256 classes),
-PROBS.npy (per-class probabilities, float32 (T, H, W) at the image's size) and OVERLAY.png (the
+PROBS.npy (per-class scores, float32 (T, H, W) at the image's size, for models that have them:
+CAT-Seg's probabilities, SAN's mask-weighted scores) and OVERLAY.png (the
 image with a colour per class and a legend). Always prints each class's share of the pixels.
 """
 
@@ -97,69 +98,67 @@ def label_png(labels: np.ndarray, num_classes: int) -> Image.Image:
 
 def predict(
     image: Path = typer.Argument(..., help="The image to segment (any format Pillow reads)."),
-    model: str = typer.Option(..., "--model", help="catseg-b, catseg-l or catseg-tiny."),
+    model: str = typer.Option(..., "--model", help="A registered model (see `bench models list`) or module:Class."),
     checkpoint: Optional[str] = typer.Option(
-        None, "--checkpoint", help="Weights: the model's default (the official ones for catseg-b/-l), 'hub', a "
+        None, "--checkpoint", help="Weights: the model's default (the official ones where published), 'hub', a "
         "path or URL, or 'none' for untrained (random) weights."
+    ),
+    model_args: Optional[str] = typer.Option(
+        None, "--model-args", help="Constructor arguments key=value[,key=value...] (see `bench models list`)."
     ),
     classes: Optional[str] = typer.Option(None, "--classes", help='Comma-separated class names: "sky,tree,road".'),
     classes_file: Optional[Path] = typer.Option(None, "--classes-file", help="One class name per line."),
     out: Optional[Path] = typer.Option(None, "--out", help="PRED.png: class index per pixel."),
-    probs: Optional[Path] = typer.Option(None, "--probs", help="PROBS.npy: float32 (T, H, W) probabilities."),
+    probs: Optional[Path] = typer.Option(
+        None, "--probs", help="PROBS.npy: float32 (T, H, W) per-class scores (models with `predict_scores`)."
+    ),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="OVERLAY.png: colour overlay with a legend."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole."),
+    mode: str = typer.Option("sliding", "--mode", help="CAT-Seg: sliding (the paper's patch inference) or whole."),
     precision: str = typer.Option(
         "auto", "--precision", help="auto (tf32 on CUDA, fp32 elsewhere), fp32, tf32 or bf16 (autocast)."
     ),
+    seed: int = typer.Option(0, "--seed", help="Seed of untrained (random) weights."),
 ) -> None:
-    """Segment IMAGE into the given classes with CAT-Seg."""
-    import model as catseg_model
-    from catseg_bench.segmenters.catseg import UNTRAINED, default_checkpoint
-    from model.common.device import PRECISIONS, resolve_device
+    """Segment IMAGE into the given classes with any registered model."""
+    from catseg_bench import api, registry
+    from catseg_bench.segmenters import has_scores, is_untrained
     from model.common.files import atomic_write_bytes
-    from model.inference import MODES, default_precision
 
     console = Console()
     class_names = parse_classes(classes, classes_file)
-    if model not in catseg_model.list_models():
-        raise BenchError(f"--model {model}: unknown model; choose one of {', '.join(catseg_model.list_models())}")
-    if mode not in MODES:
-        raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if precision not in (*PRECISIONS, "auto"):
-        raise BenchError(f"--precision {precision}: choose one of auto, {', '.join(PRECISIONS)}")
     rgb = read_rgb(image)
-    torch_device = resolve_device(device)
-    if precision == "auto":
-        precision = default_precision(torch_device)
-    source = default_checkpoint(model) if checkpoint is None else checkpoint
-    try:
-        net = catseg_model.create_model(model, checkpoint=None if source == UNTRAINED else source, device=torch_device)
-    except catseg_model.CheckpointError as err:
-        raise BenchError(str(err)) from None
-    if source == UNTRAINED:
+    if probs is not None and not has_scores(registry.find_segmenter(model).load()):  # before building it
+        raise BenchError(f"--probs: {model} gives class labels only (no per-class scores); drop --probs")
+    segmenter = api.build_segmenter(model, checkpoint=checkpoint, model_args=model_args, device=device,
+                                    precision=precision, mode=mode, seed=seed)
+    if is_untrained(segmenter):
         Console(stderr=True).print(f"[yellow]warning:[/] {model} runs UNTRAINED random weights")
-    text = catseg_model.encode_classes(net, class_names)
-    prob_map = catseg_model.predict_probs(net, [rgb], text, mode=mode, precision=precision)[0]
-    labels = prob_map.argmax(dim=0).cpu().numpy()
+    segmenter.set_classes(tuple(class_names))
+    prepared = [segmenter.prepare_image(rgb)]
     if probs is not None:
+        scores = segmenter.predict_scores(prepared, [rgb.shape[:2]])[0]
+        labels = scores.argmax(dim=0).cpu().numpy()
         buffer = io.BytesIO()
-        np.save(buffer, prob_map.float().cpu().numpy())
+        np.save(buffer, scores.float().cpu().numpy())
         atomic_write_bytes(probs, buffer.getvalue())
+    else:
+        labels = segmenter.predict(prepared, [rgb.shape[:2]])[0].cpu().numpy()
     if out is not None:
         atomic_write_bytes(out, _png_bytes(label_png(labels, len(class_names))))
     if overlay is not None:
         atomic_write_bytes(overlay, _png_bytes(render_overlay(rgb, labels, class_names)))
 
     counts = np.bincount(labels.ravel(), minlength=len(class_names))
-    table = Table(title=f"{image.name}: {model}, {mode}, {precision}", title_justify="left")
+    described = ", ".join(f"{k} {v}" for k, v in segmenter.settings().items() if k in ("mode", "protocol", "precision"))
+    table = Table(title=f"{image.name}: {model}" + (f", {described}" if described else ""), title_justify="left")
     table.add_column("index", justify="right")
     table.add_column("class")
     table.add_column("pixels %", justify="right")
     for index in np.argsort(-counts, kind="stable"):
         table.add_row(str(index), class_names[index], f"{100 * counts[index] / labels.size:.2f}")
     console.print(table)
-    for path, what in ((out, "class indices"), (probs, "probabilities"), (overlay, "overlay")):
+    for path, what in ((out, "class indices"), (probs, "scores"), (overlay, "overlay")):
         if path is not None:
             console.print(f"wrote {path} ({what})")
 

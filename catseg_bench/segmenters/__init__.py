@@ -13,6 +13,10 @@ Two optional capabilities replace `predict` for segmenters that do not run on im
 - ``expected_confusion(label_pixel_counts) -> ndarray``: the set's confusion matrix follows from
   its ground-truth pixel counts alone (the Random lower bound, `random`).
 
+A segmenter with per-class scores may define ``predict_scores(images, original_sizes) -> list of
+(T, H, W) float tensors`` (same inputs as `predict`; the labels are their argmax): `bench predict
+--probs` writes them (CAT-Seg: sigmoid probabilities; SAN: mask-weighted class scores).
+
 Any segmenter may also define ``begin_eval_set(eval_set, names)``: called before a set's first image
 with the keys of the images to score (a prediction reader checks they are all there); and its class a
 static ``weights_tags(**fixed_args) -> list[str]`` (default first) that `bench models list` shows.
@@ -62,6 +66,11 @@ def is_prediction_reader(segmenter: Any) -> bool:
 
 def is_analytic(segmenter: Any) -> bool:
     return callable(getattr(segmenter, "expected_confusion", None))
+
+
+def has_scores(segmenter: Any) -> bool:
+    """True when a segmenter (or its class) gives per-class scores (`predict_scores`)."""
+    return callable(getattr(segmenter, "predict_scores", None))
 
 
 def is_untrained(segmenter: Any) -> bool:

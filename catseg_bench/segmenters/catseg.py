@@ -97,6 +97,14 @@ class CatSegSegmenter:
             self.net, images, self.class_embeds, mode=self.mode, precision=self.precision, original_sizes=original_sizes
         )
 
+    def predict_scores(self, images: list[np.ndarray], original_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """Per-class sigmoid probabilities (T, H, W) float32 at the original sizes."""
+        from model.inference import predict_probs
+
+        probs = predict_probs(self.net, images, self.class_embeds, mode=self.mode, precision=self.precision,
+                              original_sizes=original_sizes)
+        return [p.float().cpu() for p in probs]
+
 
 def default_checkpoint(variant: str) -> str:
     """What a run without --checkpoint loads: the official weights, or untrained weights for a

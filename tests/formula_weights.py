@@ -1,0 +1,117 @@
+"""Deterministic "fill formula" weights for the official-code parity fixtures.
+
+`sinhash`, `fill` and `make_image` are the formulas of ../shared/parity/README.md (sections 2 and 3):
+every tensor of an official state dict is a short function of its key name, shape and a seed, so a
+test rebuilds the exact checkpoint from a key list instead of storing hundreds of MB.
+
+`san_state_dict` applies the same formula to the official SAN state dict (tests/data/san/README.md
+section 3): the CAT-Seg rules plus the few SAN keys they do not fit (`san_fill`), and two buffers that
+are computed, not filled.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+EMBED = ("class_embedding", "positional_embedding", "token_embedding.weight", "padding_tokens", "padding_guidance")
+FANIN_FIRST = ("visual.proj", "text_projection", "upsample1.weight", "upsample2.weight", "decoder1.up.weight",
+               "decoder2.up.weight")
+CLIP_INIT_LOGIT_SCALE = float(np.log(1 / 0.07))
+
+
+def sinhash(key: str, seed: int, n: int) -> np.ndarray:
+    """Uniform values in [0, 1) from a key and a seed (parity README section 2)."""
+    c = zlib.crc32(key.encode("utf-8")) / 2**32 * 1000 + seed
+    i = np.arange(n, dtype=np.float64)
+    return np.modf(np.abs(np.sin(i * 12.9898 + c) * 43758.5453))[0]
+
+
+def fill(key: str, shape: list[int], seed: int, *, embed: tuple[str, ...] = EMBED,
+         fanin_first: tuple[str, ...] = FANIN_FIRST,
+         logit_scale: float = CLIP_INIT_LOGIT_SCALE) -> tuple[np.ndarray, str]:
+    """The README's fill rule for one official key: (float32 tensor, rule name).
+
+    `embed` and `fanin_first` are the key suffixes of the embed and x @ W rules; the defaults are
+    CAT-Seg's (README section 2), other models pass their own lists.
+    """
+    shape = tuple(int(s) for s in shape)
+    n = int(np.prod(shape))
+    if key.endswith("logit_scale"):
+        return np.full(n, logit_scale).astype(np.float32).reshape(shape), "const"
+    z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+    if key.endswith(embed):
+        v, rule = 0.02 * z, "embed"
+    elif key.endswith("bias"):
+        v, rule = 0.02 * z, "bias"
+    elif len(shape) == 1 and key.endswith(".weight"):
+        v, rule = 1.0 + 0.1 * z, "norm"
+    else:
+        fan_in = shape[0] if key.endswith(fanin_first) else int(np.prod(shape[1:]))
+        v, rule = z / np.sqrt(fan_in), "matrix"
+    return v.astype(np.float32).reshape(shape), rule
+
+
+def make_image(height: int, width: int, seed: int) -> np.ndarray:
+    """The parity input image: 4x4 flat colour tiles plus noise (parity README section 3)."""
+    colours = np.floor(sinhash("image_tiles", seed, 48) * 256).reshape(4, 4, 3)
+    noise = sinhash("image", seed, height * width * 3).reshape(height, width, 3)
+    ty, tx = (np.arange(height) * 4) // height, (np.arange(width) * 4) // width
+    image = colours[ty[:, None], tx[None, :]] + np.floor((noise - 0.5) * 64)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- SAN
+SAN_KEYS_DIR = Path(__file__).resolve().parent / "data" / "san"
+# timm's `pos_embed` and the side adapter's `query_embed` / `query_pos_embed` are embeddings too.
+SAN_EMBED = EMBED + ("pos_embed", "query_embed")
+# The CLIP visual projection lives at `clip_rec_head.proj` in SAN and is used as x @ W.
+SAN_FANIN_FIRST = FANIN_FIRST + ("clip_rec_head.proj",)
+# SAN keeps CLIP frozen and multiplies its class logits by exp(logit_scale): a real checkpoint holds
+# OpenAI's trained ln(100), not the ln(1/0.07) initial value.
+SAN_LOGIT_SCALE = float(np.log(100.0))
+SAN_NO_OBJECT_WEIGHT = 0.1  # cfg.MODEL.SAN.NO_OBJECT_WEIGHT
+
+
+def san_computed(key: str, shape: list[int]) -> np.ndarray | None:
+    """The two SAN buffers whose value is computed, not filled; None for every other key.
+
+    * `ov_classifier.attn_mask`: the CLIP text causal mask (0 on and below the diagonal, -inf
+      above); SAN re-registers open_clip's mask as a persistent buffer, so it is in the state dict.
+    * `criterion.empty_weight`: the training loss's class weights (ones, the no-object weight last);
+      inference never reads it.
+    """
+    if key == "ov_classifier.attn_mask":
+        n = int(shape[0])
+        return np.triu(np.full((n, n), -np.inf, dtype=np.float32), 1)
+    if key == "criterion.empty_weight":
+        weight = np.ones(int(shape[0]), dtype=np.float32)
+        weight[-1] = SAN_NO_OBJECT_WEIGHT
+        return weight
+    return None
+
+
+def san_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One official SAN key: (float32 tensor, rule name); rule 'computed' for `san_computed` keys."""
+    computed = san_computed(key, shape)
+    if computed is not None:
+        return computed, "computed"
+    return fill(key, shape, seed, embed=SAN_EMBED, fanin_first=SAN_FANIN_FIRST, logit_scale=SAN_LOGIT_SCALE)
+
+
+def san_keys(size: str) -> dict[str, list[int]]:
+    """The official SAN state-dict keys and shapes, in state_dict() order; size 'b' or 'l'."""
+    return json.loads((SAN_KEYS_DIR / f"keys_{size}.json").read_text())
+
+
+def san_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official SAN state dict (float32 numpy arrays, key order kept).
+
+    `keys` is a key -> shape mapping or 'b' / 'l' for the committed key lists.
+    """
+    if isinstance(keys, str):
+        keys = san_keys(keys)
+    return {key: san_fill(key, shape, seed)[0] for key, shape in keys.items()}
