@@ -58,15 +58,16 @@ def resized_shape(height: int, width: int, short: int = TEST_SHORT_SIDE, max_sid
     return int(new_h + 0.5), int(new_w + 0.5)
 
 
-def resize_short_side(image: np.ndarray) -> np.ndarray:
-    """The official test-time resize of an RGB uint8 image (H, W, 3), with PIL bilinear.
+def resize_short_side(image: np.ndarray, short: int = TEST_SHORT_SIDE, max_side: int = TEST_MAX_SIDE) -> np.ndarray:
+    """The official test-time resize of an RGB uint8 image (H, W, 3), with PIL bilinear (detectron2
+    `ResizeShortestEdge(short, max_side)`; CAT-Seg's by default).
 
     Cheap enough to run in DataLoader workers; pass the result to `predict_probs` together with
     the original sizes.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
-    new_h, new_w = resized_shape(*image.shape[:2])
+    new_h, new_w = resized_shape(*image.shape[:2], short, max_side)
     if (new_h, new_w) == image.shape[:2]:
         return image
     return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
