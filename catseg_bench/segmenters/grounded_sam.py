@@ -67,7 +67,7 @@ class GroundedSAMSegmenter:
             "class_batch": detector.class_batch,
             "caption": "names joined by '. ', lower-cased, ending in '.'",
             "phrase_matching": "exact",
-            "background": "spec background_index" if self.background_from_spec else "fork's name rule",
+            "background": "the set's background_index; none: arg-max of the other scores",
             "precision": "fp32",
         }
         if self.init_seed is not None:
