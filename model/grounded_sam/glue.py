@@ -131,11 +131,16 @@ class ClassScores:
             torch.maximum(self.scores[channel], best, out=self.scores[channel])
             self.seen[channel] = True
 
-    def finish(self) -> Tensor:
-        """(num_classes + 1, H, W): classes without a box 0, then every pixel whose best score is 0 or
-        below set to 1 in the background channel (fork:171, 179)."""
-        scores = self.scores
+    def by_class(self) -> Tensor:
+        """(num_classes + 1, H, W): the per-class maxima so far, classes without a box 0 (fork:171-176)."""
+        scores = self.scores.clone()
         scores[~self.seen.to(scores.device)] = 0.0
+        return scores
+
+    def finish(self) -> Tensor:
+        """`by_class`, then every pixel whose best score is 0 or below set to 1 in the background
+        channel (fork:179)."""
+        scores = self.by_class()
         scores[self.background, scores.max(dim=0).values <= 0] = 1.0
         return scores
 
