@@ -3,6 +3,7 @@ segmenter end to end on tiny transformers models, weights and dependency errors.
 
 from __future__ import annotations
 
+import json
 import sys
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from model.grounded_sam import configs, glue
 from model.grounded_sam.detector import Detector, detector_input_size, detector_pixels
 from model.grounded_sam.tokenizer import SPECIAL_IDS, bert_tokenizer, standin_vocab
 
+from conftest import TEST_DATA
 from grounded_sam_tiny import TINY
 
 SPECS = load_specs()
@@ -274,3 +276,58 @@ def test_missing_transformers_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'catseg-bench\[grounded-sam\]'"):
         require_transformers()
+
+
+# ---------------------------------------------------------------------------------- converter
+OFFICIAL_KEYS = TEST_DATA / "grounded_sam" / "official_keys"
+
+
+def meta_models(name):
+    """The transformers models of a registered config, built without memory."""
+    from model.grounded_sam.configs import transformers_configs
+    from model.grounded_sam.requirements import require_transformers
+
+    transformers = require_transformers()
+    detector_config, sam_config = transformers_configs(configs.CONFIGS[name])
+    with torch.device("meta"):
+        return transformers.GroundingDinoForObjectDetection(detector_config), transformers.SamModel(sam_config)
+
+
+def official_state(file_name):
+    shapes = json.loads((OFFICIAL_KEYS / file_name).read_text())
+    return {k: torch.empty(shape, device="meta") for k, shape in shapes.items()}
+
+
+@pytest.mark.parametrize("name, sam_file", [("grounded-sam-b", "sam_vit_b.json"), ("grounded-sam-l", "sam_vit_l.json")])
+def test_the_full_official_key_lists_convert_to_every_transformers_key(name, sam_file):
+    """The official files' layouts (key lists of the official model code at full size) map onto every
+    key and shape of the transformers models, nothing left over."""
+    from model.grounded_sam.convert import convert_groundingdino, convert_sam
+
+    detector, sam = meta_models(name)
+    converted = convert_groundingdino(official_state("groundingdino_swinb_cogcoor.json"), detector, "swinb")
+    assert set(converted) == set(detector.state_dict())
+    assert set(convert_sam(official_state(sam_file), sam, sam_file)) == set(sam.state_dict())
+
+
+def test_the_converter_splits_fused_projections_and_refuses_what_does_not_fit():
+    from model.grounded_sam.convert import ConversionError, convert_sam, rename, GDINO_RENAMES
+
+    qkv = torch.arange(6.0).reshape(6, 1)
+    out = rename({"backbone.0.layers.1.blocks.0.attn.qkv.weight": qkv,
+                  "transformer.decoder.layers.0.ca_text.in_proj_bias": torch.arange(3.0)}, GDINO_RENAMES, {}, "x")
+    prefix = "model.backbone.conv_encoder.model.swin.encoder.layers.1.blocks.0.attention."
+    assert [out[prefix + f"{p}_proj.weight"].flatten().tolist() for p in "qkv"] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    assert out["model.decoder.layers.0.encoder_attn_text.value.bias"].tolist() == [2.0]
+    _, sam_b = meta_models("grounded-sam-b")
+    with pytest.raises(ConversionError, match="of another shape .*vision_encoder.layers.0.attn.qkv.weight"):
+        convert_sam(official_state("sam_vit_l.json"), sam_b, "sam_vit_l_0b3195.pth")
+    state = official_state("sam_vit_b.json")
+    del state["mask_decoder.iou_token.weight"]
+    state["mask_decoder.extra.weight"] = torch.empty(1, device="meta")
+    with pytest.raises(ConversionError, match=r"f.pth is not an official SAM checkpoint of this model: 1 missing "
+                                              r"\(mask_decoder.iou_token.weight\); 1 unexpected \(mask_decoder.extra.weight\)"):
+        convert_sam(state, sam_b, "f.pth")
+    state["sem_seg_head.weight"] = torch.empty(1, device="meta")
+    with pytest.raises(ConversionError, match="f.pth: 1 key.s. of no known official layout: sem_seg_head.weight"):
+        convert_sam(state, sam_b, "f.pth")
