@@ -33,7 +33,7 @@ def class_batches(class_names: Sequence[str], size: int = CLASS_BATCH) -> list[l
 
 def caption(class_names: Sequence[str]) -> str:
     """The detector's caption for one batch: names joined by ". ", lower-cased, stripped, ending in "."
-    (gdino:util/inference.py:192 and `preprocess_caption`, lines 22-26)."""
+    (gdino:util/inference.py:192 and `preprocess_caption`, lines 21-25)."""
     text = CAPTION_SEPARATOR.join(class_names).lower().strip()
     return text if text.endswith(".") else text + "."
 
@@ -58,7 +58,7 @@ def decode_tokens(tokens: Sequence[str]) -> str:
 
 def phrase(token_probs: Tensor, tokens: Sequence[str], text_threshold: float = TEXT_THRESHOLD) -> str:
     """One box's phrase: every caption token whose probability exceeds the text threshold, decoded,
-    with the dots removed (gdino:util/inference.py:76-80 and util/utils.py:599-607). At 31aa788 no
+    with the dots removed (gdino:util/inference.py:76-80 and util/utils.py:599-606). At 31aa788 no
     position is masked, so [CLS], [SEP] and the "." separators count like words."""
     picked = [tokens[i] for i in (token_probs > text_threshold).nonzero(as_tuple=True)[0].tolist()]
     return decode_tokens(picked).replace(".", "")
@@ -77,13 +77,13 @@ def phrase_class(text: str, class_names: Sequence[str]) -> int | None:
 
 def select_boxes(probs: Tensor, box_threshold: float = BOX_THRESHOLD) -> Tensor:
     """The queries kept: those whose best token probability exceeds the box threshold
-    (gdino:util/inference.py:72)."""
+    (gdino:util/inference.py:71)."""
     return probs.max(dim=1).values > box_threshold
 
 
 def boxes_to_pixels(boxes_cxcywh: Tensor, height: int, width: int) -> Tensor:
     """Normalised (cx, cy, w, h) -> pixel (x1, y1, x2, y2) in float32, as `post_process_result`
-    (gdino:util/inference.py:230-233, torchvision `box_convert`)."""
+    (gdino:util/inference.py:231-233, torchvision `box_convert`)."""
     boxes = boxes_cxcywh * torch.tensor([width, height, width, height], dtype=torch.float32)
     cx, cy, w, h = boxes.unbind(-1)
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
