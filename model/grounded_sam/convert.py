@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-LISTED_KEYS = 6
+from model.common.state_dicts import fit_problems, listed
 
 _SWIN = "model.backbone.conv_encoder.model."
 GDINO_RENAMES: tuple[tuple[str, str], ...] = (
@@ -161,23 +161,13 @@ def rename(state: dict[str, Tensor], renames, dropped: dict[str, str], origin: s
             unmatched.append(key)
     if unmatched:
         raise ConversionError(f"{origin}: {len(unmatched)} key(s) of no known official layout: "
-                              f"{', '.join(unmatched[:LISTED_KEYS])}")
+                              f"{listed(unmatched)}")
     return out
 
 
 def check_against(converted: dict[str, Tensor], expected: dict[str, torch.Size], origin: str, what: str) -> None:
     """Every expected key present with its shape, and nothing else."""
-    missing = sorted(set(expected) - set(converted))
-    extra = sorted(set(converted) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(converted) if tuple(converted[k].shape) != tuple(expected[k]))
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing ({', '.join(missing[:LISTED_KEYS])})")
-    if extra:
-        problems.append(f"{len(extra)} unexpected ({', '.join(extra[:LISTED_KEYS])})")
-    if wrong:
-        shown = ", ".join(f"{k} {tuple(converted[k].shape)} != {tuple(expected[k])}" for k in wrong[:LISTED_KEYS])
-        problems.append(f"{len(wrong)} of another shape ({shown})")
+    problems = fit_problems({k: tuple(v.shape) for k, v in converted.items()}, expected)
     if problems:
         raise ConversionError(f"{origin} is not an official {what} checkpoint of this model: {'; '.join(problems)}")
 

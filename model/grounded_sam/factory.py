@@ -113,8 +113,10 @@ def _from_pretrained(class_name: str, weights_file: Path, weights: GroundedSAMWe
     net, info = cls.from_pretrained(str(weights_file.parent), output_loading_info=True)
     problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     if problems:
-        listed = "; ".join(f"{k}: {', '.join(map(str, list(v)[:6]))}" for k, v in problems.items())
-        raise WeightsError(f"{weights_file}: not the {class_name} of weights '{weights.tag}' ({listed})")
+        from model.common.state_dicts import listed
+
+        shown = "; ".join(f"{k}: {listed([str(key) for key in v])}" for k, v in problems.items())
+        raise WeightsError(f"{weights_file}: not the {class_name} of weights '{weights.tag}' ({shown})")
     return net
 
 
