@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--classes", default=",".join(CLASSES))
     parser.add_argument("--background", type=int, default=BACKGROUND)
     parser.add_argument("--detect-only", action="store_true", help="print the phrases of seeds SEED..SEED+9 and stop")
+    parser.add_argument("--time", type=int, default=0, help="then time N more forwards (benchmarks/grounded_sam_speed.py)")
     args = parser.parse_args()
     classes = args.classes.split(",")
     stubs = Path(tempfile.mkdtemp())
@@ -238,6 +239,22 @@ def main() -> None:
     }
     (out / "official.json").write_text(json.dumps(meta, indent=1) + "\n")
     (out / "official_keys.json").write_text(json.dumps(keys) + "\n")
+    if args.time:
+        import statistics
+        import time
+
+        detect, total = [], []
+        for _ in range(args.time):
+            start = time.perf_counter()
+            with torch.no_grad():
+                detector.predict_with_classes(resized, classes, 0.3, 0.25)
+            detect.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with torch.no_grad():
+                seg.forward(batched)
+            total.append(time.perf_counter() - start)
+        print(f"official, {torch.get_num_threads()} threads, median of {args.time}: {statistics.median(total):.2f} s/image "
+              f"(detection {statistics.median(detect):.2f} s)")
     print(f"{len(seen['phrases'])} boxes, phrases {seen['phrases'][:10]}, class ids {seen['class_ids'].tolist()[:10]}")
 
 
