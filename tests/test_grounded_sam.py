@@ -211,7 +211,6 @@ def test_standin_vocabulary_puts_the_boundary_tokens_at_berts_ids(tmp_path):
 def tiny_models(monkeypatch):
     """grounded-sam-b built at the tiny test config."""
     monkeypatch.setitem(configs.CONFIGS, "grounded-sam-b", TINY)
-    torch.set_num_threads(1)
 
 
 def test_segmenter_protocol_on_tiny_models(tiny_models):

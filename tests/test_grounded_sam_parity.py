@@ -52,7 +52,6 @@ PARITY = GroundedSAMConfig(
 
 @lru_cache(maxsize=1)
 def parity_net() -> GroundedSAM:
-    torch.set_num_threads(2)
     keys = json.loads((FIXTURE / "official_keys.json").read_text())
     detector, sam = build_networks(PARITY)
     for net, convert, name in ((detector, convert_groundingdino, "groundingdino"), (sam, convert_sam, "sam")):
