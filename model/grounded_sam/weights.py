@@ -7,9 +7,9 @@ cfg `text_encoder_type`). The default tag `transformers` loads the same weights 
 Hugging Face transformers (`IDEA-Research/grounding-dino-base` is the conversion of swinb_cogcoor;
 `facebook/sam-vit-base` / `-large` of the SAM files).
 
-sha256: SAM's official files' digests are published alongside their URLs in many projects
-(e.g. a public checksum table of `sam_vit_b_01ec64.pth`); no public source gives GroundingDINO's or
-the hub conversions' digests, so those are None and the run records the digest of what it read.
+sha256: SAM's official files' digests as public projects publish them beside the URLs (vit_b's in
+several, vit_l's in one; checked on download); no public source found gives GroundingDINO's or the
+hub conversions' digests, so those are None and the run records a digest of the files it read.
 Revisions are the repositories' `main`: no pinned commit could be checked offline.
 """
 
