@@ -7,6 +7,8 @@
 #                  (untrained weights: the device machine has no network for the official ones)
 #   5. torchrun    the same run through `torchrun --nproc_per_node 1`
 #   6. compile     catseg-b at 150 classes with and without `--compile` (torch.compile)
+#   7. grounded-sam `bench speed --suite mess` for grounded-sam-b and -l (untrained weights; skipped in the
+#                  dry run: there is no tiny Grounded-SAM and the full ones take minutes per image on a CPU)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
@@ -90,6 +92,18 @@ else
         done
     }
     step compile compile_json
+fi
+
+if [ "$dry_run" = 1 ]; then
+    printf 'speed_grounded-sam\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    grounded_sam_json() {  # MODEL: fp32 (the fork's precision), one image per forward as the fork ran
+        "$py" -m catseg_bench speed --model "$1" --device cuda --suite mess --images 2 --warmup 1 --json \
+            >"$work/speed_$1.json"
+    }
+    for model in grounded-sam-b grounded-sam-l; do
+        step "speed_$model" grounded_sam_json "$model"
+    done
 fi
 
 summary_args=(--work "$work" --out "$out")

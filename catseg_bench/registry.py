@@ -36,6 +36,7 @@ BUILTIN_MODULES = (
     "catseg_bench.segmenters.random",
     "catseg_bench.segmenters.predictions",
     "catseg_bench.segmenters.training_free",
+    "catseg_bench.segmenters.grounded_sam",
 )
 
 

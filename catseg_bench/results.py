@@ -448,6 +448,7 @@ class PublishedRow:
     reported: dict[str, float]
     weights: str | None = None
     note: str | None = None
+    aliases: tuple[str, ...] = ()  # registered model names that are this row (README there)
 
     @property
     def label(self) -> str:
@@ -478,6 +479,13 @@ def published_names() -> list[str]:
     return sorted(str(_load_json(p).get("name")) for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
+def _aliases(row: dict, path: Path) -> tuple[str, ...]:
+    aliases = row.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise BenchError(f"{path}: row '{row.get('model')}': aliases must be a list of model names, e.g. [\"grounded-sam-b\"]")
+    return tuple(aliases)
+
+
 def load_published(name_or_path: str | Path) -> PublishedTable:
     """A published table by `name` (``seed``, ``mess2023``) or by path to a JSON file of that format."""
     path = user_path(name_or_path)
@@ -498,6 +506,7 @@ def load_published(name_or_path: str | Path) -> PublishedTable:
                 reported=dict(row.get("reported", {})),
                 weights=row.get("weights"),
                 note=row.get("note"),
+                aliases=_aliases(row, path),
             )
             for row in document["rows"]
         )

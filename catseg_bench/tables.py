@@ -123,7 +123,8 @@ def build_table(
     """Published rows (recomputed from their per-dataset numbers), our rows and Δ rows.
 
     ``compare`` maps one of our labels or model ids to a published model name; without an entry,
-    a model is compared with the published row of the same loose name (see :func:`match_key`).
+    a model is compared with the published row of the same loose name (see :func:`match_key`) or
+    one of whose ``aliases`` it is.
     """
     table = Table(f"{benchmark.display_name} — {metric} (%)", table_columns(benchmark, specs))
     compare = dict(compare or {})
@@ -142,7 +143,8 @@ def build_table(
         for key in (row.label, row.model_id):
             if key in compare:
                 return compare[key]
-        return next((p.model for p in published.rows if match_key(p.model) == match_key(row.model_id)), None)
+        wanted = match_key(row.model_id)
+        return next((p.model for p in published.rows if wanted in {match_key(n) for n in (p.model, *p.aliases)}), None)
 
     placed: set[int] = set()
     if published is not None:

@@ -28,6 +28,7 @@ from torch import Tensor
 from model.aggregator import shifted_window_mask
 from model.common.download import DownloadError, check_sha256, download
 from model.common.files import atomic_write, user_path
+from model.common.state_dicts import fit_problems
 from model.configs import CONFIGS, CATSegConfig
 from model.weights import DEFAULT_TAG_ALIAS, Weights, get_weights, weights_at_url
 
@@ -47,7 +48,6 @@ OFFICIAL_TO_OURS: tuple[tuple[str, str], ...] = (
     ("upsample2.", "upsample2."),
 )
 SAFETENSORS_FORMAT = "catseg-bench"
-LISTED_KEYS = 6  # how many offending keys an error message names
 
 
 class CheckpointError(Exception):
@@ -246,11 +246,6 @@ def guess_variant(state: dict[str, Tensor], configs: dict | None = None) -> str 
     return None
 
 
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(keys[:LISTED_KEYS])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > LISTED_KEYS else "")
-
-
 def check_state_dict(state: dict[str, Tensor], expected: dict[str, tuple[int, ...]], config: CATSegConfig, origin: str,
                      official: bool = False) -> None:
     """Refuse unless `state` has exactly the expected keys with the expected shapes.
@@ -274,20 +269,7 @@ def check_keys(state: dict[str, Tensor], expected: dict[str, tuple[int, ...]], m
             f"checkpoint {origin} holds a {variant} model, not {model_name}: choose --model {variant} "
             f"or a {model_name} checkpoint"
         )
-    missing = [name(k) for k in expected if k not in state]
-    unexpected = [name(k) for k in state if k not in expected]
-    wrong_shape = [
-        f"{name(k)} {tuple(state[k].shape)} (expected {expected[k]})"
-        for k in expected
-        if k in state and tuple(state[k].shape) != expected[k]
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_listed(unexpected)}")
-    if wrong_shape:
-        problems.append(f"wrong shapes: {_listed(wrong_shape)}")
+    problems = fit_problems({k: tuple(v.shape) for k, v in state.items()}, expected, name)
     if problems:
         raise CheckpointError(f"checkpoint {origin} does not fit {model_name}: " + "; ".join(problems))
 

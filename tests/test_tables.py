@@ -122,7 +122,7 @@ def test_csv_reproduces_the_2023_leaderboard_domain_means(cli):
     assert rows[1]["model"] == "Best supervised" and rows[1]["Mean"] == "70.99"  # its per-dataset table's Mean
 
 
-def write_model(out, specs, benchmark, model_id, *, skip=(), partial=()):
+def write_model(out, specs, benchmark, model_id, *, skip=(), partial=(), untrained=False):
     """Result files with deterministic synthetic confusion matrices, one per eval set."""
     index = 0
     for name in benchmark.members:
@@ -136,7 +136,7 @@ def write_model(out, specs, benchmark, model_id, *, skip=(), partial=()):
             conf[k, :] = 0
             write_result(
                 out / model_id, eval_set=eval_set, model_id=model_id, checkpoint_sha256=None, settings={},
-                confusion=conf, images_scored=3, partial=eval_set.name in partial,
+                confusion=conf, images_scored=3, partial=eval_set.name in partial, untrained=untrained,
             )
 
 
@@ -214,6 +214,32 @@ def test_san_rows_sit_beside_the_published_san_rows_and_untrained_ones_are_never
     table = build_table(rows, load_published("seed"), benchmark, specs)
     assert not [r.label for r in table.rows if r.label.startswith("Δ")]
     assert "san-b (untrained)" in [r.label for r in table.rows]
+
+
+def test_a_published_row_alias_places_a_model_the_loose_name_misses(tmp_path, specs, benchmark, cli):
+    """seed_table1.json's "Gr.-SAM-B" row names grounded-sam-b as an alias; an untrained run is never compared."""
+    assert match_key("grounded-sam-b") != match_key("Gr.-SAM-B")
+    write_model(tmp_path, specs, benchmark, "grounded-sam-b")
+    write_model(tmp_path, specs, benchmark, "grounded-sam-l", untrained=True)
+    table = build_table(aggregate_results(load_results([tmp_path]), benchmark, specs), load_published("seed"),
+                        benchmark, specs)
+    labels = [r.label for r in table.rows]
+    at = labels.index("Gr.-SAM-B")
+    assert labels[at + 1 : at + 3] == ["grounded-sam-b", "Δ vs Gr.-SAM-B"]
+    assert table.rows[at + 2].values["deepcrack"] == pytest.approx(table.rows[at + 1].values["deepcrack"] - 59.02)
+    assert labels[labels.index("Gr.-SAM-L") + 1] == "CAT-Seg-L [CVPR 2024 weights]"
+    assert labels[-1] == "grounded-sam-l (untrained)" and "Δ vs Gr.-SAM-L" not in labels
+    labels = [r["model"] for r in csv_rows(cli("table", tmp_path, "--published", "seed", "--format", "csv"))]
+    assert labels[labels.index("Gr.-SAM-B") + 1] == "grounded-sam-b"
+
+
+def test_aliases_must_be_a_list_of_names(tmp_path):
+    from catseg_bench.results import published_dir
+
+    own = tmp_path / "mine.json"
+    own.write_text((published_dir() / "seed_table1.json").read_text().replace('["grounded-sam-b"]', '"grounded-sam-b"'))
+    with pytest.raises(BenchError, match="aliases must be a list of model names"):
+        load_published(own)
 
 
 def test_match_key():
