@@ -273,7 +273,7 @@ def test_missing_transformers_names_the_extra(monkeypatch):
     from model.grounded_sam.requirements import MissingExtraError, require_transformers
 
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(MissingExtraError, match=r"pip install 'catseg-bench\[grounded-sam\]'"):
+    with pytest.raises(MissingExtraError, match=r'pip install "transformers>=4.40" \(the "grounded-sam" extra'):
         require_transformers()
 
 

@@ -15,7 +15,6 @@ convert_sam_to_hf.py); written here from the two models' module trees.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -210,18 +209,3 @@ def _check_relative_position_index(state: dict[str, Tensor], model, origin: str)
         if key.endswith("attn.relative_position_index") and (
                 value.shape != reference.shape or not torch.equal(value.to(reference.device).long(), reference.long())):
             raise ConversionError(f"{origin}: {key} is not Swin's relative position index for window 12")
-
-
-def load_official(config, detector_file: Path, sam_file: Path):
-    """(GroundingDinoForObjectDetection, SamModel) of `config` with the official files' weights."""
-    from model.checkpoint import CheckpointError, read_state_dict
-    from model.grounded_sam.factory import WeightsError, build_networks
-
-    detector, sam = build_networks(config)
-    for net, path, convert in ((detector, detector_file, convert_groundingdino), (sam, sam_file, convert_sam)):
-        try:
-            state, _ = read_state_dict(path)
-            net.load_state_dict(convert(state, net, str(path)), strict=True)
-        except (CheckpointError, ConversionError) as err:
-            raise WeightsError(str(err)) from None
-    return detector, sam

@@ -56,12 +56,25 @@ def load_grounded_sam(name: str, checkpoint: str | None = None, device: torch.de
         detector_net = _from_pretrained("GroundingDinoForObjectDetection", paths["detector"], weights)
         sam_net = _from_pretrained("SamModel", paths["sam"], weights)
     else:
-        from model.grounded_sam.convert import load_official
-
         detector_net, sam_net = load_official(config, paths["detector"], paths["sam"])
     digest = hashlib.sha256("".join(_file_digest(paths[r]) for r in ("detector", "sam", "vocab")).encode()).hexdigest()
     return GroundedSAM(config, Detector(detector_net.to(device).eval(), bert_tokenizer(paths["vocab"])),
                        MaskPredictor(sam_net.to(device).eval()), tag, digest, False)
+
+
+def load_official(config: GroundedSAMConfig, detector_file: Path, sam_file: Path):
+    """(GroundingDinoForObjectDetection, SamModel) of `config` with the official files' weights."""
+    from model.checkpoint import CheckpointError, read_state_dict
+    from model.grounded_sam.convert import ConversionError, convert_groundingdino, convert_sam
+
+    detector, sam = build_networks(config)
+    for net, path, convert in ((detector, detector_file, convert_groundingdino), (sam, sam_file, convert_sam)):
+        try:
+            state, _ = read_state_dict(path)
+            net.load_state_dict(convert(state, net, str(path)), strict=True)
+        except (CheckpointError, ConversionError) as err:
+            raise WeightsError(str(err)) from None
+    return detector, sam
 
 
 def build_networks(config: GroundedSAMConfig):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-INSTALL_HINT = "pip install 'catseg-bench[grounded-sam]'"
+# No package index serves catseg-bench yet: name the package itself, and the extra for a clone.
+INSTALL_HINT = 'pip install "transformers>=4.40" (the "grounded-sam" extra; from a clone: pip install -e ".[grounded-sam]")'
 
 
 class MissingExtraError(ImportError):
@@ -20,6 +21,6 @@ def require_transformers():
     for name in ("GroundingDinoForObjectDetection", "SamModel"):
         if not hasattr(transformers, name):
             raise MissingExtraError(
-                f"transformers {transformers.__version__} has no {name}: upgrade it ({INSTALL_HINT} --upgrade)"
+                f"transformers {transformers.__version__} has no {name}: upgrade it: {INSTALL_HINT}"
             )
     return transformers
