@@ -71,6 +71,12 @@ def weights_tags(model: str) -> list[str]:
     return sorted(tag for name, tag in WEIGHTS if name == model)
 
 
+def tags_default_first(model: str) -> list[str]:
+    """The model's published weights tags, its default first (what `bench models list` shows)."""
+    default = DEFAULT_TAGS.get(model)
+    return sorted(weights_tags(model), key=lambda tag: tag != default)
+
+
 def default_weights(model: str) -> Weights | None:
     """The weights a model loads by default (None: it has no published weights)."""
     tag = DEFAULT_TAGS.get(model)

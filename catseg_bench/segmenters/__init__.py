@@ -51,6 +51,15 @@ class Segmenter(Protocol):
         """Class indices (H, W) int64 for each prepared image, at its original size."""
 
 
+def check_precision(precision: str) -> None:
+    """A BenchError naming the choices unless `precision` is one `bench run --precision` takes."""
+    from catseg_bench.errors import BenchError
+    from model.common.device import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+
+
 def missing_members(segmenter: Any) -> list[str]:
     """The protocol members `segmenter` lacks (a prediction reader or an analytic baseline needs no
     image members)."""

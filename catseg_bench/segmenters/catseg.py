@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
+from catseg_bench.segmenters import check_precision
 from model.configs import CONFIGS
-from model.weights import DEFAULT_TAG_ALIAS, default_weights, weights_tags
+from model.weights import DEFAULT_TAG_ALIAS, default_weights, tags_default_first
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,11 +28,9 @@ class CatSegSegmenter:
         import torch
 
         import model as catseg_model
-        from model.common.device import PRECISIONS
         from model.inference import MODES
 
-        if precision not in PRECISIONS:
-            raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         if mode not in MODES:
             raise BenchError(f"--mode {mode}: choose one of {', '.join(MODES)}")
         source = default_checkpoint(variant) if checkpoint is None else checkpoint
@@ -62,9 +61,7 @@ class CatSegSegmenter:
     @staticmethod
     def weights_tags(variant: str) -> list[str]:
         """The variant's published weights tags, its default first (`model.weights`)."""
-        default = default_weights(variant)
-        tags = weights_tags(variant)
-        return sorted(tags, key=lambda tag: default is None or tag != default.tag)
+        return tags_default_first(variant)
 
     def settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {"mode": self.mode, "precision": self.precision}

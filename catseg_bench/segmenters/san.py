@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
+from catseg_bench.segmenters import check_precision
 from catseg_bench.segmenters.catseg import UNTRAINED
 from model.san.config import SAN_CONFIGS
-from model.san.weights import SAN_DEFAULT_TAGS
-from model.weights import DEFAULT_TAG_ALIAS, weights_tags
+import model.san.weights  # noqa: F401  (registers the SAN weights tags)
+from model.weights import DEFAULT_TAG_ALIAS, tags_default_first
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,11 +30,9 @@ class SANSegmenter:
         import torch
 
         from model.checkpoint import CheckpointError
-        from model.common.device import PRECISIONS
         from model.san import create_san
 
-        if precision not in PRECISIONS:
-            raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         source = DEFAULT_TAG_ALIAS if checkpoint is None else checkpoint
         self.untrained = source == UNTRAINED
         self.init_seed = seed if self.untrained else None  # random but seeded: same network in every process
@@ -52,8 +51,7 @@ class SANSegmenter:
     @staticmethod
     def weights_tags(variant: str) -> list[str]:
         """The variant's published weights tags, its default first (`model.san.weights`)."""
-        default = SAN_DEFAULT_TAGS.get(variant)
-        return sorted(weights_tags(variant), key=lambda tag: tag != default)
+        return tags_default_first(variant)
 
     def settings(self) -> dict[str, Any]:
         from model.training_free.templates import templates_sha256

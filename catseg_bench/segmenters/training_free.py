@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
+from catseg_bench.segmenters import check_precision
 from model.training_free.methods import METHODS
 
 if TYPE_CHECKING:
@@ -28,15 +29,13 @@ class TrainingFreeSegmenter:
                  checkpoint: str | None, seed: int):
         import torch
 
-        from model.common.device import PRECISIONS
         from model.training_free import TowerWeightsError, TrainingFreeCLIP, load_tower
 
         try:
             method = METHODS[name].with_knobs(**knobs)
         except ValueError as err:
             raise BenchError(f"--model-args for {name}: {err}") from None
-        if precision not in PRECISIONS:
-            raise BenchError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         self.device = torch.device(device)
         try:
             tower = load_tower(clip, pretrained, checkpoint, device=self.device, init_seed=seed)
