@@ -5,7 +5,8 @@ side of 1024, class names sent to GroundingDINO 50 at a time, each box's phrase 
 class name, per class the maximum of SAM mask logit x box confidence, and pixels no box scores
 positively set to the set's background class (`background_index` of its spec; a set without one
 leaves them to the arg-max of the other scores, as MESS's background_class 255 did).
-Needs the `grounded-sam` extra (transformers); importing this module loads neither torch nor it.
+Needs the `grounded-sam` extra (transformers); importing this module loads neither torch nor it
+(`model.grounded_sam.configs` is plain data).
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
+from model.grounded_sam.configs import CONFIGS
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
     from catseg_bench.specs import EvalSet
-
-MODELS = {
-    "grounded-sam-b": "Grounded-SAM: GroundingDINO Swin-B boxes, SAM ViT-B masks (the MESS fork's glue)",
-    "grounded-sam-l": "Grounded-SAM: GroundingDINO Swin-B boxes, SAM ViT-L masks (the MESS fork's glue)",
-}
 
 
 class GroundedSAMSegmenter:
@@ -100,5 +97,5 @@ class GroundedSAMSegmenter:
                 for image, size in zip(images, original_sizes)]
 
 
-for _name, _description in MODELS.items():
-    register_segmenter(_name, description=_description, variant=_name)(GroundedSAMSegmenter)
+for _name, _config in CONFIGS.items():
+    register_segmenter(_name, description=_config.description, variant=_name)(GroundedSAMSegmenter)

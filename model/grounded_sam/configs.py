@@ -49,9 +49,9 @@ class GroundedSAMConfig:
 CONFIGS: dict[str, GroundedSAMConfig] = {
     c.name: c
     for c in (
-        GroundedSAMConfig("grounded-sam-b", "Grounded-SAM: GroundingDINO Swin-B boxes -> SAM ViT-B masks (MESS glue)",
+        GroundedSAMConfig("grounded-sam-b", "Grounded-SAM: GroundingDINO Swin-B boxes, SAM ViT-B masks (the MESS fork's glue)",
                           "vit_b", sam_vision=dict(_SAM_VIT["vit_b"])),
-        GroundedSAMConfig("grounded-sam-l", "Grounded-SAM: GroundingDINO Swin-B boxes -> SAM ViT-L masks (MESS glue)",
+        GroundedSAMConfig("grounded-sam-l", "Grounded-SAM: GroundingDINO Swin-B boxes, SAM ViT-L masks (the MESS fork's glue)",
                           "vit_l", sam_vision=dict(_SAM_VIT["vit_l"])),
     )
 }
