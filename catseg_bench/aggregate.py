@@ -12,9 +12,10 @@ they are ``None`` and the row says what is missing. There is never a silent mean
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from catseg_bench.errors import BenchError
 from catseg_bench.metrics import BINARY_METRICS, SUMMARY_METRICS
@@ -92,11 +93,13 @@ def aggregate(
 
 def columns(benchmark: Benchmark) -> list[str]:
     """Table 1's value columns in order: each domain's datasets then the domain (the benchmark's,
-    then any extra ones), finally ``Mean``."""
+    then any extra ones; not the only domain of a one-group suite, see `Benchmark.averaged_domains`),
+    finally ``Mean``."""
     out: list[str] = []
     for domain in benchmark.shown_domains:
         out.extend(domain.datasets)
-        out.append(domain.name)
+        if domain in benchmark.averaged_domains:
+            out.append(domain.name)
     out.append("Mean")
     return out
 
@@ -123,6 +126,7 @@ class ModelRow:
     synthetic: bool = False  # some of its results were computed on a synthetic suite
     labels_differ: tuple[str, ...] = ()  # counted eval sets whose labels differ from the spec's fingerprint
     warnings: tuple[tuple[str, str], ...] = ()  # (column key, label warning) of its counted results
+    settings: dict[str, Any] = field(default_factory=dict)  # the inference settings all its results share
 
     @property
     def comparable(self) -> bool:
@@ -210,5 +214,13 @@ def aggregate_results(
         if untrained:
             notes.insert(0, "untrained (random) weights: not comparable with published numbers")
         rows.append(ModelRow(label, model_id, aggregate_row, tuple(notes), untrained, Path(folder), on_synthetic,
-                             tuple(differ), tuple(warnings)))
+                             tuple(differ), tuple(warnings), _shared_settings(per_set["settings"])))
     return rows
+
+
+def _shared_settings(canonical: Sequence[str]) -> dict[str, Any]:
+    """The settings (name: value) that every one of the canonical settings strings has."""
+    parsed = [json.loads(text) for text in canonical]
+    if not parsed:
+        return {}
+    return {name: value for name, value in parsed[0].items() if all(name in p and p[name] == value for p in parsed[1:])}

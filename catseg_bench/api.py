@@ -70,27 +70,29 @@ class RunReport:
 
 
 def select(datasets: str = "all", specs_dirs: Sequence[Path | str] = (), benchmark: str = "mess") -> list[EvalSet]:
-    """Evaluation sets for a selection: ``all``, ``domain:NAME`` or ``NAME[,NAME...]`` (datasets or eval sets)."""
+    """Evaluation sets for a selection: ``all``, ``suite:NAME``, ``domain:NAME`` or ``NAME[,NAME...]`` (datasets
+    or eval sets)."""
     from catseg_bench.selection import select_eval_sets
-    from catseg_bench.specs import load_all
+    from catseg_bench.specs import find_suite, load_all
 
     specs, benchmarks = load_all([Path(p) for p in specs_dirs])
-    if benchmark not in benchmarks:
-        raise BenchError(f"--benchmark {benchmark}: no such benchmark spec; known: {', '.join(benchmarks)}")
-    return select_eval_sets(datasets, specs, benchmarks[benchmark])
+    return select_eval_sets(datasets, specs, find_suite(benchmark, benchmarks), benchmarks)
 
 
 def default_datasets(data_root: Path | str | None = None, specs_dirs: Sequence[Path | str] = ()) -> str:
     """The selection `bench run` makes without ``--datasets``: ``all``, or on a synthetic data root
-    (`bench datasets synth`) the evaluation sets its manifest lists, in Table 1 order."""
+    (`bench datasets synth`) the evaluation sets its manifest lists, in the order of `load_specs` (the
+    suites' tables: MESS, then the other suites), then those without a spec by name."""
     from catseg_bench.data import resolve_data_root
+    from catseg_bench.specs import load_specs
     from catseg_bench.synth import read_synth_manifest
 
     manifest = read_synth_manifest(resolve_data_root(data_root))
     listed = set((manifest or {}).get("eval_sets", {}))
     if not listed:
         return "all"
-    ordered = [es.name for es in select("all", specs_dirs) if es.name in listed]
+    known = [es.name for spec in load_specs([Path(p) for p in specs_dirs]).values() for es in spec.eval_sets()]
+    ordered = [name for name in known if name in listed]
     return ",".join(ordered + sorted(listed - set(ordered)))
 
 
@@ -286,31 +288,38 @@ def make_table(
     specs_dirs: Sequence[Path | str] = (),
     benchmark: str = "mess",
 ) -> str | Table:
-    """Table 1 from `results` (a `load_results` frame, or result folders) beside a published table.
+    """The table of the suite `benchmark` (Table 1 for ``mess``) from `results` (a `load_results` frame, or
+    result folders) beside a published table of that suite (``seed`` is the seed's table of the suite).
 
-    ``fmt`` is markdown, latex or csv (a string), or ``table`` for the `Table` object itself.
+    ``fmt`` is markdown, latex or csv (a string), or ``table`` for the `Table` object itself. Results for
+    datasets of no suite (a user's) are shown after the suite's domains; those of another suite are left
+    to that suite's table, and a note says so.
     """
     from catseg_bench.aggregate import aggregate_results
     from catseg_bench.results import load_published
-    from catseg_bench.specs import load_benchmark, load_specs
+    from catseg_bench.specs import find_suite, load_all, load_specs, other_suites
     from catseg_bench.tables import RENDERERS, add_reading_notes, build_table
 
     if fmt != "table" and fmt not in RENDERERS:
         raise BenchError(f"--format {fmt!r}: use {', '.join(RENDERERS)} (or 'table' from Python)")
     dirs = [Path(p) for p in specs_dirs]
     specs = load_specs(dirs)
-    bench = load_benchmark(benchmark, dirs)
+    suites = load_all(dirs)[1]
+    bench = find_suite(benchmark, suites)
     if results is None:
         results = []
     elif isinstance(results, (str, Path)):
         results = [results]
     frame = results if not isinstance(results, Sequence) else load_results(results, specs_dirs)
     shown = list(dict.fromkeys(frame["dataset"]))
-    bench = bench.with_extra_datasets(specs[name] for name in shown if name in specs)
+    elsewhere = other_suites(bench, suites)
+    bench = bench.with_extra_datasets(specs[name] for name in shown if name in specs and name not in elsewhere)
     rows = aggregate_results(frame, bench, specs, metric, include_partial=include_partial)
-    reference = None if published is None or str(published) == "none" else load_published(published)
+    reference = None if published is None or str(published) == "none" else load_published(published, bench.name)
     if not rows and reference is None:
-        raise BenchError("nothing to show: give result folders, or --published seed|mess2023")
+        raise BenchError(f"nothing to show for suite {bench.name}: give result folders with results of its "
+                         "datasets, or --published seed|mess2023")
     table = build_table(rows, reference, bench, specs, metric=metric, compare=compare)
-    add_reading_notes(table, bench, sorted(name for name in shown if name not in specs), frame.attrs.get("skipped", []))
+    add_reading_notes(table, bench, sorted(name for name in shown if name not in specs), frame.attrs.get("skipped", []),
+                      {name: elsewhere[name] for name in shown if name in elsewhere})
     return table if fmt == "table" else RENDERERS[fmt](table, digits)

@@ -18,7 +18,7 @@ def print_table(
     console,
     result_dirs: Sequence[Path | str],
     *,
-    published: str | Path = "seed",
+    published: str | Path | None = None,
     fmt: str = "rich",
     metric: str = "mIoU",
     include_partial: bool = False,
@@ -29,13 +29,18 @@ def print_table(
     benchmark_name: str = "mess",
     ci: int | None = None,
 ) -> Table:
-    """Read result folders, build Table 1 (:func:`catseg_bench.api.make_table`) and print it on a rich
-    `console` (what `bench table` and `bench run` do). ``published`` is ``seed``, ``mess2023``,
-    ``none`` or a JSON path; ``fmt`` is rich or one of :data:`RENDERERS`; text formats are written
+    """Read result folders, build the table of the suite `benchmark_name` (Table 1 for MESS;
+    :func:`catseg_bench.api.make_table`) and print it on a rich `console` (what `bench table` and `bench
+    run` do). ``published`` is ``seed``, ``mess2023``, ``none`` or a JSON path (None: the seed's table
+    of the suite, if it has one); ``fmt`` is rich or one of :data:`RENDERERS`; text formats are written
     verbatim (no markup, no wrapping). ``ci`` (a number of resamples) adds a bootstrap interval row
     under each of our rows."""
+    from catseg_bench.results import default_published
+
     if fmt != "rich" and fmt not in RENDERERS:
         raise BenchError(f"--format {fmt!r}: use rich, {', '.join(RENDERERS)}")
+    if published is None:
+        published = default_published(benchmark_name)
     table = make_table(list(result_dirs), published, "table", metric=metric, include_partial=include_partial,
                        compare=compare, specs_dirs=specs_dirs, benchmark=benchmark_name)
     if ci:

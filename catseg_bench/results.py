@@ -449,6 +449,8 @@ class PublishedRow:
     weights: str | None = None
     note: str | None = None
     aliases: tuple[str, ...] = ()  # registered model names that are this row (README there)
+    source: str | None = None  # where this row's numbers are printed, when the table gathers several sources
+    settings: dict[str, Any] = field(default_factory=dict)  # run settings a result needs to be this row
 
     @property
     def label(self) -> str:
@@ -464,6 +466,10 @@ class PublishedTable:
     notes: str
     rows: tuple[PublishedRow, ...]
     path: Path
+    suite: str = "mess"  # the suite (benchmark) whose datasets `scores` are keyed by
+
+
+DEFAULT_SUITE = "mess"  # the suite of a published file without a "suite" field
 
 
 def published_dir() -> Path:
@@ -474,9 +480,20 @@ def published_dir() -> Path:
     return checkout if checkout.is_dir() else package / "published"
 
 
-def published_names() -> list[str]:
+def _published_documents() -> list[tuple[Path, dict]]:
     folder = published_dir()
-    return sorted(str(_load_json(p).get("name")) for p in folder.glob("*.json")) if folder.is_dir() else []
+    return [(path, _load_json(path)) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def published_names(suite: str | None = None) -> list[str]:
+    """Names of the published tables shipped (`--published NAME`), of one suite or of all."""
+    return sorted(str(doc.get("name")) for _, doc in _published_documents()
+                  if suite is None or doc.get("suite", DEFAULT_SUITE) == suite)
+
+
+def default_published(suite: str) -> str:
+    """What `--published` means when not given: the seed's table of `suite`, or none when it has none."""
+    return "seed" if "seed" in published_names(suite) else "none"
 
 
 def _aliases(row: dict, path: Path) -> tuple[str, ...]:
@@ -486,14 +503,30 @@ def _aliases(row: dict, path: Path) -> tuple[str, ...]:
     return tuple(aliases)
 
 
-def load_published(name_or_path: str | Path) -> PublishedTable:
-    """A published table by `name` (``seed``, ``mess2023``) or by path to a JSON file of that format."""
+def _settings(row: dict, path: Path) -> dict[str, Any]:
+    settings = row.get("settings", {})
+    if not isinstance(settings, dict) or not all(isinstance(v, (str, int, float, bool)) for v in settings.values()):
+        raise BenchError(f"{path}: row '{row.get('model')}': settings must map setting names to values, "
+                         'e.g. {"mode": "whole"}')
+    return dict(settings)
+
+
+def load_published(name_or_path: str | Path, suite: str | None = None) -> PublishedTable:
+    """A published table by `name` (``seed``, ``mess2023``) or by path to a JSON file of that format.
+
+    Files declare the suite their scores belong to (``"suite"``, MESS when absent); a name is looked up
+    among the tables of `suite` (MESS when None), so ``seed`` is the seed's Table 1 for MESS and its
+    in-domain rows for ``in_domain``. A file of another suite than a given `suite` is refused.
+    """
     path = user_path(name_or_path)
     if path.suffix != ".json":
-        candidates = [p for p in sorted(published_dir().glob("*.json")) if _load_json(p).get("name") == str(name_or_path)]
+        wanted = suite or DEFAULT_SUITE
+        candidates = [p for p, doc in _published_documents()
+                      if doc.get("name") == str(name_or_path) and doc.get("suite", DEFAULT_SUITE) == wanted]
         if not candidates:
-            known = ", ".join(published_names()) or "none found"
-            raise BenchError(f"no published table named '{name_or_path}' in {published_dir()}; known: {known}")
+            known = ", ".join(published_names(wanted)) or "none"
+            raise BenchError(f"no published table named '{name_or_path}' for suite {wanted} in {published_dir()}; "
+                             f"known for {wanted}: {known}")
         path = candidates[0]
     if not path.is_file():
         raise BenchError(f"{path}: published table does not exist")
@@ -507,10 +540,12 @@ def load_published(name_or_path: str | Path) -> PublishedTable:
                 weights=row.get("weights"),
                 note=row.get("note"),
                 aliases=_aliases(row, path),
+                source=row.get("source"),
+                settings=_settings(row, path),
             )
             for row in document["rows"]
         )
-        return PublishedTable(
+        table = PublishedTable(
             name=document["name"],
             title=document["title"],
             source=document["source"],
@@ -518,6 +553,10 @@ def load_published(name_or_path: str | Path) -> PublishedTable:
             notes=document.get("notes", ""),
             rows=rows,
             path=path,
+            suite=str(document.get("suite", DEFAULT_SUITE)),
         )
     except (KeyError, TypeError) as err:
         raise BenchError(f"{path}: published table lacks field {err}; see results/published/README.md") from None
+    if suite is not None and table.suite != suite:
+        raise BenchError(f"{path}: published table for suite {table.suite}, not {suite}; use --suite {table.suite}")
+    return table

@@ -1,25 +1,36 @@
-"""The one grammar every command uses to select datasets: `all`, `domain:NAME`, or names.
+"""The one grammar every command uses to select datasets: `all`, `suite:NAME`, `domain:NAME`, or names.
 
-`all` is the benchmark's datasets; `domain:NAME` a MESS domain (or the domain of your own specs);
-otherwise a comma list of dataset names (`paxray4`) or evaluation-set names (`paxray4.lungs`).
+`all` is the benchmark's datasets (MESS); `suite:NAME` the datasets of a suite, i.e. of any benchmark
+file (`dataset_specs/mess.toml`, `dataset_specs/in_domain.toml`, or one in your `--specs` folder);
+`domain:NAME` a MESS domain (or the domain of your own specs); otherwise a comma list of dataset names
+(`paxray4`) or evaluation-set names (`paxray4.lungs`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from catseg_bench.errors import BenchError
-from catseg_bench.specs import Benchmark, DatasetSpec, EvalSet
+from catseg_bench.specs import Benchmark, DatasetSpec, EvalSet, find_suite
 
 
-def select_eval_sets(value: str, specs: dict[str, DatasetSpec], benchmark: Benchmark) -> list[EvalSet]:
-    """`all` (the benchmark's datasets), `domain:NAME`, or a comma list of dataset or eval-set names.
+SUITE_PREFIX = "suite:"
+
+
+def select_eval_sets(value: str, specs: dict[str, DatasetSpec], benchmark: Benchmark,
+                     suites: Mapping[str, Benchmark] | None = None) -> list[EvalSet]:
+    """`all` (the benchmark's datasets), `suite:NAME` (one of `suites`, by benchmark name), `domain:NAME`,
+    or a comma list of dataset or eval-set names.
 
     A composite dataset (PAXRay-4) expands to its subsets; `paxray4.lungs` selects one subset.
+    `suites` are the loaded benchmarks (`specs.load_all`); without them `benchmark` is the one suite.
     """
     value = value.strip()
     if value == "all":
         return [es for name in benchmark.members for es in specs[name].eval_sets()]
+    if value.startswith(SUITE_PREFIX):
+        suite = find_suite(value.removeprefix(SUITE_PREFIX).strip(), suites or {benchmark.name: benchmark})
+        return [es for name in suite.members for es in specs[name].eval_sets()]
     if value.startswith("domain:"):
         wanted = value.removeprefix("domain:").strip().lower()
         for domain in benchmark.domains:
@@ -38,13 +49,14 @@ def select_eval_sets(value: str, specs: dict[str, DatasetSpec], benchmark: Bench
         found = _find(item, specs)
         selected.extend(es for es in found if es not in selected)
     if not selected:
-        raise BenchError(f"--datasets {value!r} selects nothing; use all, domain:NAME or dataset names")
+        raise BenchError(f"--datasets {value!r} selects nothing; use all, suite:NAME, domain:NAME or dataset names")
     return selected
 
 
-def select_datasets(names: Sequence[str], specs: dict[str, DatasetSpec], benchmark: Benchmark) -> list[DatasetSpec]:
+def select_datasets(names: Sequence[str], specs: dict[str, DatasetSpec], benchmark: Benchmark,
+                    suites: Mapping[str, Benchmark] | None = None) -> list[DatasetSpec]:
     """The datasets (whole specs, in selection order) that `names` select; an eval set selects its dataset."""
-    chosen = select_eval_sets(",".join(names), specs, benchmark)
+    chosen = select_eval_sets(",".join(names), specs, benchmark, suites)
     return [specs[name] for name in dict.fromkeys(es.spec.name for es in chosen)]
 
 

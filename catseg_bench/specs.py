@@ -1,8 +1,10 @@
 """Declarative dataset specs: load, validate strictly, hash.
 
 A spec is one TOML file in ``dataset_specs/`` (shipped with the package) or in a user's ``--specs DIR``.
-A TOML file with a ``[[domains]]`` array is a *benchmark* (``mess.toml``) instead: it names the
-domains in table order and the datasets of each. Every validation error names the file and the field.
+A TOML file with a ``[[domains]]`` array is a *benchmark* (``mess.toml``, ``in_domain.toml``), also
+called a *suite*, instead: it names the domains in table order and the datasets of each; `--datasets
+suite:NAME` selects its datasets and `bench table --suite NAME` lays out its table. Every validation
+error names the file and the field.
 
 The spec hash covers the fields that change what is evaluated (classes, ignore label, layout, split,
 subsets), not documentation (licence, link, notes, how to prepare) nor the record of the prepared
@@ -20,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from catseg_bench.errors import BenchError
 from model.common.files import user_path
@@ -262,6 +264,12 @@ class Benchmark:
     @property
     def shown_datasets(self) -> tuple[str, ...]:
         return tuple(name for domain in self.shown_domains for name in domain.datasets)
+
+    @property
+    def averaged_domains(self) -> tuple[Domain, ...]:
+        """The shown domains whose mean is a table column: all of them, except the only domain of a
+        one-group benchmark (the in-domain suite), whose mean would repeat the Mean."""
+        return (self.domains if len(self.domains) > 1 else ()) + self.extra_domains
 
     def with_extra_datasets(self, specs: Iterable["DatasetSpec"]) -> "Benchmark":
         """This benchmark showing `specs` (those not among its members) after its domains, one group per
@@ -581,10 +589,31 @@ def load_specs(extra_dirs: Sequence[Path] = ()) -> dict[str, DatasetSpec]:
 
 
 def load_benchmark(name: str = "mess", extra_dirs: Sequence[Path] = ()) -> Benchmark:
-    _, benchmarks = load_all(extra_dirs)
+    """The benchmark (suite) called `name`: a built-in one or one in `extra_dirs`."""
+    return find_suite(name, load_all(extra_dirs)[1])
+
+
+def find_suite(name: str, benchmarks: Mapping[str, Benchmark]) -> Benchmark:
+    """The suite (benchmark) called `name` among `benchmarks`, or one line naming the known ones."""
     if name not in benchmarks:
-        raise SpecError(f"no benchmark named '{name}'; known: {', '.join(sorted(benchmarks))}")
+        raise SpecError(f"no suite named '{name}'; known suites: {', '.join(sorted(benchmarks))} "
+                        "(a benchmark file in --specs DIR adds one)")
     return benchmarks[name]
+
+
+def suites_in_order(benchmarks: Mapping[str, Benchmark]) -> list[Benchmark]:
+    """The suites MESS first, then the others by name: the order of `bench run`'s tables and sets."""
+    return sorted(benchmarks.values(), key=lambda suite: (suite.name != "mess", suite.name))
+
+
+def other_suites(benchmark: Benchmark, benchmarks: Mapping[str, Benchmark]) -> dict[str, str]:
+    """Dataset name -> the suite it belongs to, for the datasets of every suite but `benchmark` that are
+    not also among its members: their results belong to that suite's table, not to this one's extras."""
+    out: dict[str, str] = {}
+    for suite in benchmarks.values():
+        if suite.name != benchmark.name:
+            out.update({name: suite.name for name in suite.members if name not in benchmark.members and name not in out})
+    return out
 
 
 def get_spec(name: str, extra_dirs: Sequence[Path] = ()) -> DatasetSpec:

@@ -84,7 +84,8 @@ def table_columns(benchmark: Benchmark, specs: Mapping[str, DatasetSpec]) -> lis
     out = []
     for domain in benchmark.shown_domains:
         out.extend(Column(name, specs[name].display_name, domain.display_name, False) for name in domain.datasets)
-        out.append(Column(domain.name, domain.display_name, domain.display_name, True))
+        if domain in benchmark.averaged_domains:
+            out.append(Column(domain.name, domain.display_name, domain.display_name, True))
     out.append(Column("Mean", "Mean", None, True))
     assert [c.key for c in out] == columns(benchmark)
     return out
@@ -123,8 +124,9 @@ def build_table(
     """Published rows (recomputed from their per-dataset numbers), our rows and Δ rows.
 
     ``compare`` maps one of our labels or model ids to a published model name; without an entry,
-    a model is compared with the published row of the same loose name (see :func:`match_key`) or
-    one of whose ``aliases`` it is.
+    a model is compared with the first published row of the same loose name (see :func:`match_key`)
+    or one of whose ``aliases`` it is, among the rows whose ``settings`` (if any) its results share:
+    ``catseg-l`` run with ``--mode whole`` is the in-domain "w/ training reso." row, not CAT-Seg-L.
     """
     table = Table(f"{benchmark.display_name} — {metric} (%)", table_columns(benchmark, specs))
     compare = dict(compare or {})
@@ -144,7 +146,9 @@ def build_table(
             if key in compare:
                 return compare[key]
         wanted = match_key(row.model_id)
-        return next((p.model for p in published.rows if wanted in {match_key(n) for n in (p.model, *p.aliases)}), None)
+        return next((p.model for p in published.rows if wanted in {match_key(n) for n in (p.model, *p.aliases)}
+                     and all(name in row.settings and row.settings[name] == value for name, value in p.settings.items())),
+                    None)
 
     placed: set[int] = set()
     if published is not None:
@@ -152,6 +156,8 @@ def build_table(
         for prow in published.rows:
             reference = aggregate(prow.scores, benchmark, specs)
             table.rows.append(TableRow(prow.label, PUBLISHED, _values(reference, benchmark)))
+            if prow.source:
+                table.notes.append(f"{prow.label}: from {prow.source}")
             if prow.note:
                 table.notes.append(f"{prow.label}: {prow.note}")
             for index, row in enumerate(ours):
@@ -180,14 +186,21 @@ def _our_row(row: ModelRow, benchmark: Benchmark) -> TableRow:
 
 
 def add_reading_notes(table: Table, benchmark: Benchmark, datasets_without_spec: Sequence[str],
-                      skipped: Sequence[tuple[str, str]]) -> None:
+                      skipped: Sequence[tuple[str, str]], in_other_suites: Mapping[str, str] | None = None) -> None:
     """Say under the table what it shows beside the benchmark and what it could not show: datasets
-    outside the benchmark (their own domain groups), results without a spec, result files set aside."""
+    outside the benchmark (their own domain groups), results of another suite's datasets (dataset ->
+    suite), results without a spec, result files set aside."""
     if benchmark.extra_domains:
         table.notes.append(
             f"Datasets outside {benchmark.display_name} ({', '.join(d.display_name for d in benchmark.extra_domains)}) "
             "are shown after its domains; they are not part of its Mean."
         )
+    by_suite: dict[str, list[str]] = {}
+    for dataset, suite in (in_other_suites or {}).items():
+        by_suite.setdefault(suite, []).append(dataset)
+    for suite, datasets in sorted(by_suite.items()):
+        table.notes.append(f"Results for datasets of the {suite} suite ({', '.join(datasets)}) are in its own table: "
+                           f"bench table --suite {suite}.")
     if datasets_without_spec:
         table.notes.append(
             f"Results for datasets without a spec are not shown: {', '.join(datasets_without_spec)}; "
@@ -314,7 +327,8 @@ def render_mess_csv(table: Table, digits: int = 2) -> str:
         for column in table.columns:
             if not column.is_aggregate:
                 name = MESS_CSV_NAMES.get(column.key, column.header)
-                writer.writerow([name, row.label, domain_key[column.domain], number(row.values[column.key])])
+                domain = domain_key.get(column.domain, column.domain)  # a one-group suite's domain has no mean column
+                writer.writerow([name, row.label, domain, number(row.values[column.key])])
         writer.writerow(["Mean", row.label, "Mean", number(row.values["Mean"])])
     return buffer.getvalue()
 
@@ -488,7 +502,7 @@ def _chart_columns(table: Table, rows: list[TableRow]) -> tuple[list[Column], li
     """The domain means and the Mean to draw: those every one of our rows has (any row's, when none
     is ours). A domain that is not drawn as a mean is drawn by its datasets that one of our rows (any
     row, when none is ours) has: never an empty slot or a mean over fewer datasets. Also names those
-    domains."""
+    domains (not a one-group suite's only domain, which has no mean column and is drawn by dataset)."""
     ours = [row for row in rows if row.kind == OURS]
 
     def drawn(column: Column) -> bool:
@@ -500,14 +514,14 @@ def _chart_columns(table: Table, rows: list[TableRow]) -> tuple[list[Column], li
     by_dataset: list[str] = []
     for domain in table.domains:
         members = [c for c in table.columns if c.domain == domain]
-        mean = next(c for c in members if c.is_aggregate)
-        if drawn(mean):
+        mean = next((c for c in members if c.is_aggregate), None)  # None: a one-group suite's only domain
+        if mean is not None and drawn(mean):
             chosen.append(mean)
             continue
         datasets = [c for c in members if not c.is_aggregate and drawn(c)]
-        if datasets:
+        if datasets and mean is not None:
             by_dataset.append(domain)
-            chosen.extend(datasets)
+        chosen.extend(datasets)
     chosen.extend(c for c in table.columns if c.key == "Mean" and drawn(c))
     return chosen, by_dataset
 

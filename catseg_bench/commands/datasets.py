@@ -15,7 +15,7 @@ from rich.text import Text
 
 from catseg_bench.errors import BenchError
 from catseg_bench.selection import select_eval_sets
-from catseg_bench.specs import DatasetSpec, EvalSet, load_benchmark, load_specs
+from catseg_bench.specs import DatasetSpec, EvalSet, load_all, load_specs
 from catseg_bench.synth import DEFAULT_IMAGES_PER_SET, write_suite
 
 SpecsOption = Annotated[
@@ -41,10 +41,12 @@ def _console() -> Console:
 
 
 def _eval_sets(names: list[str] | None, specs: dict[str, DatasetSpec], specs_dirs: list[Path] | None) -> list[EvalSet]:
-    """NAMES as evaluation sets: none or "all" = every spec (yours too); else dataset, eval-set or domain:NAME."""
+    """NAMES as evaluation sets: none or "all" = every spec (yours too); else dataset, eval-set, suite:NAME or
+    domain:NAME."""
     if not names or names == ["all"]:
         return [es for spec in specs.values() for es in spec.eval_sets()]
-    return select_eval_sets(",".join(names), specs, load_benchmark("mess", specs_dirs or ()))
+    _, suites = load_all(specs_dirs or ())
+    return select_eval_sets(",".join(names), specs, suites["mess"], suites)
 
 
 def spec_summary(spec: DatasetSpec) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def _display_path(file: str, root: Path) -> str:
 
 
 def check_datasets(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Datasets or eval sets to check (default: all).")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(help="Datasets, eval sets, suite:NAME or domain:NAME to check (default: all).")] = None,
     data_root: DataRootOption = None,
     specs_dirs: SpecsOption = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes decoding files (default: one per core, up to 8).")] = None,
@@ -335,7 +337,7 @@ def fingerprint_dataset(
 
 
 def synth_datasets(
-    names: Annotated[list[str], typer.Argument(help="Datasets to synthesise, or 'all'.")],
+    names: Annotated[list[str], typer.Argument(help="Datasets to synthesise, suite:NAME, domain:NAME, or 'all'.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or an earlier synthetic suite).")],
     images: Annotated[int, typer.Option("--images", help="Labelled images per evaluation set.")] = DEFAULT_IMAGES_PER_SET,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same files.")] = 0,

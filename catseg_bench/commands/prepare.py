@@ -19,7 +19,7 @@ from catseg_bench.specs import load_all, training_specs_dir
 def register(app: typer.Typer) -> None:
     @app.command("prepare")
     def prepare(
-        names: list[str] = typer.Argument(..., help="all (the MESS benchmark), domain:NAME, dataset names (see `bench datasets list`) or a training set (coco_stuff_171)."),
+        names: list[str] = typer.Argument(..., help="all (the MESS benchmark), suite:NAME (e.g. suite:in_domain), domain:NAME, dataset names (see `bench datasets list`) or a training set (coco_stuff_171)."),
         data_root: Path = typer.Option(..., "--data-root", help="Folder that receives the prepared datasets (created if missing)."),
         download_dir: Optional[Path] = typer.Option(
             None, "--download-dir", help=f"Where downloads go and manual files are looked for (default: DATA_ROOT/{DEFAULT_DOWNLOADS})."
@@ -81,7 +81,7 @@ def _recipe_of(spec):
 def _select(names, all_specs, benchmarks):
     if "mess" not in benchmarks:
         raise BenchError("the mess benchmark (dataset_specs/mess.toml) is missing; reinstall catseg-bench")
-    return select_datasets(names, all_specs, benchmarks["mess"])
+    return select_datasets(names, all_specs, benchmarks["mess"], benchmarks)
 
 
 def _summary(outcomes, failures) -> None:

@@ -18,9 +18,14 @@ def report(
         "(each a row label, a model id or a results folder)."
     ),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the 95 % intervals."),
-    published: str = typer.Option("seed", "--published", help="Published rows: seed, mess2023, none, or a JSON path."),
+    published: Optional[str] = typer.Option(
+        None, "--published", help="Published rows: seed (the default where the suite has a seed table), mess2023, none, "
+        "or a JSON path."
+    ),
     specs_dirs: List[Path] = typer.Option([], "--specs", help="Extra folder of dataset specs."),
-    benchmark_name: str = typer.Option("mess", "--benchmark", help="Benchmark spec whose table to show."),
+    benchmark_name: str = typer.Option(
+        "mess", "--suite", "--benchmark", help="Suite whose table to show: mess, in_domain, or a benchmark file's name in --specs."
+    ),
     include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit (partial) results into Table 1."),
     full_table: bool = typer.Option(
         False, "--full-table", help="Show every dataset column of Table 1 (by default only the measured ones when "

@@ -113,6 +113,18 @@ def print_label_warnings(console: Console, report, verbose: bool = False) -> Non
             console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
+def suites_of(eval_sets, benchmarks) -> list[str]:
+    """The suites whose tables show a run's results: those holding one of its sets (MESS first), and MESS
+    for a set of no suite (a user's dataset, shown after the MESS domains)."""
+    from catseg_bench.specs import suites_in_order
+
+    names = {es.spec.name for es in eval_sets}
+    chosen = [suite.name for suite in suites_in_order(benchmarks) if names & set(suite.members)]
+    if names - {name for suite in benchmarks.values() for name in suite.members} and "mess" not in chosen:
+        chosen.insert(0, "mess")
+    return chosen or ["mess"]
+
+
 def _model_help() -> str:
     from catseg_bench.registry import available_segmenters
 
@@ -131,7 +143,8 @@ def register(app: typer.Typer) -> None:
             None, "--model-args", help="Constructor arguments key=value[,key=value...] (see `bench models list`)."
         ),
         datasets: Optional[str] = typer.Option(
-            None, "--datasets", help="all, domain:NAME, or NAME[,NAME...] (default: all; on a synthetic suite from "
+            None, "--datasets", help="all (MESS), suite:NAME (mess, in_domain, or a benchmark file of yours), domain:NAME, or "
+            "NAME[,NAME...] (default: all; on a synthetic suite from "
             "`bench datasets synth`, the sets it holds)."
         ),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help="Prepared data (default $CATSEG_BENCH_DATA)."),
@@ -153,7 +166,10 @@ def register(app: typer.Typer) -> None:
         save_samples: int = typer.Option(
             0, "--save-samples", min=0, help="Keep N images per set with label and prediction for `bench report`."
         ),
-        published: str = typer.Option("seed", "--published", help="Published rows beside ours: seed, mess2023, none."),
+        published: Optional[str] = typer.Option(
+            None, "--published", help="Published rows beside ours: seed (the default where the suite has a seed "
+            "table), mess2023, none."
+        ),
         include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit results into the table."),
         allow_incomplete: bool = typer.Option(
             False, "--allow-incomplete", help="Score a set with fewer images than its spec expects (else it fails); "
@@ -163,7 +179,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of untrained weights (--checkpoint none) and of the demo's data."),
         verbose: bool = typer.Option(False, "--verbose", help="Every label warning of each set (default: one line per set)."),
     ) -> None:
-        """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1."""
+        """Evaluate MODEL on the selected datasets, resuming finished work, and print Table 1 (and the table
+        of each other suite the datasets belong to, e.g. in_domain)."""
         from catseg_bench import api
         from catseg_bench.preflight import require_writable_folder
         from catseg_bench.results import load_published
@@ -172,8 +189,6 @@ def register(app: typer.Typer) -> None:
         from catseg_bench.console_table import print_table
 
         console = Console(stderr=False)
-        if published != "none":
-            load_published(published)  # a bad --published fails now, not after the whole run
         if demo:
             if model != DEMO_MODEL or checkpoint or model_args:
                 raise BenchError("--demo always runs catseg-tiny with untrained weights; drop --model/--checkpoint/--model-args")
@@ -189,6 +204,10 @@ def register(app: typer.Typer) -> None:
         if datasets is None:
             datasets = api.default_datasets(data_root, specs)
         eval_sets = api.select(datasets, specs)
+        suites = suites_of(eval_sets, load_all(specs)[1])
+        if published not in (None, "none"):
+            for suite in suites:
+                load_published(published, suite)  # a bad --published fails now, not after the whole run
         progress, on_progress = progress_display(console, int(os.environ.get("RANK", "0")) == 0)
         try:
             with progress:
@@ -206,11 +225,12 @@ def register(app: typer.Typer) -> None:
         if not report.world.is_main:
             return
         print_label_warnings(console, report, verbose)
-        try:
-            print_table(console, [output], published=published, fmt="rich", metric="mIoU",
-                        include_partial=include_partial, specs_dirs=specs)
-        except BenchError as err:  # e.g. nothing to show when every set failed: the failure summary comes last
-            console.print(f"[yellow]no table:[/yellow] {err.message}", highlight=False, soft_wrap=True)
+        for suite in suites:
+            try:
+                print_table(console, [output], published=published, fmt="rich", metric="mIoU",
+                            include_partial=include_partial, specs_dirs=specs, benchmark_name=suite)
+            except BenchError as err:  # e.g. nothing to show when every set failed: the failure summary comes last
+                console.print(f"[yellow]no table:[/yellow] {err.message}", highlight=False, soft_wrap=True)
         if demo:
             console.print(Panel(DEMO_NOTICE, style="bold yellow"))
         console.print(where_results_are(report.result_dir, output), highlight=False, soft_wrap=True)

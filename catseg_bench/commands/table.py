@@ -1,4 +1,4 @@
-"""`bench table`: Table 1 of MESS from result folders, beside the published numbers."""
+"""`bench table`: Table 1 of MESS (or another suite's table) from result folders, beside the published numbers."""
 
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ def _parse_compare(pairs: list[str]) -> dict[str, str]:
 
 def table(
     result_dirs: List[Path] = typer.Argument(None, help="Result folders (searched recursively for result JSON files)."),
-    published: str = typer.Option(
-        "seed", "--published", help="Published rows to show: seed (CAT-Seg Table 1), mess2023 (leaderboard, CAT-Seg v1 "
-        "weights), none, or a path to a JSON file in the results/published format."
+    published: Optional[str] = typer.Option(
+        None, "--published", help="Published rows to show: seed (the CAT-Seg paper's table of the suite: "
+        "supplementary Table 1 for mess, the in-domain rows for in_domain; the default where the suite has one), "
+        "mess2023 (leaderboard, CAT-Seg v1 weights), none, or a path to a JSON file in the results/published format."
     ),
     fmt: TableFormat = typer.Option(TableFormat.rich, "--format", help="Output format."),
     metric: str = typer.Option("mIoU", "--metric", help="Metric to tabulate (mIoU, CoI-mIoU, fwIoU, mACC, pACC, CoI-mACC)."),
@@ -45,7 +46,10 @@ def table(
     ),
     digits: int = typer.Option(2, "--digits", min=0, max=6, help="Decimals to print."),
     specs_dirs: List[Path] = typer.Option([], "--specs", help="Extra folder of dataset specs."),
-    benchmark_name: str = typer.Option("mess", "--benchmark", help="Benchmark spec whose table to print."),
+    benchmark_name: str = typer.Option(
+        "mess", "--suite", "--benchmark", help="Suite whose table to print: mess (Table 1), in_domain (A-847 ... "
+        "PAS-20b, the seed's Tables 3 and 4), or the name of a benchmark file in --specs."
+    ),
     ci: bool = typer.Option(False, "--ci", help="Add 95 % bootstrap intervals (over images) under each of our rows."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Resamples for --ci."),
     include_partial: bool = typer.Option(False, "--include-partial", help="Let --limit (partial) results into the table."),
@@ -53,10 +57,13 @@ def table(
     """Print Table 1: per-dataset scores grouped by domain, domain means and the Mean over all datasets.
 
     A dataset without a (complete) result leaves its domain and the Mean empty, never averaged over fewer.
+    --suite in_domain prints the in-domain table (six datasets in the papers' order, and their Mean).
 
     Examples:
 
       bench table results/ --published seed
+
+      bench table results/ --suite in_domain --published seed
 
       bench table results/ --format csv > table1.csv
 

@@ -37,7 +37,7 @@ def _eval_options(eval_sets: str, data_root: Optional[Path], limit: int, mode: s
     from catseg_bench.training import EvalOptions
 
     specs, benchmarks = load_all()
-    return EvalOptions(tuple(select_eval_sets(eval_sets, specs, benchmarks["mess"])), resolve_data_root(data_root),
+    return EvalOptions(tuple(select_eval_sets(eval_sets, specs, benchmarks["mess"], benchmarks)), resolve_data_root(data_root),
                        limit=limit or None, mode=mode, precision=precision, workers=workers)
 
 
@@ -76,7 +76,7 @@ def train_command(
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help=f"Data-loader workers per process (min(4, CPUs); demo {DEMO_WORKERS})."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when visible)."),
-    eval_sets: str = typer.Option("", "--eval-sets", help="MESS datasets to evaluate periodically, e.g. suim,kvasir_instrument."),
+    eval_sets: str = typer.Option("", "--eval-sets", help="Datasets to evaluate periodically, e.g. suim,kvasir_instrument or suite:in_domain."),
     eval_period: int = typer.Option(5000, "--eval-period", min=1, help="Steps between evaluations."),
     eval_limit: int = typer.Option(50, "--eval-limit", min=0, help="Images per evaluation set (0: all)."),
     eval_mode: str = typer.Option("sliding", "--eval-mode", help="sliding or whole."),

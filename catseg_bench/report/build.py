@@ -32,7 +32,7 @@ from catseg_bench.frame import labels_vs_spec
 from catseg_bench.per_image import PerImageStats, margins
 from catseg_bench.report.figures import HEATMAP_MAX_CLASSES, class_colours, colour_label, confusion_heatmap, png
 from catseg_bench.report.page import HtmlTable, esc, img, interval, number, page, text_cell
-from catseg_bench.results import Result, load_published, load_results
+from catseg_bench.results import Result, default_published, load_published, load_results
 from catseg_bench.samples import Sample, load_samples
 from catseg_bench.specs import Benchmark, DatasetSpec, load_benchmark, load_specs
 from catseg_bench.tables import (
@@ -367,7 +367,7 @@ def build_report(
     *,
     compare: tuple[str, str] | None = None,
     resamples: int = DEFAULT_RESAMPLES,
-    published: str | Path = "seed",
+    published: str | Path | None = None,
     specs_dirs: Sequence[Path] = (),
     benchmark_name: str = "mess",
     include_partial: bool = False,
@@ -375,7 +375,8 @@ def build_report(
 ) -> str:
     """The report page (HTML text) of the results under `result_dirs`. ``include_partial`` lets partial
     (``--limit``) results into Table 1 and its intervals, as `bench table --include-partial` does;
-    ``full_table`` shows every dataset column of Table 1 even when few were measured."""
+    ``full_table`` shows every dataset column of Table 1 even when few were measured. ``benchmark_name`` is
+    the suite whose table the page shows; ``published`` None is the seed's table of that suite, if any."""
     if resamples < 10:
         raise BenchError(f"--bootstrap {resamples}: use at least 10 resamples (1000 is the default)")
     specs = load_specs(specs_dirs)
@@ -386,7 +387,9 @@ def build_report(
     rows = aggregate_results(results, benchmark, specs, include_partial=include_partial)
     everything = aggregate_results(results, benchmark, specs, include_partial=True)
     runs = _runs(results, everything)
-    reference = None if str(published) == "none" else load_published(published)
+    if published is None:
+        published = default_published(benchmark.name)
+    reference = None if str(published) == "none" else load_published(published, benchmark.name)
     table = build_table(rows, reference, benchmark, specs)
     intervals, notes = table_intervals_of(rows, results, benchmark, specs, resamples, include_partial=include_partial)
     add_interval_rows(table, intervals)
