@@ -38,6 +38,8 @@ _TOP_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "split": ((str,), True),
     "num_images": ((int,), True),
     "class_names": ((list,), False),  # required unless the spec is composite
+    "prompt_names": ((list,), False),
+    "prediction_labels": ((list,), False),
     "ignore_index": ((int,), True),
     "background_index": ((int,), False),
     "classes_of_interest": ((list,), False),
@@ -162,10 +164,19 @@ class EvalSet:
     image_ext: str
     label_ext: str
     recorded_labels: LabelRecord = LabelRecord()
+    # What the model is asked for, when it differs from the label classes (PAS-20b: 59 prompts for
+    # 21 label classes), and the label class each prompt's prediction is scored as.
+    prompt_names: tuple[str, ...] | None = None
+    prediction_labels: tuple[int, ...] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The class names the model predicts over: ``prompt_names``, else the label classes."""
+        return self.prompt_names if self.prompt_names is not None else self.class_names
 
     @property
     def spec_hash(self) -> str:
@@ -197,6 +208,8 @@ class DatasetSpec:
     description: str | None = None
     notes: str | None = None
     labels: LabelRecord = LabelRecord()
+    prompt_names: tuple[str, ...] | None = None
+    prediction_labels: tuple[int, ...] | None = None
 
     @property
     def is_composite(self) -> bool:
@@ -229,6 +242,8 @@ class DatasetSpec:
             image_ext=self.data.image_ext,
             label_ext=self.data.label_ext,
             recorded_labels=labels,
+            prompt_names=self.prompt_names,
+            prediction_labels=self.prediction_labels,
         )
 
 
@@ -457,6 +472,8 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         coi = _indices(path, "classes_of_interest", raw.get("classes_of_interest"), num_classes)
         labels = _label_record(path, "", raw, num_classes)
 
+    prompt_names, prediction_labels = _prompts(path, raw, num_classes, bool(subsets))
+
     background = raw.get("background_index")
     if background is not None:
         _indices(path, "background_index", [background], num_classes)
@@ -495,7 +512,30 @@ def parse_dataset_spec(path: Path, raw: dict[str, Any]) -> DatasetSpec:
         description=raw.get("description"),
         notes=raw.get("notes"),
         labels=labels,
+        prompt_names=prompt_names,
+        prediction_labels=prediction_labels,
     )
+
+
+def _prompts(path: Path, raw: dict[str, Any], num_classes: int, composite: bool):
+    """``prompt_names`` and ``prediction_labels``, validated: both or neither, one label class per prompt."""
+    if "prompt_names" not in raw and "prediction_labels" not in raw:
+        return None, None
+    if composite:
+        raise SpecError(f"{path}: fields 'prompt_names' / 'prediction_labels' are not supported in a composite spec")
+    if "prompt_names" not in raw or "prediction_labels" not in raw:
+        raise SpecError(
+            f"{path}: fields 'prompt_names' and 'prediction_labels' go together: give the prompts and, for each, "
+            "the label class (index into class_names) its prediction is scored as"
+        )
+    prompts = _class_list(path, "prompt_names", raw["prompt_names"])
+    mapping = _indices(path, "prediction_labels", raw["prediction_labels"], num_classes)
+    if len(mapping) != len(prompts):
+        raise SpecError(
+            f"{path}: field 'prediction_labels' has {len(mapping)} entries but 'prompt_names' has {len(prompts)}; "
+            "give one label class per prompt"
+        )
+    return prompts, mapping
 
 
 def _relative_dir(path: Path, where: str, value: str) -> None:
@@ -580,9 +620,11 @@ def load_all(extra_dirs: Sequence[Path] = ()) -> tuple[dict[str, DatasetSpec], d
 
 
 def load_specs(extra_dirs: Sequence[Path] = ()) -> dict[str, DatasetSpec]:
-    """Dataset specs by name: MESS datasets in benchmark order first, then the others by name."""
+    """Dataset specs by name: MESS datasets in benchmark order first, then the members of the other
+    benchmarks (by benchmark name, each in its order), then the others by name."""
     specs, benchmarks = load_all(extra_dirs)
-    order = list(benchmarks["mess"].members) if "mess" in benchmarks else []
+    ordered_benchmarks = sorted(benchmarks.values(), key=lambda b: (b.name != "mess", b.name))
+    order = list(dict.fromkeys(name for bench in ordered_benchmarks for name in bench.members))
     ordered = {name: specs[name] for name in order}
     ordered.update({name: specs[name] for name in sorted(specs) if name not in ordered})
     return ordered

@@ -5,7 +5,9 @@ where the real ones would (``data.image_dir``/``label_dir``, every subset's labe
 suffixes, 16-bit labels when ``label_dtype = "uint16"``). Each label holds a few spatially coherent
 elliptic blobs of several classes over a background class, plus a thin band of ignore pixels (like
 tile padding); image sides vary between 48 and 96 pixels. A spec whose images may lack labels
-(``images_without_labels = "skip"``) also gets one unlabelled image, as CWFID has.
+(``images_without_labels = "skip"``) also gets one unlabelled image, as CWFID has. Specs that share an
+image folder (PC-59 and PC-459 read VOC 2010's JPEGImages) name their files after the spec
+(``synth_pc59_000``), so each one's images stay its own and the other's are unlabelled images to it.
 
 Output is a pure function of the seed and each spec (one random stream per dataset name, so adding a
 spec does not change the others). ``catseg_synth.json`` in the root records what was written; it marks
@@ -16,6 +18,7 @@ the folder as synthetic (`bench datasets check` takes the image counts from it i
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from PIL import Image
 
 from catseg_bench.errors import BenchError
 from catseg_bench.files import read_marker
-from catseg_bench.specs import DatasetSpec
+from catseg_bench.specs import DatasetSpec, load_specs
 from model.common.files import atomic_write_json
 
 SYNTH_MANIFEST = "catseg_synth.json"
@@ -87,19 +90,30 @@ def _render(rng: np.random.Generator, label: np.ndarray, palette: np.ndarray, ig
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def _clear_previous(root: Path, spec: DatasetSpec) -> None:
+def _clear_previous(root: Path, spec: DatasetSpec, own_prefix: str | None) -> None:
+    """Remove the files an earlier run wrote for `spec`: every file of its folders, or in a shared
+    image folder (`own_prefix` given) only those named after it."""
     from catseg_bench.data.pairing import files_by_key
 
     folders = [(spec.data.image_dir, spec.data.image_ext)]
     folders += [(es.label_dir, es.label_ext) for es in spec.eval_sets()]
     for folder, suffix in folders:
         if (root / folder).is_dir():
-            for path in files_by_key(root / folder, suffix).values():
-                path.unlink()
+            for key, path in files_by_key(root / folder, suffix).items():
+                if own_prefix is None or key.startswith(own_prefix):
+                    path.unlink()
 
 
-def write_spec(root: Path, spec: DatasetSpec, images_per_set: int, seed: int) -> int:
-    """Write one dataset's synthetic files under `root`; returns the number of labelled images."""
+def shared_image_dirs(specs: Iterable[DatasetSpec]) -> set[str]:
+    """The image folders that more than one of `specs` reads."""
+    counts = Counter(spec.data.image_dir for spec in specs)
+    return {folder for folder, count in counts.items() if count > 1}
+
+
+def write_spec(root: Path, spec: DatasetSpec, images_per_set: int, seed: int, shared_images: bool = False) -> int:
+    """Write one dataset's synthetic files under `root`; returns the number of labelled images.
+
+    ``shared_images``: another spec reads the same image folder, so the files are named after this one."""
     image_format = _pil_format(spec, spec.data.image_ext, "data.image_ext")
     label_format = _pil_format(spec, spec.data.label_ext, "data.label_ext")
     if label_format in _LOSSY_FORMATS:
@@ -108,7 +122,8 @@ def write_spec(root: Path, spec: DatasetSpec, images_per_set: int, seed: int) ->
     rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode("utf-8"))])
     eval_sets = spec.eval_sets()
     palette = rng.integers(0, 256, size=(eval_sets[0].num_classes, 3))
-    _clear_previous(root, spec)
+    prefix = f"synth_{spec.name}_" if shared_images else "synth_"
+    _clear_previous(root, spec, prefix if shared_images else None)
     image_root = root / spec.data.image_dir
     image_root.mkdir(parents=True, exist_ok=True)
     for es in eval_sets:
@@ -116,7 +131,7 @@ def write_spec(root: Path, spec: DatasetSpec, images_per_set: int, seed: int) ->
     unlabelled = 1 if spec.data.images_without_labels == "skip" else 0
     for index in range(images_per_set + unlabelled):
         height, width = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
-        key = f"synth_{index:03d}"
+        key = f"{prefix}{index:03d}"
         labels = [_blob_label(rng, height, width, es.num_classes, es.ignore_index) for es in eval_sets]
         image = Image.fromarray(_render(rng, labels[0], palette, spec.ignore_index))
         image.save(image_root / f"{key}{spec.data.image_ext}", format=image_format)
@@ -149,9 +164,14 @@ def write_suite(
         manifest = {"format": SYNTH_FORMAT, "version": 1, "eval_sets": {}}
         # Claim the folder before the first file: a run that fails part-way can be rerun into it.
         atomic_write_json(root / SYNTH_MANIFEST, manifest)
+    chosen = list(specs.values() if isinstance(specs, Mapping) else specs)
+    # Sharing is judged against the built-in specs too, so a set's file names do not depend on which
+    # other sets one synthesises with it.
+    known = {**load_specs(), **{spec.name: spec for spec in chosen}}
+    shared = shared_image_dirs(known.values())
     written: dict[str, int] = {}
-    for spec in specs.values() if isinstance(specs, Mapping) else specs:
-        count = write_spec(root, spec, images_per_set, seed)
+    for spec in chosen:
+        count = write_spec(root, spec, images_per_set, seed, shared_images=spec.data.image_dir in shared)
         for es in spec.eval_sets():
             written[es.name] = count
             manifest["eval_sets"][es.name] = {

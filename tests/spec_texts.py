@@ -23,6 +23,9 @@ MESS_DOMAINS: dict[str, list[str]] = {
     "Agriculture and Biology": ["suim", "cub_200", "cwfid"],
 }
 MESS_NAMES: list[str] = [name for names in MESS_DOMAINS.values() for name in names]
+# The in-domain suite (dataset_specs/in_domain.toml), in the papers' column order.
+IN_DOMAIN_NAMES: list[str] = ["ade847", "pc459", "ade150", "pc59", "voc20", "voc20b"]
+BUILTIN_NAMES: list[str] = MESS_NAMES + IN_DOMAIN_NAMES
 
 # A valid user spec in a new domain.
 SOLAR_SPEC = """\

@@ -9,14 +9,16 @@ from PIL import Image
 
 from catseg_bench.data import DATA_ROOT_ENV
 
-from spec_texts import MESS_CLASS_NAMES, MESS_DOMAINS, MESS_NAMES, SOLAR_SPEC
+from spec_texts import IN_DOMAIN_NAMES, MESS_CLASS_NAMES, MESS_DOMAINS, MESS_NAMES, SOLAR_SPEC
 
 
-def test_list_json_is_exactly_the_22_mess_datasets(cli):
+def test_list_json_is_the_22_mess_datasets_then_the_in_domain_suite(cli):
     res = cli("datasets", "list", "--json")
     assert res.exit_code == 0, res.output
     records = json.loads(res.stdout)
-    assert [r["name"] for r in records] == MESS_NAMES
+    assert [r["name"] for r in records] == MESS_NAMES + IN_DOMAIN_NAMES
+    assert {r["domain"] for r in records[len(MESS_NAMES):]} == {"In-domain"}
+    records = records[:len(MESS_NAMES)]
     by_name = {r["name"]: r for r in records}
     for domain, names in MESS_DOMAINS.items():
         assert all(by_name[n]["domain"] == domain for n in names)
@@ -52,7 +54,7 @@ def test_user_spec_appears_beside_the_22(cli, tmp_path):
     res = cli("datasets", "list", "--json", "--specs", tmp_path)
     assert res.exit_code == 0, res.output
     records = json.loads(res.stdout)
-    assert len(records) == 23 and records[-1]["name"] == "solar" and records[-1]["domain"] == "Energy"
+    assert len(records) == 22 + 6 + 1 and records[-1]["name"] == "solar" and records[-1]["domain"] == "Energy"
     table = cli("datasets", "list", "--specs", tmp_path)
     assert table.exit_code == 0 and "Solar Panels" in table.stdout and "Agriculture and Biology" in table.stdout
 
@@ -91,10 +93,10 @@ def test_unknown_dataset_is_an_error(cli):
 def test_synth_then_check_passes(cli, tmp_path):
     res = cli("datasets", "synth", "all", "--out", tmp_path, "--images", 2, "--seed", 3)
     assert res.exit_code == 0, res.output
-    assert "wrote 50 image/label pairs for 25 evaluation set(s)" in res.stdout
+    assert "wrote 62 image/label pairs for 31 evaluation set(s)" in res.stdout  # 25 MESS sets + 6 in-domain
     check = cli("datasets", "check", "--data-root", tmp_path)
     assert check.exit_code == 0, check.output
-    assert "all 25 evaluation set(s) OK" in check.stdout
+    assert "all 31 evaluation set(s) OK" in check.stdout
 
 
 def test_check_reports_planted_defects_by_file_and_fails(cli, tmp_path, monkeypatch):

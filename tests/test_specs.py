@@ -8,7 +8,7 @@ import pytest
 
 from catseg_bench.specs import builtin_specs_dir, load_benchmark, load_specs, spec_hash, training_specs_dir
 
-from spec_texts import MESS_CLASS_NAMES, MESS_NAMES, write_user_spec
+from spec_texts import BUILTIN_NAMES, IN_DOMAIN_NAMES, MESS_CLASS_NAMES, MESS_NAMES, write_user_spec
 
 
 # Seed Table 1: domains in column order, datasets in column order (display names as in its header,
@@ -23,9 +23,12 @@ TABLE_1 = {
 SPECS = load_specs()
 
 
-def test_exactly_the_22_mess_datasets_in_table_order():
-    assert list(SPECS) == MESS_NAMES
-    assert sorted(p.stem for p in builtin_specs_dir().glob("*.toml") if p.stem != "mess") == sorted(MESS_NAMES)
+def test_the_22_mess_datasets_in_table_order_then_the_in_domain_suite():
+    assert list(SPECS) == BUILTIN_NAMES
+    benchmarks = ("mess", "in_domain")
+    assert sorted(p.stem for p in builtin_specs_dir().glob("*.toml") if p.stem not in benchmarks) == sorted(BUILTIN_NAMES)
+    assert load_benchmark().members == tuple(MESS_NAMES)  # the MESS benchmark is unchanged
+    assert load_benchmark("in_domain").members == tuple(IN_DOMAIN_NAMES)
 
 
 def test_benchmark_domains_are_table_1():
@@ -37,7 +40,7 @@ def test_benchmark_domains_are_table_1():
 
 
 @pytest.mark.parametrize("name", MESS_NAMES)
-def test_builtin_spec(name):
+def test_builtin_mess_spec(name):
     spec = SPECS[name]
     assert spec.name == name == spec.path.stem
     assert TABLE_1[spec.domain].count(spec.display_name) == 1
@@ -93,7 +96,7 @@ def test_reference_copy_matches_shared(shared_dir):
 def test_user_spec_with_new_domain_appears_after_the_22(tmp_path):
     write_user_spec(tmp_path, **{'image_ext = ".jpg"': 'image_ext = "jpg"'})
     specs = load_specs([tmp_path])
-    assert list(specs) == MESS_NAMES + ["solar"]
+    assert list(specs) == BUILTIN_NAMES + ["solar"]
     solar = specs["solar"]
     assert solar.domain == "Energy" and solar.class_names == ("background", "panel", "crack")
     assert solar.data.image_ext == ".jpg"  # a bare extension gets its dot
@@ -102,7 +105,7 @@ def test_user_spec_with_new_domain_appears_after_the_22(tmp_path):
 
 def test_training_folder_loads_as_an_extra_folder_and_a_folder_named_twice_is_read_once():
     specs = load_specs([training_specs_dir(), builtin_specs_dir(), training_specs_dir()])
-    assert list(specs) == MESS_NAMES + ["coco_stuff_171"]
+    assert list(specs) == BUILTIN_NAMES + ["coco_stuff_171"]
     assert specs["coco_stuff_171"].split == "train" and specs["coco_stuff_171"].num_images == 118287
 
 
