@@ -321,5 +321,5 @@ def make_table(
                          "datasets, or --published seed|mess2023")
     table = build_table(rows, reference, bench, specs, metric=metric, compare=compare)
     add_reading_notes(table, bench, sorted(name for name in shown if name not in specs), frame.attrs.get("skipped", []),
-                      {name: elsewhere[name] for name in shown if name in elsewhere})
+                      {name: suite for name, suite in elsewhere.items() if name in shown})
     return table if fmt == "table" else RENDERERS[fmt](table, digits)

@@ -623,8 +623,7 @@ def load_specs(extra_dirs: Sequence[Path] = ()) -> dict[str, DatasetSpec]:
     """Dataset specs by name: MESS datasets in benchmark order first, then the members of the other
     benchmarks (by benchmark name, each in its order), then the others by name."""
     specs, benchmarks = load_all(extra_dirs)
-    ordered_benchmarks = sorted(benchmarks.values(), key=lambda b: (b.name != "mess", b.name))
-    order = list(dict.fromkeys(name for bench in ordered_benchmarks for name in bench.members))
+    order = list(dict.fromkeys(name for bench in suites_in_order(benchmarks) for name in bench.members))
     ordered = {name: specs[name] for name in order}
     ordered.update({name: specs[name] for name in sorted(specs) if name not in ordered})
     return ordered
@@ -644,13 +643,14 @@ def find_suite(name: str, benchmarks: Mapping[str, Benchmark]) -> Benchmark:
 
 
 def suites_in_order(benchmarks: Mapping[str, Benchmark]) -> list[Benchmark]:
-    """The suites MESS first, then the others by name: the order of `bench run`'s tables and sets."""
+    """The suites MESS first, then the others by name: the order of `load_specs` and of `bench run`'s tables."""
     return sorted(benchmarks.values(), key=lambda suite: (suite.name != "mess", suite.name))
 
 
 def other_suites(benchmark: Benchmark, benchmarks: Mapping[str, Benchmark]) -> dict[str, str]:
     """Dataset name -> the suite it belongs to, for the datasets of every suite but `benchmark` that are
-    not also among its members: their results belong to that suite's table, not to this one's extras."""
+    not also among its members (in each suite's order): their results belong to that suite's table,
+    not to this one's extras."""
     out: dict[str, str] = {}
     for suite in benchmarks.values():
         if suite.name != benchmark.name:

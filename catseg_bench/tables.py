@@ -551,12 +551,17 @@ def domain_chart_png(table: Table, intervals: Mapping[str, Mapping[str, tuple[fl
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(summary))]
         bars = [(x, row.values[c.key], (intervals.get(row.label) or {}).get(c.key))
                 for x, c in zip(xs, summary) if row.values[c.key] is not None]
-        errors = None
-        if any(ci is not None for _, _, ci in bars):
-            errors = [[h - ci[0] if ci else 0.0 for _, h, ci in bars], [ci[1] - h if ci else 0.0 for _, h, ci in bars]]
         axes.bar([x for x, _, _ in bars], [h for _, h, _ in bars], width=width, label=row.label, color=colours[i % 20],
-                 yerr=errors, capsize=3 if errors else 0,
                  hatch="//" if row.kind == PUBLISHED and any(r.kind == OURS for r in rows) else None)
+        # The interval from its low to its high end, drawn where it lies: a percentile bootstrap interval
+        # need not contain the estimate (a Mean over few images), so it is no +/- error around the bar.
+        spans = [(x, ci) for x, _, ci in bars if ci is not None]
+        if spans:
+            axes.vlines([x for x, _ in spans], [ci[0] for _, ci in spans], [ci[1] for _, ci in spans], colors="black",
+                        linewidth=1)
+            for end in (0, 1):
+                axes.hlines([ci[end] for _, ci in spans], [x - width / 4 for x, _ in spans],
+                            [x + width / 4 for x, _ in spans], colors="black", linewidth=1)
     axes.set_xticks(range(len(summary)), [c.header for c in summary], rotation=15)
     axes.set_ylabel(table.title.split(" — ")[-1])
     axes.set_title(table.title)

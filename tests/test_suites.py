@@ -49,7 +49,7 @@ def test_seed_is_each_suites_own_table_and_a_file_of_another_suite_is_refused():
     assert in_domain.path.name == "seed_in_domain.json" and in_domain.suite == "in_domain"
     with pytest.raises(BenchError, match="for suite in_domain, not mess; use --suite in_domain"):
         load_published(published_dir() / "seed_in_domain.json", "mess")
-    with pytest.raises(BenchError, match="no published table named 'mess2023' for suite in_domain; known for in_domain: seed"):
+    with pytest.raises(BenchError, match=r"no published table named 'mess2023' for suite in_domain in .*; known for in_domain: seed$"):
         load_published("mess2023", "in_domain")
 
 
@@ -102,7 +102,7 @@ def test_published_rows_recompute_to_their_numbers_and_a_mean_only_when_complete
         assert trow.values["Mean"] == (pytest.approx(expected) if expected is not None else None), prow.model
     catseg_b = next(r for r in table.rows if r.label == "CAT-Seg-B [CVPR 2024 weights]")
     assert catseg_b.values["Mean"] == pytest.approx((12.0 + 19.0 + 31.8 + 57.5 + 94.6 + 77.3) / 6)
-    assert any(note.startswith("ZSSeg-B: from CAT-Seg arXiv v1 Table 1") for note in table.notes)
+    assert any(note.startswith("ZSSeg-B: from CAT-Seg arXiv v1 (2303.11797v1) Table 1") for note in table.notes)
 
 
 def _row(model_id: str, settings: dict, scores: dict, suite, specs) -> ModelRow:
@@ -166,7 +166,8 @@ def in_domain_run(tmp_path_factory):
 
 def test_the_run_scores_the_six_sets_and_ends_with_the_in_domain_table(in_domain_run):
     out, ran = in_domain_run
-    assert sorted(p.stem for p in (out / "random").glob("*.json")) == sorted(IN_DOMAIN + ["cwfid"])
+    assert sorted(p.stem for p in (out / "random").glob("*.json") if not p.name.startswith(".")) == sorted(
+        IN_DOMAIN + ["cwfid"])
     text = " ".join(ran.stdout.split())
     assert "In-domain" in text and "CAT-Seg-L w/ training reso." in text
     assert "Supplementary Table 1" not in text and "Gr.-SAM-B" not in text  # not the MESS table
