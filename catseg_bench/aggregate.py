@@ -209,7 +209,7 @@ def aggregate_results(
                             "the spec describes; `bench datasets check` names the changes): not comparable with "
                             "published numbers")
         if on_synthetic:
-            notes.insert(0, "computed on a synthetic suite (`bench datasets synth`): not MESS numbers, not comparable "
+            notes.insert(0, "computed on a synthetic suite (`bench datasets synth`): not benchmark numbers, not comparable "
                             "with published numbers")
         if untrained:
             notes.insert(0, "untrained (random) weights: not comparable with published numbers")

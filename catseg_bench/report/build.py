@@ -331,7 +331,7 @@ def _provenance(runs: Sequence[Run], specs: Mapping[str, DatasetSpec]) -> str:
             ("settings", _distinct(r.settings for r in results)),
             ("data root", _distinct("unknown provenance" if r.data is None else r.data.root for r in results)),
             ("synthetic data", _distinct("unknown provenance" if r.data is None else
-                                         ("yes: not MESS numbers" if r.data.synthetic else "no") for r in results)),
+                                         ("yes: not benchmark numbers" if r.data.synthetic else "no") for r in results)),
             ("precision", _distinct(r.settings.get("precision", "–") for r in results)),
             ("device", _distinct(r.timing.get("device") or "not recorded" for r in results)),
             ("versions", _distinct(r.versions for r in results)),
