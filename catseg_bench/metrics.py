@@ -120,6 +120,28 @@ class Scores:
     per_class_acc: dict[str, float | None] = field(default_factory=dict)
 
 
+def predictions_as_labels(
+    pred: np.ndarray | torch.Tensor, prediction_labels: Sequence[int] | None, *, image: str = "?"
+) -> np.ndarray | torch.Tensor:
+    """Predictions over a set's prompts as its label classes: prompt p is scored as label class
+    ``prediction_labels[p]`` (a spec's ``prediction_labels``; PAS-20b scores its 39 context prompts
+    as background, as CAT-Seg's VOCbEvaluator does with ``pred[pred >= 20] = 20``). ``None`` (prompts
+    are the label classes) returns `pred` itself. A value outside the prompts raises BenchError
+    naming `image`. The result is int64, a tensor on `pred`'s device or a numpy array like `pred`.
+    """
+    if prediction_labels is None:
+        return pred
+    device = pred.device if isinstance(pred, torch.Tensor) else torch.device("cpu")
+    pred_t = _as_int64_tensor(pred, device)
+    count = len(prediction_labels)
+    bad = (pred_t < 0) | (pred_t >= count)
+    if bool(bad.any()):
+        values = torch.unique(pred_t[bad])[:5].tolist()
+        raise BenchError(f"{image}: prediction values {values} are outside the {count} prompt indices [0, {count - 1}]")
+    mapped = torch.as_tensor(list(prediction_labels), dtype=torch.int64, device=device)[pred_t]
+    return mapped if isinstance(pred, torch.Tensor) else mapped.numpy()
+
+
 def _percent_or_none(value: float) -> float | None:
     return None if np.isnan(value) else float(100.0 * value)
 

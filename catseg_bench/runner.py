@@ -36,7 +36,7 @@ from catseg_bench.data.labelstats import (
     binary_ignore_pattern, label_digest, label_histogram, label_warnings, set_fingerprint,
 )
 from catseg_bench.errors import BenchError
-from catseg_bench.metrics import ConfusionMatrix, as_numpy
+from catseg_bench.metrics import ConfusionMatrix, as_numpy, predictions_as_labels
 from catseg_bench.partial import PartialState, clear_partial, load_partial, names_digest, partial_path, save_partial
 from catseg_bench.per_image import PerImageRecorder, PerImageStats, image_confusion, margins
 from catseg_bench.preflight import os_error_line, seconds_from_env
@@ -149,10 +149,12 @@ def largest_image_size(dataset, indices: list[int]) -> tuple[int, int]:
 
 def check_predictions(preds, batch: list[dict[str, Any]], model_id: str, eval_set: EvalSet) -> None:
     """What `predict` returned for `batch`: one integer class-index map per image, at its label's
-    (height, width), with values among the set's class indices, on any device. Anything else is a
+    (height, width), with values among the set's prompt indices (its class indices unless the spec
+    gives ``prompt_names``), on any device. Anything else is a
     BenchError naming the model, the set and what was expected, so that a segmenter's bad output
     fails only its set."""
     where = f"{model_id} on {eval_set.name}"
+    count = len(eval_set.prompts)
     expected = "expected one integer class-index map (torch.Tensor or numpy array) per image"
     if not isinstance(preds, (list, tuple)) or len(preds) != len(batch):
         got = f"{len(preds)} predictions" if isinstance(preds, (list, tuple)) else f"a {type(preds).__name__}"
@@ -165,16 +167,16 @@ def check_predictions(preds, batch: list[dict[str, Any]], model_id: str, eval_se
                     else pred.dtype.kind in "iub")
         if not integral:
             raise BenchError(f"{where}: the prediction for {image} has dtype {pred.dtype}; {expected} "
-                             f"(class indices in [0, {eval_set.num_classes - 1}], e.g. the argmax over the class scores)")
+                             f"(class indices in [0, {count - 1}], e.g. the argmax over the class scores)")
         label_shape = tuple(item["label"].shape)
         if tuple(pred.shape) != label_shape:
             raise BenchError(f"{where}: the prediction for {image} has shape {tuple(pred.shape)}; expected the "
                              f"label's {label_shape} (height, width)")
         if pred.size if isinstance(pred, np.ndarray) else pred.numel():
             low, high = int(pred.min()), int(pred.max())
-            if low < 0 or high >= eval_set.num_classes:
+            if low < 0 or high >= count:
                 raise BenchError(f"{where}: the prediction for {image} has values in [{low}, {high}]; expected class "
-                                 f"indices in [0, {eval_set.num_classes - 1}]")
+                                 f"indices in [0, {count - 1}]")
 
 
 def run_key(eval_set: EvalSet, model_id: str, checkpoint_sha256: str | None, settings: dict[str, Any]) -> str:
@@ -346,7 +348,7 @@ class BenchmarkRunner:
             torch.cuda.reset_peak_memory_stats(self.device)
         self._begin(eval_set, dataset.names[:total])
         if not is_prediction_reader(self.segmenter):
-            self.segmenter.set_classes(eval_set.class_names)
+            self.segmenter.set_classes(eval_set.prompts)
         loader = DataLoader(
             _PreparedItems(dataset, indices[start:], self.segmenter),
             batch_size=self._batch_size(dataset, indices[start:]),
@@ -372,14 +374,15 @@ class BenchmarkRunner:
                     preds = self.segmenter.predict([item["image"] for item in batch], [item["size"] for item in batch])
                     check_predictions(preds, batch, self.model_id, eval_set)
                 for item, pred in zip(batch, preds):
-                    single = image_confusion(pred, item["label"], eval_set.num_classes, eval_set.ignore_index,
-                                             self.device, image=item.get("where", f"{eval_set.name}/{item['name']}"),
-                                             label=item["label_file"])
+                    where = item.get("where", f"{eval_set.name}/{item['name']}")
+                    scored = predictions_as_labels(pred, eval_set.prediction_labels, image=where)
+                    single = image_confusion(scored, item["label"], eval_set.num_classes, eval_set.ignore_index,
+                                             self.device, image=where, label=item["label_file"])
                     confusion.merge(single)
                     recorder.add(item["name"], single.numpy())
                     digests.append(item["label_digest"])
                     if item["name"] in sampled:
-                        self._save_sample(eval_set, dataset, sampled[item["name"]], item["label"], pred)
+                        self._save_sample(eval_set, dataset, sampled[item["name"]], item["label"], scored)
                     if self.options.save_predictions:
                         atomic_write_bytes(prediction_dir / f"{item['name']}.png", encode_label_png(as_numpy(pred)))
                 done += len(batch)
@@ -452,6 +455,12 @@ class BenchmarkRunner:
         Per-image counts are the expected matrices of the single images; they are kept when they add
         up to the set's matrix (Random's expectation is linear in the counts), else the result has none.
         """
+        if eval_set.prediction_labels is not None:
+            raise BenchError(
+                f"{eval_set.name}: {self.model_id} computes its confusion matrix over the label classes, but this set "
+                f"scores {len(eval_set.prompts)} prompts through prediction_labels ({eval_set.spec.path}); "
+                "an analytic baseline is not defined for it"
+            )
         started = time.perf_counter()
         self._begin(eval_set, dataset.names[:total])
         digests: dict[str, str] = {}

@@ -60,6 +60,9 @@ def spec_summary(spec: DatasetSpec) -> dict[str, Any]:
         "num_images": spec.num_images,
         "class_names": None if spec.is_composite else list(spec.class_names),
     }
+    if spec.prompt_names is not None:
+        record["prompt_names"] = list(spec.prompt_names)
+        record["prediction_labels"] = list(spec.prediction_labels)
     if spec.is_composite:
         record["subsets"] = [
             {"name": es.subset, "eval_set": es.name, "class_names": list(es.class_names)} for es in spec.eval_sets()
@@ -139,8 +142,19 @@ def list_datasets(specs_dirs: SpecsOption = None, as_json: JsonOption = False) -
     console.print(table)
 
 
+def _prompt_table(es: EvalSet) -> Table:
+    """The prompts the model is asked for and the label class each one is scored as."""
+    table = Table(title=f"{es.name}: {len(es.prompts)} prompts, each scored as a label class (prediction_labels)")
+    for column in ("index", "prompt", "scored as"):
+        table.add_column(column, justify="right" if column == "index" else "left")
+    for index, (name, label) in enumerate(zip(es.prompts, es.prediction_labels)):
+        table.add_row(str(index), Text(name), Text(f"{label} {es.class_names[label]}"))
+    return table
+
+
 def _class_table(es: EvalSet, spec: DatasetSpec) -> Table:
-    table = Table(title=f"{es.name}: {es.num_classes} classes (the prompts), ignore {es.ignore_index}")
+    prompts = "the prompts" if es.prompt_names is None else f"scored from the {len(es.prompts)} prompts below"
+    table = Table(title=f"{es.name}: {es.num_classes} classes ({prompts}), ignore {es.ignore_index}")
     table.add_column("index", justify="right")
     table.add_column("class name")
     table.add_column("role")
@@ -181,6 +195,8 @@ def show_dataset(
     console.print(fields)
     for es in spec.eval_sets():
         console.print(_class_table(es, spec))
+        if es.prompt_names is not None:
+            console.print(_prompt_table(es))
 
 
 def _display_path(file: str, root: Path) -> str:
