@@ -1,5 +1,6 @@
 """Suites as data (issue 23): the in-domain suite's table, its published rows, and how results of one
-suite stay out of another suite's table. Runs use `random` (analytic, fast) on synthetic copies."""
+suite stay out of another suite's table. Runs use the brightness-threshold plugin of the provenance
+tests on synthetic copies (`random` has no analytic matrix for PAS-20b's prompts)."""
 
 from __future__ import annotations
 
@@ -143,12 +144,16 @@ def test_shared_settings_of_a_row_are_those_all_its_results_have(tmp_path, loade
 
 @pytest.fixture(scope="module")
 def in_domain_run(tmp_path_factory):
-    """`bench run --datasets suite:in_domain` of `random` on synthetic copies of the six sets, plus one MESS set."""
+    """`bench run --datasets suite:in_domain` of a small plugin on synthetic copies of the six sets, then one
+    MESS set into the same output."""
     from typer.testing import CliRunner
 
     from catseg_bench.cli import app
+    from test_provenance import PLUGIN
 
     root = tmp_path_factory.mktemp("in_domain")
+    (root / "site").mkdir()
+    (root / "site" / "suites_plugin.py").write_text(PLUGIN)
     runner = CliRunner()
 
     def bench(*args):
@@ -156,17 +161,18 @@ def in_domain_run(tmp_path_factory):
         assert res.exit_code == 0, res.output + repr(res.exception)
         return res
 
-    bench("datasets", "synth", "suite:in_domain", "cwfid", "--out", root / "data", "--images", "2")
-    ran = bench("run", "--model", "random", "--workers", "0", "--datasets", "suite:in_domain",
-                "--data-root", root / "data", "--output", root / "out")
-    bench("run", "--model", "random", "--workers", "0", "--datasets", "cwfid", "--data-root", root / "data",
-          "--output", root / "out", "--published", "none")
+    model = ("--model", "suites_plugin:Segmenter", "--workers", "0", "--data-root", root / "data", "--output", root / "out")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(root / "site"))
+        bench("datasets", "synth", "suite:in_domain,cwfid", "--out", root / "data", "--images", "2")
+        ran = bench("run", *model, "--datasets", "suite:in_domain")
+        bench("run", *model, "--datasets", "cwfid", "--published", "none")
     return root / "out", ran
 
 
 def test_the_run_scores_the_six_sets_and_ends_with_the_in_domain_table(in_domain_run):
     out, ran = in_domain_run
-    assert sorted(p.stem for p in (out / "random").glob("*.json") if not p.name.startswith(".")) == sorted(
+    assert sorted(p.stem for p in (out / "bright").glob("*.json") if not p.name.startswith(".")) == sorted(
         IN_DOMAIN + ["cwfid"])
     text = " ".join(ran.stdout.split())
     assert "In-domain" in text and "CAT-Seg-L w/ training reso." in text
@@ -179,7 +185,7 @@ def test_in_domain_table_lays_out_the_suite_with_the_seed_rows(cli, in_domain_ru
     assert printed.exit_code == 0, printed.output
     rows = list(csv.DictReader(io.StringIO(printed.stdout)))
     assert list(rows[0]) == ["model", *HEADERS, "Mean"]
-    assert [r["model"] for r in rows] == [p.label for p in in_domain_seed.rows] + ["random (synthetic data)"]
+    assert [r["model"] for r in rows] == [p.label for p in in_domain_seed.rows] + ["bright (synthetic data)"]
     ours = rows[-1]
     assert all(ours[h] != "" for h in HEADERS) and ours["Mean"] != ""
     mean = sum(float(ours[h]) for h in HEADERS) / 6
