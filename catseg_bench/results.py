@@ -441,6 +441,9 @@ def load_results(
 # --- published numbers (results/published/*.json, see the README there) ---------------------------
 
 
+DEFAULT_SUITE = "mess"  # the suite of a published file without a "suite" field
+
+
 @dataclass(frozen=True)
 class PublishedRow:
     model: str
@@ -466,10 +469,7 @@ class PublishedTable:
     notes: str
     rows: tuple[PublishedRow, ...]
     path: Path
-    suite: str = "mess"  # the suite (benchmark) whose datasets `scores` are keyed by
-
-
-DEFAULT_SUITE = "mess"  # the suite of a published file without a "suite" field
+    suite: str = DEFAULT_SUITE  # the suite (benchmark) whose datasets `scores` are keyed by
 
 
 def published_dir() -> Path:
