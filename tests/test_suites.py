@@ -221,3 +221,13 @@ def test_report_lays_out_the_in_domain_suite(in_domain_run, tmp_path):
 def test_unknown_suite_in_table(cli):
     res = cli("table", "--suite", "outdoor")
     assert res.exit_code == 1 and "no suite named 'outdoor'; known suites: in_domain, mess" in res.output
+
+
+def test_row_settings_must_map_names_to_values(tmp_path):
+    document = json.loads((published_dir() / "seed_in_domain.json").read_text(encoding="utf-8"))
+    document["rows"][2]["settings"] = ["mode", "whole"]
+    own = tmp_path / "mine.json"
+    own.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(BenchError, match=r"mine.json: row 'CAT-Seg-L w/ training reso.': settings must map setting "
+                                         r"names to values"):
+        load_published(own, "in_domain")
