@@ -9,7 +9,8 @@
          linear attention over classes) -> Decoder -> logits (B, T, 96, 96)
 
 With more than `pad_len` (256) classes each window keeps its 256 best-matching classes and the
-others get logit -100. Patch inference over whole images lives in `model.inference`.
+others get logit -100, as the official inference does (`Aggregator.class_limit`; A-847, PC-459;
+tests/data/parity_b300). Patch inference over whole images lives in `model.inference`.
 """
 
 from __future__ import annotations
