@@ -140,6 +140,9 @@ def reset_timm_buffers(clip: nn.Module, device: torch.device) -> None:
     """Recompute the towers' non-persistent buffers (rotary tables, text masks) after a build on
     the meta device."""
     for module in clip.modules():
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer is not None and buffer.is_meta:
+                module._buffers[name] = torch.empty_like(buffer, device=device)
         init = getattr(module, "init_non_persistent_buffers", None)
         if callable(init) and module is not clip:
             init()
