@@ -76,6 +76,7 @@ class TrainingSegmenter(CatSegSegmenter):
         self.init_seed = None
         self.untrained = False
         self.compiled = False
+        self.all_classes = net.aggregator.class_limit is None  # the official limit unless lifted
         self.step, self.mode, self.precision = step, mode, precision
         self.class_embeds: torch.Tensor | None = None
 

@@ -117,3 +117,24 @@ def test_train_demo_runs_on_the_eva02_tower(cli, tmp_path, monkeypatch):
     assert "catseg-eva02-tiny, trained 1 steps" in result.output
     assert json.loads((tmp_path / "demo" / "demo.json").read_text())["model"] == "catseg-eva02-tiny"
     assert cli("train", "--demo", "--model", "catseg-l").exit_code != 0
+
+
+@pytest.mark.parametrize("name, arch, tag", [("catseg-eva02-l", "EVA02-L-14-336", "merged2b_s6b_b61k"),
+                                             ("catseg-siglip-l", "ViT-L-16-SigLIP-384", "webli")])
+def test_training_starts_from_the_towers_open_clip_weights(name, arch, tag, monkeypatch):
+    import open_clip
+
+    from model.training import clip_init
+
+    calls = []
+
+    def fake_create_model(arch, pretrained=None, cache_dir=None):
+        calls.append((arch, pretrained))
+        return torch.nn.Linear(1, 1)
+
+    monkeypatch.setattr(open_clip, "create_model", fake_create_model)
+    assert clip_init.start_tag(name) == tag
+    clip_init.download_openai_clip(name, tag=tag)
+    assert calls == [(arch, tag)]
+    with pytest.raises(model.CheckpointError, match="no open_clip weights 'openai'"):
+        clip_init.download_openai_clip(name)

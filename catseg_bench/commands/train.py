@@ -21,12 +21,12 @@ CLIP_INIT_NONE = "none"
 
 
 def _clip_init(value: Optional[str], model: str) -> Optional[str]:
-    """Default: the OpenAI CLIP when the variant's config names one (B, L), else the random towers (tiny)."""
-    from model.factory import get_config
-    from model.training.clip_init import OPENAI_TAG
+    """Default: the pretrained CLIP the variant's config names (OpenAI for B and L, open_clip's
+    EVA-02 / SigLIP weights for the Table 4 variants), else the random towers (tiny)."""
+    from model.training.clip_init import start_tag
 
     if value is None:
-        return OPENAI_TAG if get_config(model).openai_clip else None
+        return start_tag(model)
     return None if value == CLIP_INIT_NONE else value
 
 
@@ -67,7 +67,7 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output."),
     demo: bool = typer.Option(False, "--demo", help="catseg-tiny (or --model catseg-eva02-tiny / catseg-siglip-tiny) on synthetic scenes on the CPU, then held-out scores."),
     dataset: str = typer.Option("coco_stuff_171", "--dataset", help="Training spec name (dataset_specs/training) or .toml path."),
-    clip_init: Optional[str] = typer.Option(None, "--clip-init", help="openai, a CLIP weights file, or none "
+    clip_init: Optional[str] = typer.Option(None, "--clip-init", help="openai (EVA-02 / SigLIP variants: merged2b_s6b_b61k / webli), a CLIP weights file, or none "
                                             "(default: openai; none for catseg-tiny)."),
     seed: int = typer.Option(0, "--seed", help="Initialisation, data order and augmentation."),
     checkpoint_period: int = typer.Option(5000, "--checkpoint-period", min=1, help="Steps between checkpoints."),
