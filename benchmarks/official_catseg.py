@@ -4,7 +4,9 @@
     text = official_text_embeddings(net, class_names)   # (T, C), as its get_text_embeds does it
     logits = official_forward(net, views)                # (B, T, 96, 96), the work of CATSeg.forward
 
-Used by `class_sweep.py --official DIR` to time the official forward against ours. Nothing of the
+Used by `class_sweep.py --official DIR` to time the official forward against ours, and by
+`tests/data/parity_b300/official_runs/make_fixture.py` to run the official `CATSeg.forward` (both
+its sliding-window and its whole-image path) for a parity fixture. Nothing of the
 official code is copied here: its modules are imported from DIR at run time (that checkout needs
 einops, timm, ftfy and regex importable). The way it is run follows the protocol that produced
 the parity fixtures (shared/parity/README.md, section 1.1):
@@ -21,8 +23,14 @@ the parity fixtures (shared/parity/README.md, section 1.1):
   vocabulary, which the forward never reads;
 * `torch.Tensor.cuda` is the identity (the predictor moves token ids with `.cuda()`).
 
+* `ImageList.from_tensors` and `sem_seg_postprocess` (read by `CATSeg.forward`) have detectron2's
+  bodies: zero padding at the bottom and right up to a multiple of `size_divisibility`; crop, then
+  bilinear resize with `align_corners=False`.
+
 The model is CAT-Seg-B, `configs/vitb_384.yaml` on its `_BASE_`, with the eval.sh overrides:
-sliding window, `POOLING_SIZES [1, 1]`, and `TEST_CLASS_JSON` = the given class names.
+sliding window, `POOLING_SIZES [1, 1]`, and `TEST_CLASS_JSON` = the given class names; `head_overrides`
+replace `MODEL.SEM_SEG_HEAD` values (a parity fixture at reduced widths) and `sliding=False` selects
+the official non-sliding path.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from functools import wraps
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
@@ -107,6 +116,29 @@ def _placeholder(qualname: str) -> type:
     return type(qualname.rsplit(".", 1)[1], (), {"__init__": refuse})
 
 
+class ImageList:
+    """detectron2's `ImageList.from_tensors`: pad (bottom, right, with 0) to the batch maximum rounded
+    up to a multiple of `size_divisibility`; `image_sizes` are the unpadded (h, w)."""
+
+    def __init__(self, tensor: Tensor, image_sizes: list[tuple[int, int]]):
+        self.tensor, self.image_sizes = tensor, image_sizes
+
+    @classmethod
+    def from_tensors(cls, tensors: list[Tensor], size_divisibility: int = 0, pad_value: float = 0.0) -> ImageList:
+        sizes = [tuple(t.shape[-2:]) for t in tensors]
+        height, width = (max(s[i] for s in sizes) for i in (0, 1))
+        if size_divisibility > 1:
+            height, width = (-(-v // size_divisibility) * size_divisibility for v in (height, width))
+        padded = [F.pad(t, (0, width - t.shape[-1], 0, height - t.shape[-2]), value=pad_value) for t in tensors]
+        return cls(torch.stack(padded), sizes)
+
+
+def sem_seg_postprocess(result: Tensor, img_size: tuple[int, int], output_height: int, output_width: int) -> Tensor:
+    """detectron2's body: crop the padding away, then resize bilinearly to the requested size."""
+    result = result[:, : img_size[0], : img_size[1]].expand(1, -1, -1, -1)
+    return F.interpolate(result, size=(output_height, output_width), mode="bilinear", align_corners=False)[0]
+
+
 def _add_module(name: str, **attributes) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__dict__.update(attributes)
@@ -134,9 +166,8 @@ def install_detectron2_standins() -> None:
                 SEM_SEG_HEADS_REGISTRY=sem_seg_heads, build_sem_seg_head=build_sem_seg_head,
                 build_backbone=_placeholder("detectron2.modeling.build_backbone"))
     _add_module("detectron2.modeling.backbone", Backbone=_placeholder("detectron2.modeling.backbone.Backbone"))
-    _add_module("detectron2.modeling.postprocessing",
-                sem_seg_postprocess=_placeholder("detectron2.modeling.postprocessing.sem_seg_postprocess"))
-    _add_module("detectron2.structures", ImageList=_placeholder("detectron2.structures.ImageList"))
+    _add_module("detectron2.modeling.postprocessing", sem_seg_postprocess=sem_seg_postprocess)
+    _add_module("detectron2.structures", ImageList=ImageList)
     _add_module("detectron2.utils")
     _add_module("detectron2.utils.memory",
                 _ignore_torch_cuda_oom=_placeholder("detectron2.utils.memory._ignore_torch_cuda_oom"))
@@ -169,8 +200,10 @@ def _yaml_with_bases(path: Path) -> list[dict]:
     return (_yaml_with_bases(path.parent / base) if base else []) + [values]
 
 
-def official_config(official: Path, modules: types.SimpleNamespace, model_name: str, test_class_json: Path) -> CfgNode:
-    """The official eval config: defaults + `add_cat_seg_config` + the model's YAML + the eval.sh overrides."""
+def official_config(official: Path, modules: types.SimpleNamespace, model_name: str, test_class_json: Path,
+                    sliding: bool = True, head_overrides: dict | None = None) -> CfgNode:
+    """The official eval config: defaults + `add_cat_seg_config` + the model's YAML + the eval.sh
+    overrides (`TEST.SLIDING_WINDOW` = `sliding`) + `head_overrides` on `MODEL.SEM_SEG_HEAD`."""
     if model_name not in CONFIG_FILES:
         raise ValueError(f"--official supports {', '.join(CONFIG_FILES)}, not {model_name!r}")
     cfg = CfgNode()
@@ -181,8 +214,12 @@ def official_config(official: Path, modules: types.SimpleNamespace, model_name: 
     modules.config.add_cat_seg_config(cfg)
     for values in _yaml_with_bases(official / CONFIG_FILES[model_name]):
         cfg.merge(values)
-    cfg.TEST.SLIDING_WINDOW = True
+    cfg.TEST.SLIDING_WINDOW = sliding
     cfg.MODEL.SEM_SEG_HEAD.POOLING_SIZES = [1, 1]
+    for key, value in (head_overrides or {}).items():
+        if key not in cfg.MODEL.SEM_SEG_HEAD:
+            raise KeyError(f"MODEL.SEM_SEG_HEAD has no key {key!r}")
+        cfg.MODEL.SEM_SEG_HEAD[key] = value
     cfg.MODEL.SEM_SEG_HEAD.TRAIN_CLASS_JSON = str(official / cfg.MODEL.SEM_SEG_HEAD.TRAIN_CLASS_JSON)
     cfg.MODEL.SEM_SEG_HEAD.TEST_CLASS_JSON = str(test_class_json)
     return cfg
@@ -204,12 +241,13 @@ def _openai_clip_state(state: dict[str, Tensor]) -> dict[str, object]:
 
 
 def build_official(official: Path, state: dict[str, Tensor], model_name: str, class_names: list[str],
-                   workdir: Path) -> nn.Module:
-    """The official `CATSeg` in eval mode with `state` (official key names) loaded strictly."""
+                   workdir: Path, sliding: bool = True, head_overrides: dict | None = None) -> nn.Module:
+    """The official `CATSeg` in eval mode with `state` (official key names) loaded strictly;
+    `sliding` and `head_overrides` as `official_config`."""
     modules = _import_official(official)
     test_class_json = workdir / "test_classes.json"
     test_class_json.write_text(json.dumps(class_names))
-    cfg = official_config(official, modules, model_name, test_class_json)
+    cfg = official_config(official, modules, model_name, test_class_json, sliding, head_overrides)
 
     def load_clip(name, device="cpu", jit=False, prompt_depth=0, prompt_length=0):
         return modules.model_vpt.build_model(_openai_clip_state(state), prompt_depth, prompt_length), None

@@ -31,8 +31,10 @@ where MESS gives NaN:
     result on synthetic data, or on labels whose fingerprint differs from the spec's record, and never
     compare it with published numbers. Absent in older files: "unknown provenance".
 ``label_warnings``
-    The label sanity warnings of the scored labels (`catseg_bench.data.labelstats.label_warnings`),
-    shown beside the number by the tables (absent in older files: none recorded).
+    The label sanity warnings of the scored labels (`catseg_bench.data.labelstats.label_warnings`)
+    and the segmenter's warnings about how this set's number was made (its ``set_warnings``, e.g.
+    CAT-Seg's 256-class limit), shown beside the number by the tables (absent in older files: none
+    recorded).
 ``versions``: ``{"python", "torch", "numpy", "catseg_bench", "git_commit"}``
 ``timing``: ``{"seconds", "images_per_second", "peak_memory_bytes", "device"}`` (``device`` is absent
     from files written before it was recorded)

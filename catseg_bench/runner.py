@@ -46,7 +46,7 @@ from catseg_bench.results import (
     write_result,
 )
 from catseg_bench.samples import choose_samples, save_sample
-from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained
+from catseg_bench.segmenters import Segmenter, is_analytic, is_prediction_reader, is_untrained, set_warnings
 from catseg_bench.specs import EvalSet
 from catseg_bench.synth import read_synth_manifest
 from catseg_bench.worker_exit import DieWithParent
@@ -488,7 +488,8 @@ class BenchmarkRunner:
         pattern = binary_ignore_pattern(eval_set, *histogram)
         if pattern is not None and self.options.limit is None:
             raise BenchError(pattern)
-        warnings = ([pattern] if pattern else []) + label_warnings(eval_set, *histogram)
+        # the model's own caveat first: `bench run` shows one warning line per set
+        warnings = set_warnings(self.segmenter) + ([pattern] if pattern else []) + label_warnings(eval_set, *histogram)
         if self.world.is_main:
             write_result(
                 self.result_dir,

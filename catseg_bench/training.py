@@ -76,6 +76,7 @@ class TrainingSegmenter(CatSegSegmenter):
         self.init_seed = None
         self.untrained = False
         self.compiled = False
+        self.all_classes = net.aggregator.class_limit is None  # the official limit unless lifted
         self.step, self.mode, self.precision = step, mode, precision
         self.class_embeds: torch.Tensor | None = None
 
@@ -144,6 +145,7 @@ def score_heldout(net: CATSeg, scenes, mode: str = "sliding") -> DemoScores:
 
 @dataclass(frozen=True)
 class DemoReport:
+    model: str
     first_loss: float
     last_loss: float
     before: DemoScores
@@ -157,18 +159,20 @@ class DemoReport:
         return self.last_loss < self.first_loss and self.after.miou > self.after.random_miou
 
 
-def run_demo(output_dir: Path, settings: TrainSettings, resume: bool, log: Callable[[str], None]) -> DemoReport:
-    """Train catseg-tiny on synthetic scenes, then score it (and the untrained model) on held-out ones."""
+def run_demo(output_dir: Path, settings: TrainSettings, resume: bool, log: Callable[[str], None],
+             model_name: str = DEMO_MODEL) -> DemoReport:
+    """Train a tiny variant (catseg-tiny by default) on synthetic scenes, then score it (and the
+    untrained model) on held-out ones."""
     scenes = SyntheticScenes(DEMO_TRAIN_SCENES, settings.seed)
     heldout = SyntheticScenes(DEMO_HELDOUT_SCENES, settings.seed + DEMO_HELDOUT_SEED_OFFSET)
     training_set = TrainingSet(scenes, scenes.class_names, 255, "synthetic scenes")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    before = score_heldout(create_model(DEMO_MODEL), heldout)
-    result = train(DEMO_MODEL, training_set, output_dir, settings, resume=resume, log=log)
-    after = score_heldout(create_model(DEMO_MODEL, checkpoint=result.final_weights), heldout)
+    before = score_heldout(create_model(model_name), heldout)
+    result = train(model_name, training_set, output_dir, settings, resume=resume, log=log)
+    after = score_heldout(create_model(model_name, checkpoint=result.final_weights), heldout)
     rows = read_log(output_dir)
-    report = DemoReport(rows[0]["loss"], rows[-1]["loss"], before, after, result.step, time.perf_counter() - started)
+    report = DemoReport(model_name, rows[0]["loss"], rows[-1]["loss"], before, after, result.step, time.perf_counter() - started)
     summary = {**dataclasses.asdict(report), "passed": report.passed, "class_names": list(scenes.class_names)}
     atomic_write_json(Path(output_dir) / "demo.json", summary)
     return report

@@ -367,6 +367,10 @@ class Aggregator(nn.Module):
         super().__init__()
         c = config
         self.pad_len = c.pad_len
+        # Classes kept per view when there are more: the official inference keeps the top pad_len
+        # (by best patch cosine) and gives the others logit -100. None scores every class (not the
+        # official protocol: a `--model-args all_classes=true` run).
+        self.class_limit: int | None = c.pad_len
         self.cost_embed = nn.Conv2d(1, c.hidden_dim, c.cost_embed_kernel, padding=c.cost_embed_kernel // 2)
         self.guidance_projection = nn.Sequential(
             nn.Conv2d(c.embed_dim, c.appearance_guidance_proj_dim, 3, padding=1), nn.ReLU()
@@ -379,13 +383,13 @@ class Aggregator(nn.Module):
         """img_feats: (B, C, h, w) dense CLIP features; text: (B, T, C) class embeddings;
         chunk_bytes: see `AggregatorLayer`.
 
-        Returns the aggregated cost embedding (B, E, T', h, w) and, when T > pad_len, the indices
-        (B, T') of the T' = pad_len classes kept per window (None otherwise).
+        Returns the aggregated cost embedding (B, E, T', h, w) and, when T > `class_limit`, the
+        indices (B, T') of the T' = `class_limit` classes kept per window (None otherwise).
         """
         corr = cost_volume(img_feats, text)
         selected = None
-        if text.shape[1] > self.pad_len:
-            selected = select_top_classes(corr, self.pad_len)
+        if self.class_limit is not None and text.shape[1] > self.class_limit:
+            selected = select_top_classes(corr, self.class_limit)
             corr = torch.gather(corr, 1, selected[:, :, None, None].expand(-1, -1, *corr.shape[2:]))
             text = torch.gather(text, 1, selected[:, :, None].expand(-1, -1, text.shape[-1]))
         b, t, h, w = corr.shape

@@ -9,7 +9,8 @@
          linear attention over classes) -> Decoder -> logits (B, T, 96, 96)
 
 With more than `pad_len` (256) classes each window keeps its 256 best-matching classes and the
-others get logit -100. Patch inference over whole images lives in `model.inference`.
+others get logit -100, as the official inference does (`Aggregator.class_limit`; A-847, PC-459;
+tests/data/parity_b300). Patch inference over whole images lives in `model.inference`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from model.chunks import chunk_bytes, items_per_chunk
 from model.clip_towers import build_clip, causal_text_mask, encode_image_dense
 from model.configs import CATSegConfig
 from model.decoder import Decoder
-from model.text import class_prompts, tokenize
+from model.text import class_prompts, tokenize, tokenizer_of
+from model.timm_towers import build_open_clip_towers, encode_image_dense_timm, reset_timm_buffers
 from model.training_free.segment import encode_prompts
 
 
@@ -44,14 +46,14 @@ class _StackedQKV(nn.Module):
         return q.clone(), k.clone(), v.clone()
 
 
-_PARAMETRIZED_QKV = ".parametrizations.in_proj_weight.original"
+_PARAMETRIZED = ".parametrizations."  # "<module>.parametrizations.<name>.original<i>"
 
 
 class CATSeg(nn.Module):
     def __init__(self, config: CATSegConfig):
         super().__init__()
         self.config = config
-        self.clip = build_clip(config)
+        self.clip = build_clip(config) if config.towers is None else build_open_clip_towers(config.towers)
         width = config.vision.width
         up1, up2 = config.decoder_guidance_dims
         self.upsample1 = nn.ConvTranspose2d(width, up1, kernel_size=2, stride=2)
@@ -68,7 +70,10 @@ class CATSeg(nn.Module):
     def reset_buffers(self) -> None:
         """Recompute the non-persistent buffers (needed after building on the meta device)."""
         device = self.device
-        self.clip.attn_mask = causal_text_mask(self.config.text.context_length).to(device)
+        if self.config.towers is None:
+            self.clip.attn_mask = causal_text_mask(self.config.text.context_length).to(device)
+        else:
+            reset_timm_buffers(self.clip, device)
         for layer in self.aggregator.layers:
             layer.swin_block.block_1.reset_buffers(device)
             layer.swin_block.block_2.reset_buffers(device)
@@ -88,6 +93,8 @@ class CATSeg(nn.Module):
     def tokenize(self, class_names: list[str]) -> Tensor:
         """Token ids (T, context_length) of the class prompts, on the model's device."""
         prompts = class_prompts(class_names, self.config.prompt_template)
+        if self.config.towers is not None and self.config.towers.tokenizer != "openai":
+            return tokenizer_of(self.config.towers.architecture)(prompts).to(self.device)
         return tokenize(prompts, self.config.text.context_length).to(self.device)
 
     def text_embeddings(self, class_names: list[str] | Tensor) -> Tensor:
@@ -107,11 +114,17 @@ class CATSeg(nn.Module):
         tokens_per_image = 1 + self.config.feature_size**2
         mlp_bytes = tokens_per_image * 4 * self.config.vision.width * images.element_size()
         per_chunk = items_per_chunk(chunk_bytes(images.device), mlp_bytes)
-        tokens, taps = encode_image_dense(self.clip, images, self.config.guidance_taps, per_chunk)
+        if self.config.towers is None:
+            tokens, taps = encode_image_dense(self.clip, images, self.config.guidance_taps, per_chunk)
+            tokens, taps = tokens[:, 1:], [t[:, 1:] for t in taps]  # patches only
+        else:
+            parts = [encode_image_dense_timm(self.clip, self.config.towers, chunk, self.config.guidance_taps)
+                     for chunk in images.split(per_chunk or images.shape[0])]
+            tokens, taps = torch.cat([t for t, _ in parts]), [torch.cat(tap) for tap in zip(*(t for _, t in parts))]
         batch, g = images.shape[0], self.config.feature_size
 
         def to_grid(t: Tensor) -> Tensor:
-            return t[:, 1:].transpose(1, 2).reshape(batch, -1, g, g)
+            return t.transpose(1, 2).reshape(batch, -1, g, g)
 
         guidance = [self.upsample1(to_grid(taps[0])), self.upsample2(to_grid(taps[1]))]
         return to_grid(tokens), guidance
@@ -144,7 +157,8 @@ class CATSeg(nn.Module):
     def freeze_for_finetuning(self) -> None:
         """Set `requires_grad` as the official recipe (CLIP_FINETUNE "attention") does.
 
-        Trainable: the q and v projection weights of every block of both CLIP towers, and all of
+        Trainable: the q and v projection weights of every block of both CLIP towers (merged q|k|v
+        weights of open_clip and timm, or EVA-02's separate q and v layers), and all of
         upsample1/2, the aggregator and the decoder. Frozen: everything else in CLIP (k, biases,
         out_proj, MLPs, norms, embeddings). The merged `in_proj_weight` of each block becomes a
         parametrization over q, k and v (see `_StackedQKV`); `canonical_state_dict` merges them
@@ -153,26 +167,48 @@ class CATSeg(nn.Module):
         """
         for p in self.clip.parameters():
             p.requires_grad_(False)
-        blocks = [*self.clip.visual.transformer.resblocks, *self.clip.transformer.resblocks]
-        for block in blocks:
-            attn = block.attn
-            if not parametrize.is_parametrized(attn, "in_proj_weight"):
-                parametrize.register_parametrization(attn, "in_proj_weight", _StackedQKV())
-            qkv = attn.parametrizations.in_proj_weight
+        for module, name in self._qkv_weights():
+            if not parametrize.is_parametrized(module, name):
+                parametrize.register_parametrization(module, name, _StackedQKV())
+            qkv = getattr(module.parametrizations, name)
             qkv.original0.requires_grad_(True)  # q
             qkv.original1.requires_grad_(False)  # k
             qkv.original2.requires_grad_(True)  # v
+        for attn in self._separate_qkv():  # EVA-02's attention keeps q, k, v as three layers
+            attn.q_proj.weight.requires_grad_(True)
+            attn.v_proj.weight.requires_grad_(True)
+
+    def _text_blocks(self) -> list[nn.Module]:
+        text = self.clip.transformer if self.config.towers is None else self.clip.text.transformer
+        return list(text.resblocks)
+
+    def _qkv_weights(self) -> list[tuple[nn.Module, str]]:
+        """(module, parameter name) of every merged q|k|v weight of both towers."""
+        blocks = self._text_blocks()
+        if self.config.towers is None:
+            blocks += list(self.clip.visual.transformer.resblocks)
+        found = [(block.attn, "in_proj_weight") for block in blocks]
+        if self.config.towers is not None:
+            found += [(block.attn.qkv, "weight") for block in self.clip.visual.trunk.blocks
+                      if getattr(block.attn, "qkv", None) is not None]
+        return found
+
+    def _separate_qkv(self) -> list[nn.Module]:
+        if self.config.towers is None:
+            return []
+        return [block.attn for block in self.clip.visual.trunk.blocks if getattr(block.attn, "q_proj", None) is not None]
 
     def canonical_state_dict(self) -> dict[str, Tensor]:
         """The state dict with merged `in_proj_weight`s, whatever `freeze_for_finetuning` did."""
         merged: dict[str, Tensor] = {}
         parts: dict[str, list[Tensor]] = {}
         for key, value in self.state_dict().items():
-            if _PARAMETRIZED_QKV in key:
-                prefix = key.split(_PARAMETRIZED_QKV)[0]
-                parts.setdefault(prefix, []).append(value)
-                if len(parts[prefix]) == 3:
-                    merged[f"{prefix}.in_proj_weight"] = torch.cat(parts.pop(prefix), dim=0)
+            if _PARAMETRIZED in key:
+                module, rest = key.split(_PARAMETRIZED)
+                name = f"{module}.{rest.rsplit('.', 1)[0]}"  # "<module>.<parameter>"
+                parts.setdefault(name, []).append(value)
+                if len(parts[name]) == 3:
+                    merged[name] = torch.cat(parts.pop(name), dim=0)
             else:
                 merged[key] = value
         return merged

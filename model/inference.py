@@ -11,9 +11,15 @@ Sliding protocol (official `inference_sliding_window`, used for every reported n
    sigmoid; window probabilities are averaged where windows overlap, the global view is
    upsampled to 640 and combined 1:1; the result is resized bilinearly to the original size.
 
-Whole-image mode (the official non-sliding path): the normalised step-1 image is zero-padded to a
-multiple of 32, resized to the CLIP resolution, segmented once, and its sigmoid map (a quarter of
-the crop) is resized straight to the original size.
+Whole-image mode (the official non-sliding path, `CATSeg.forward` with `TEST.SLIDING_WINDOW False`,
+cat_seg/cat_seg_model.py:141-184 at 6d3a188): the normalised step-1 image is zero-padded at the
+bottom and right to a multiple of 32 (`MODEL.MASK_FORMER.SIZE_DIVISIBILITY`, cat_seg/config.py:36;
+`INPUT.SIZE_DIVISIBILITY` 384 of the YAMLs is the training mapper's), resized to the CLIP resolution
+(384 for B, 336 for L: the training crop's resolution inside the model), segmented once, and its
+sigmoid map (a quarter of the crop) is resized straight to the original size (detectron2's crop to
+the unpadded size is a no-op on the 96 x 96 map). This is the "training resolution" row of the
+seed's Table 3; the official code has no other non-patch inference. Parity at 300 classes in both
+modes: tests/data/parity_b300.
 
 All views of all images in a call go through the model together (in chunks of `max_views`).
 Class labels (`predict_labels`) come from the merged low-resolution probabilities by

@@ -29,6 +29,15 @@ def _tokenizer(context_length: int) -> SimpleTokenizer:
     return SimpleTokenizer(context_length=context_length)
 
 
+@functools.lru_cache(maxsize=None)
+def tokenizer_of(architecture: str):
+    """open_clip's own tokenizer of an architecture (SigLIP: a sentencepiece model that open_clip
+    fetches from the Hugging Face Hub on first use)."""
+    import open_clip
+
+    return open_clip.get_tokenizer(architecture)
+
+
 def tokenize(prompts: list[str], context_length: int) -> Tensor:
     """(T, context_length) int64 token ids: start, BPE tokens, end, zero padding."""
     return _tokenizer(context_length)(prompts)

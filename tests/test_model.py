@@ -32,8 +32,9 @@ def n_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
 
 
 def test_registry_lists_every_variant_and_rejects_unknown_names():
-    assert model.list_models() == ["catseg-b", "catseg-l", "catseg-tiny"]
-    with pytest.raises(ValueError, match="catseg-b, catseg-l, catseg-tiny"):
+    assert model.list_models() == ["catseg-b", "catseg-eva02-l", "catseg-eva02-tiny", "catseg-l", "catseg-siglip-l",
+                                   "catseg-siglip-tiny", "catseg-tiny"]
+    with pytest.raises(ValueError, match="catseg-b, catseg-eva02-l, .*, catseg-tiny"):
         model.get_config("catseg-h")
 
 

@@ -99,7 +99,7 @@ def test_builtins_are_registered_with_their_arguments():
     assert {"catseg-b", "catseg-l", "catseg-tiny", "random", "predictions"} <= set(entries)
     assert all(entries[name].source == "built-in" for name in ("catseg-b", "random", "predictions"))
     assert entries["catseg-b"].fixed == {"variant": "catseg-b"}
-    assert [p.describe() for p in entries["catseg-b"].parameters()] == ["compile: bool = False"]
+    assert [p.describe() for p in entries["catseg-b"].parameters()] == ["compile: bool = False", "all_classes: bool = False"]
     assert [p.name for p in entries["predictions"].parameters()] == ["pred_dir", "model_id", "flat"]
     assert entries["predictions"].parameters()[0].required
 

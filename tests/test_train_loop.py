@@ -185,7 +185,7 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     result = cli("train", "--model", "catseg-tiny")
     assert result.exit_code == 1 and "--output DIR is required" in result.output
     result = cli("train", "--demo", "--model", "catseg-b", "--output", str(tmp_path))
-    assert result.exit_code == 1 and "--demo always trains catseg-tiny" in result.output
+    assert result.exit_code == 1 and "--demo trains a tiny variant on synthetic scenes: --model catseg-tiny or" in result.output
     result = cli("train", "--model", "catseg-x", "--output", str(tmp_path))
     assert result.exit_code == 1 and "choose one of" in result.output
     result = cli("train", "--model", "catseg-tiny", "--output", str(tmp_path), "--data-root", str(tmp_path))

@@ -114,7 +114,7 @@ def predict(
     ),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="OVERLAY.png: colour overlay with a legend."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    mode: str = typer.Option("sliding", "--mode", help="CAT-Seg: sliding (the paper's patch inference) or whole."),
+    mode: str = typer.Option("sliding", "--mode", help="CAT-Seg: sliding (the paper's patch inference) or whole (one view at the CLIP resolution)."),
     precision: str = typer.Option(
         "auto", "--precision", help="auto (tf32 on CUDA, fp32 elsewhere), fp32, tf32 or bf16 (autocast)."
     ),

@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
             "auto", "--precision", help="auto (the official protocol: tf32 on CUDA, fp32 on the CPU), fp32, tf32, or "
             "bf16 (autocast; not the reference protocol). Recorded in every result."
         ),
-        mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole."),
+        mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole (the official non-sliding path: one view at the CLIP resolution, the seed's Table 3 'training reso.' row); recorded in the result's settings."),
         batch_size: str = typer.Option(
             "1", "--batch-size", help="Images per forward (all their windows at once), or auto: the largest that fits "
             "the GPU's memory for each set's largest image (1 on the CPU)."

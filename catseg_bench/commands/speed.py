@@ -257,7 +257,7 @@ def speed(
     precision: str = typer.Option(
         "auto", "--precision", help="auto (tf32 on CUDA, fp32 elsewhere), fp32, tf32, bf16, or a comma list: fp32,bf16."
     ),
-    mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole."),
+    mode: str = typer.Option("sliding", "--mode", help="sliding (the paper's patch inference) or whole (one view at the CLIP resolution)."),
     images: int = typer.Option(8, "--images", min=1, help="Timed images per row."),
     classes: str = typer.Option("20", "--classes", help="Vocabulary size T, or a comma list: 2,20,150,847."),
     batch: str = typer.Option("1", "--batch", help="Images per forward, or a comma list: 1,4."),

@@ -21,12 +21,12 @@ CLIP_INIT_NONE = "none"
 
 
 def _clip_init(value: Optional[str], model: str) -> Optional[str]:
-    """Default: the OpenAI CLIP when the variant's config names one (B, L), else the random towers (tiny)."""
-    from model.factory import get_config
-    from model.training.clip_init import OPENAI_TAG
+    """Default: the pretrained CLIP the variant's config names (OpenAI for B and L, open_clip's
+    EVA-02 / SigLIP weights for the Table 4 variants), else the random towers (tiny)."""
+    from model.training.clip_init import start_tag
 
     if value is None:
-        return OPENAI_TAG if get_config(model).openai_clip else None
+        return start_tag(model)
     return None if value == CLIP_INIT_NONE else value
 
 
@@ -46,8 +46,8 @@ def _print_demo(console: Console, report) -> None:
     for header in ("model", "mIoU"):
         table.add_column(header, justify="left" if header == "model" else "right")
     table.add_row("Random lower bound", f"{report.after.random_miou:.2f}")
-    table.add_row("catseg-tiny, untrained", f"{report.before.miou:.2f}")
-    table.add_row(f"catseg-tiny, trained {report.steps} steps", f"{report.after.miou:.2f}")
+    table.add_row(f"{report.model}, untrained", f"{report.before.miou:.2f}")
+    table.add_row(f"{report.model}, trained {report.steps} steps", f"{report.after.miou:.2f}")
     console.print(table)
     console.print(f"loss {report.first_loss:.4f} (first logged) -> {report.last_loss:.4f} (last); "
                   f"{report.seconds / 60:.1f} min in all")
@@ -65,9 +65,9 @@ def train_command(
                                              help=f"Global batch, split over the torchrun processes (4; demo {DEMO_BATCH_SIZE})."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 (official) or bf16 (autocast)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output."),
-    demo: bool = typer.Option(False, "--demo", help="catseg-tiny on synthetic scenes on the CPU, then held-out scores."),
+    demo: bool = typer.Option(False, "--demo", help="catseg-tiny (or --model catseg-eva02-tiny / catseg-siglip-tiny) on synthetic scenes on the CPU, then held-out scores."),
     dataset: str = typer.Option("coco_stuff_171", "--dataset", help="Training spec name (dataset_specs/training) or .toml path."),
-    clip_init: Optional[str] = typer.Option(None, "--clip-init", help="openai, a CLIP weights file, or none "
+    clip_init: Optional[str] = typer.Option(None, "--clip-init", help="openai (EVA-02 / SigLIP variants: merged2b_s6b_b61k / webli), a CLIP weights file, or none "
                                             "(default: openai; none for catseg-tiny)."),
     seed: int = typer.Option(0, "--seed", help="Initialisation, data order and augmentation."),
     checkpoint_period: int = typer.Option(5000, "--checkpoint-period", min=1, help="Steps between checkpoints."),
@@ -90,13 +90,15 @@ def train_command(
 
     console = Console()
     if demo:
-        from catseg_bench.demo import DEMO_MODEL
+        from catseg_bench.demo import DEMO_MODEL, TRAIN_DEMO_MODELS
 
-        if model not in (None, DEMO_MODEL) or eval_sets:
-            raise BenchError("--demo always trains catseg-tiny on synthetic scenes; drop --model/--eval-sets")
+        if model not in (None, *TRAIN_DEMO_MODELS):
+            raise BenchError(f"--demo trains a tiny variant on synthetic scenes: --model {' or '.join(TRAIN_DEMO_MODELS)}")
+        if eval_sets:
+            raise BenchError("--demo scores held-out synthetic scenes; drop --eval-sets")
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise BenchError("--demo runs in one process; start it without torchrun")
-        model = DEMO_MODEL
+        model = model or DEMO_MODEL
     model = model or "catseg-b"
     if model not in list_models():
         raise BenchError(f"--model {model}: choose one of {', '.join(list_models())}")
@@ -121,7 +123,7 @@ def train_command(
         if demo:
             from catseg_bench.training import run_demo
 
-            report = run_demo(output or DEMO_OUTPUT, settings, resume, log)
+            report = run_demo(output or DEMO_OUTPUT, settings, resume, log, model)
             _print_demo(console, report)
             return
         from catseg_bench.data import resolve_data_root

@@ -20,6 +20,9 @@ A segmenter with per-class scores may define ``predict_scores(images, original_s
 Any segmenter may also define ``begin_eval_set(eval_set, names)``: called before a set's first image
 with the keys of the images to score (a prediction reader checks they are all there); and its class a
 static ``weights_tags(**fixed_args) -> list[str]`` (default first) that `bench models list` shows.
+A segmenter that runs on images may define ``set_warnings() -> list[str]``, read after `set_classes`:
+what a reader of that set's number must know about how it was made (CAT-Seg above 256 classes);
+the runner stores the lines with the result's warnings, shown beside the number.
 This package imports no model code: each built-in imports torch only when it is built.
 """
 
@@ -67,6 +70,12 @@ def missing_members(segmenter: Any) -> list[str]:
     if is_prediction_reader(segmenter) or is_analytic(segmenter):
         required = ["model_id", "checkpoint_sha256", "settings"]
     return [name for name in required if not hasattr(segmenter, name)]
+
+
+def set_warnings(segmenter: Any) -> list[str]:
+    """The segmenter's warnings about the current vocabulary (none when it defines no `set_warnings`)."""
+    warn = getattr(segmenter, "set_warnings", None)
+    return list(warn()) if callable(warn) and not is_prediction_reader(segmenter) else []
 
 
 def is_prediction_reader(segmenter: Any) -> bool:

@@ -23,8 +23,8 @@ UNTRAINED = "none"  # --checkpoint none: explicitly untrained (random, seeded) w
 class CatSegSegmenter:
     """CAT-Seg (CVPR 2024): the paper's patch inference on open_clip towers."""
 
-    def __init__(self, variant: str, compile: bool = False, *, checkpoint: str | None = None, device: Any = "cpu",
-                 precision: str = "fp32", mode: str = "sliding", seed: int = 0):
+    def __init__(self, variant: str, compile: bool = False, all_classes: bool = False, *, checkpoint: str | None = None,
+                 device: Any = "cpu", precision: str = "fp32", mode: str = "sliding", seed: int = 0):
         import torch
 
         import model as catseg_model
@@ -47,6 +47,12 @@ class CatSegSegmenter:
         except catseg_model.CheckpointError as err:
             raise BenchError(f"{variant}: {err}") from None
         self.net.eval()
+        # Above pad_len (256) classes the official inference scores only each view's top 256
+        # (model.aggregator.Aggregator.class_limit); all_classes=true lifts that: not the official
+        # protocol, so it is part of the settings and off by default.
+        self.all_classes = all_classes
+        if all_classes:
+            self.net.aggregator.class_limit = None
         self.compiled = compile
         if compile:  # torch.compile of the per-class aggregator and decoder (`--model-args compile=true`)
             from model.inference import compile_for_inference
@@ -69,7 +75,20 @@ class CatSegSegmenter:
             settings["random_init_seed"] = self.init_seed
         if self.compiled:
             settings["compile"] = True
+        if self.all_classes:
+            settings["all_classes"] = True
         return settings
+
+    def set_warnings(self) -> list[str]:
+        """What a reader of this set's number must know about how it was made: above 256 classes
+        (A-847, PC-459) each view scores only its 256 most CLIP-similar classes."""
+        limit, count = self.net.aggregator.class_limit, int(self.class_embeds.shape[0])
+        if limit is None or count <= limit:
+            return []
+        return [f"{self.model_id} scored at most {limit} of the {count} classes per view: each view keeps the {limit} "
+                f"classes most similar to it under CLIP and gives the others probability ~0, as the official CAT-Seg "
+                f"inference does (its {count}-class numbers are made so); --model-args all_classes=true scores every "
+                f"class (not the official protocol)"]
 
     def auto_batch_size(self, image_size: tuple[int, int]) -> int:
         """Images per forward for `--batch-size auto` (measured on CUDA, 1 on the CPU)."""

@@ -1,7 +1,9 @@
 """Initialise the CLIP towers of a CAT-Seg model from the OpenAI CLIP weights (the official start).
 
 `source` is either the open_clip pretrained tag `"openai"` (downloaded and cached by open_clip
-itself: its Hugging Face copy or OpenAI's URL) or a local file: an OpenAI TorchScript archive
+itself: its Hugging Face copy or OpenAI's URL), for the Table 4 variants their towers' own open_clip
+tag (`merged2b_s6b_b61k` for EVA-02-CLIP-L, `webli` for SigLIP-L; `model.configs.OpenClipTowers`),
+or a local file: an OpenAI TorchScript archive
 (`ViT-B-16.pt`, `ViT-L-14-336px.pt`), or a state dict in `.pt`/`.pth`/`.bin`/`.safetensors` with
 open_clip/OpenAI key names. Tensors are cast to fp32 (OpenAI archives are fp16); every key and
 shape must match the model's towers (no position-table resizing: ViT-B keeps its 197-row table,
@@ -51,24 +53,43 @@ def read_clip_file(path: Path) -> dict[str, Tensor]:
     return dict(state)
 
 
-def download_openai_clip(model_name: str, cache_dir: Path | None = None) -> dict[str, Tensor]:
-    """The OpenAI CLIP state dict of a variant, through open_clip's own download and cache."""
+def _pretrained_towers(model_name: str, tag: str) -> tuple[str, str] | None:
+    """(open_clip architecture, pretrained tag) that `tag` names for a variant: "openai" for the
+    OpenAI-layout variants, the towers' own open_clip tag for the Table 4 ones; None otherwise."""
+    config = get_config(model_name)
+    if config.towers is not None:
+        return (config.towers.architecture, tag) if tag == config.towers.clip_pretrained else None
+    return (config.openai_clip, tag) if tag == OPENAI_TAG and config.openai_clip else None
+
+
+def download_openai_clip(model_name: str, cache_dir: Path | None = None, tag: str = OPENAI_TAG) -> dict[str, Tensor]:
+    """The pretrained CLIP state dict of a variant's towers (OpenAI CLIP; open_clip's EVA-02 or
+    SigLIP weights for the Table 4 variants), through open_clip's own download and cache."""
     import open_clip
 
-    arch = get_config(model_name).openai_clip
-    if arch is None:
-        known = ", ".join(name for name in list_models() if get_config(name).openai_clip)
+    pretrained = _pretrained_towers(model_name, tag)
+    if pretrained is None:
+        known = ", ".join(f"{name} ({start_tag(name)})" for name in list_models() if start_tag(name))
         raise CheckpointError(
-            f"{model_name} has no OpenAI CLIP to start from (known: {known}); pass a CLIP weights file instead"
+            f"{model_name} has no open_clip weights '{tag}' to start from (known: {known}); pass a CLIP weights file instead"
         )
+    arch, tag = pretrained
     try:
-        clip = open_clip.create_model(arch, pretrained=OPENAI_TAG, cache_dir=str(cache_dir) if cache_dir else None)
+        clip = open_clip.create_model(arch, pretrained=tag, cache_dir=str(cache_dir) if cache_dir else None)
     except Exception as exc:  # open_clip raises many kinds (HTTP, hub, runtime) for an unavailable download
         raise CheckpointError(
-            f"could not fetch the OpenAI CLIP {arch} weights through open_clip ({str(exc).splitlines()[0]}); "
-            f"download them where you can (open_clip tag '{OPENAI_TAG}' of {arch}) and pass the file instead"
+            f"could not fetch the {'OpenAI ' if tag == OPENAI_TAG else ''}CLIP {arch} weights through open_clip ({str(exc).splitlines()[0]}); "
+            f"download them where you can (open_clip tag '{tag}' of {arch}) and pass the file instead"
         ) from exc
     return clip.state_dict()
+
+
+def start_tag(model_name: str) -> str | None:
+    """The open_clip tag a variant's towers start training from ("openai" for OpenAI-layout ones)."""
+    config = get_config(model_name)
+    if config.towers is not None:
+        return config.towers.clip_pretrained
+    return OPENAI_TAG if config.openai_clip else None
 
 
 def load_clip_weights(model: nn.Module, model_name: str, source: str | Path, cache_dir: Path | None = None) -> str:
@@ -76,9 +97,9 @@ def load_clip_weights(model: nn.Module, model_name: str, source: str | Path, cac
 
     The origin names the source and, for a file, its sha256, for the training log.
     """
-    if str(source) == OPENAI_TAG:
-        arch = get_config(model_name).openai_clip
-        state, origin = download_openai_clip(model_name, cache_dir), f"open_clip {arch} '{OPENAI_TAG}'"
+    if str(source) == OPENAI_TAG or str(source) == start_tag(model_name):
+        arch = (_pretrained_towers(model_name, str(source)) or (get_config(model_name).openai_clip,))[0]
+        state, origin = download_openai_clip(model_name, cache_dir, str(source)), f"open_clip {arch} '{source}'"
     else:
         path = user_path(source)
         if not path.is_file():
