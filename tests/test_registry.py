@@ -212,3 +212,16 @@ def test_a_name_registered_twice_for_different_classes_is_refused():
             registry.register_segmenter("test-twice")(B)
     finally:
         registry._REGISTERED.pop("test-twice")
+
+
+def test_every_published_weights_tag_names_its_licence(cli):
+    """`bench models list` shows a licence beside each published weights tag of every built-in model
+    (OVSeg and ZegFormer are CC BY-NC 4.0: a user must see that before evaluating with them)."""
+    rows = json.loads(cli("models", "list", "--json").output)
+    tagged = [row for row in rows if row["weights"]]
+    assert {"catseg-b", "san-b", "grounded-sam-b", "zsseg-b"} <= {row["name"] for row in tagged}
+    for row in tagged:
+        licences = row.get("weights_licences", {})
+        assert set(licences) == set(row["weights"]) and all(licences.values()), row["name"]
+    [gsam] = [row for row in rows if row["name"] == "grounded-sam-l"]
+    assert set(gsam["weights_licences"].values()) == {"Apache-2.0"}

@@ -49,6 +49,12 @@ class GroundedSAMSegmenter:
 
         return weights_tags(variant)
 
+    @staticmethod
+    def weights_licences(variant: str) -> dict[str, str]:
+        from model.grounded_sam.weights import weights_licences
+
+        return weights_licences(variant)
+
     def settings(self) -> dict[str, Any]:
         from model.grounded_sam import glue
         from model.grounded_sam.configs import DETECTOR_MAX_SIDE, DETECTOR_SHORT_SIDE, IMAGE_SIZE

@@ -11,6 +11,7 @@ sha256: SAM's official files' digests as public projects publish them beside the
 several, vit_l's in one; checked on download); no public source found gives GroundingDINO's or the
 hub conversions' digests, so those are None and the run records a digest of the files it read.
 Revisions are the repositories' `main`: no pinned commit could be checked offline.
+Licence: GroundingDINO, SAM and BERT's tokenizer are each released under Apache-2.0.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class GroundedSAMWeights:
     detector: WeightsFile
     sam: WeightsFile
     vocab: WeightsFile
+    licence: str = "Apache-2.0"  # of all three releases (GroundingDINO, SAM, BERT)
 
     def files(self) -> tuple[WeightsFile, ...]:
         return self.detector, self.sam, self.vocab
@@ -85,6 +87,11 @@ def weights_tags(model: str) -> list[str]:
     """The model's tags, the default first."""
     tags = sorted(tag for name, tag in WEIGHTS if name == model)
     return sorted(tags, key=lambda tag: tag != DEFAULT_TAG)
+
+
+def weights_licences(model: str) -> dict[str, str]:
+    """Tag -> licence of the weights' official release, for each of the model's tags."""
+    return {tag: w.licence for (name, tag), w in WEIGHTS.items() if name == model}
 
 
 def get_weights(model: str, tag: str) -> GroundedSAMWeights:
