@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from catseg_bench.aggregate import Aggregate, ModelRow, aggregate, aggregate_results, columns, delta
 from catseg_bench.bootstrap import Interval, row_statistics, table_intervals
@@ -112,6 +112,15 @@ def _values(aggregate_row: Aggregate, benchmark: Benchmark) -> dict[str, float |
     return {column: aggregate_row.value(column) for column in columns(benchmark)}
 
 
+def _shares_setting(settings: Mapping[str, Any], name: str, value: Any) -> bool:
+    """Whether a result's settings hold `name` = `value`. A published `false` also matches a result
+    that leaves the setting out: segmenters record an off-by-default switch (CAT-Seg's `all_classes`)
+    only when it is on, so the CVPR rows say `"all_classes": false` and an all-classes run meets none."""
+    if name in settings:
+        return settings[name] == value
+    return value is False
+
+
 def build_table(
     ours: Sequence[ModelRow],
     published: PublishedTable | None,
@@ -147,7 +156,7 @@ def build_table(
                 return compare[key]
         wanted = match_key(row.model_id)
         return next((p.model for p in published.rows if wanted in {match_key(n) for n in (p.model, *p.aliases)}
-                     and all(name in row.settings and row.settings[name] == value for name, value in p.settings.items())),
+                     and all(_shares_setting(row.settings, name, value) for name, value in p.settings.items())),
                     None)
 
     placed: set[int] = set()

@@ -231,3 +231,17 @@ def test_row_settings_must_map_names_to_values(tmp_path):
     with pytest.raises(BenchError, match=r"mine.json: row 'CAT-Seg-L w/ training reso.': settings must map setting "
                                          r"names to values"):
         load_published(own, "in_domain")
+
+
+def test_an_all_classes_run_is_shown_but_compared_with_no_cvpr_row(loaded, in_domain_seed):
+    """The official CAT-Seg keeps 256 classes per view; `all_classes=true` is another protocol, so its
+    A-847/PC-459 numbers must not get a Δ against the published rows (which record all_classes=false)."""
+    specs, suites = loaded
+    suite = suites["in_domain"]
+    scores = dict.fromkeys(IN_DOMAIN, 50.0)
+    rows = [_row("catseg-l", {"mode": "sliding", "all_classes": True}, scores, suite, specs),
+            _row("catseg-b", {"mode": "sliding"}, scores, suite, specs)]
+    labels = [r.label for r in build_table(rows, in_domain_seed, suite, specs).rows]
+    assert "catseg-l [mode=sliding]" in labels
+    assert not any(label.startswith("Δ vs CAT-Seg-L") for label in labels)
+    assert "Δ vs CAT-Seg-B [CVPR 2024 weights]" in labels
