@@ -115,3 +115,70 @@ def san_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str,
     if isinstance(keys, str):
         keys = san_keys(keys)
     return {key: san_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+# -------------------------------------------------------------------------------------------- OVSeg
+OVSEG_KEYS_DIR = Path(__file__).resolve().parent / "data" / "ovseg"
+# Swin's relative position tables and OVSeg's mask-prompt embeddings are std-0.02 / zero-initialised
+# embeddings; the matrix rule would give them fan_in = 529 x heads or 256 x 1024.
+OVSEG_EMBED = EMBED + ("relative_position_bias_table", "mask_embedding")
+# MaskFormer's object queries are an nn.Embedding (init N(0, 1)); with 0.02 every query would
+# propose nearly the same mask, so they get the plain uniform z (std 1).
+OVSEG_UNIT = ("query_embed.weight",)
+OVSEG_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_vocab_seg/modeling/clip_adapter/adapter.py
+OVSEG_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+OVSEG_NO_OBJECT_WEIGHT = 0.1  # cfg.MODEL.MASK_FORMER.NO_OBJECT_WEIGHT
+
+
+def swin_relative_position_index(window: int) -> np.ndarray:
+    """Swin's (window², window²) relative position index buffer (int64), as the official Swin computes it."""
+    coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
+    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)
+    return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).astype(np.int64)
+
+
+def ovseg_computed(key: str, shape: list[int]) -> np.ndarray | None:
+    """The OVSeg buffers whose value is computed, not filled; None for every other key.
+
+    * `*.relative_position_index`: Swin's (persistent) index buffer;
+    * `clip_adapter.pixel_mean` / `pixel_std`: 255 x CLIP's mean / std, float32, (1, 3, 1, 1)
+      (persistent buffers of MaskFormerClipAdapter);
+    * `criterion.empty_weight`: the training loss's class weights (ones, the no-object weight last).
+    """
+    if key.endswith("relative_position_index"):
+        return swin_relative_position_index(int(round(np.sqrt(shape[0]))))
+    if key == "clip_adapter.pixel_mean":
+        return (np.array(OVSEG_CLIP_MEAN, dtype=np.float32).reshape(1, 3, 1, 1) * np.float32(255.0))
+    if key == "clip_adapter.pixel_std":
+        return (np.array(OVSEG_CLIP_STD, dtype=np.float32).reshape(1, 3, 1, 1) * np.float32(255.0))
+    if key == "criterion.empty_weight":
+        weight = np.ones(int(shape[0]), dtype=np.float32)
+        weight[-1] = OVSEG_NO_OBJECT_WEIGHT
+        return weight
+    return None
+
+
+def ovseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One official OVSeg key: (tensor, rule name); rule 'computed' for `ovseg_computed` keys
+    (int64 for the Swin index, float32 otherwise), 'unit' for the MaskFormer queries."""
+    computed = ovseg_computed(key, shape)
+    if computed is not None:
+        return computed, "computed"
+    if key.endswith(OVSEG_UNIT):
+        n = int(np.prod(shape))
+        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+        return z.astype(np.float32).reshape(tuple(int(s) for s in shape)), "unit"
+    return fill(key, shape, seed, embed=OVSEG_EMBED)
+
+
+def ovseg_keys(tag: str) -> dict[str, list[int]]:
+    """The official OVSeg state-dict keys and shapes, in state_dict() order; tag 'l' (full OVSeg-L)
+    or 'l_reduced' (the fixture's reduced L, tests/data/ovseg/README.md)."""
+    return json.loads((OVSEG_KEYS_DIR / f"keys_{tag}.json").read_text())
+
+
+def ovseg_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official OVSeg state dict (numpy arrays, key order kept)."""
+    if isinstance(keys, str):
+        keys = ovseg_keys(keys)
+    return {key: ovseg_fill(key, shape, seed)[0] for key, shape in keys.items()}
