@@ -10,7 +10,8 @@ window, so timm is not used:
 * the shift is applied even when the map is smaller than the window (timm clamps the window);
 * the stage outputs res2..res5 each pass their own LayerNorm (`norm0`..`norm3`).
 
-Module and parameter names are the official ones (`patch_embed.*`, `layers.{i}.blocks.{j}.*`,
+Window partition, the shifted-window mask and the MLP are the CAT-Seg aggregator's (`model.aggregator`,
+the same Swin code). Module and parameter names are the official ones (`patch_embed.*`, `layers.{i}.blocks.{j}.*`,
 `layers.{i}.downsample.*` at the end of stage i, `norm{i}`), so a checkpoint's `backbone.*` keys
 load as they are. `relative_position_index` is computed here, not loaded.
 """
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.aggregator import Mlp, shifted_window_mask, window_partition
 from model.maskformer.config import SwinConfig
 
 FEATURE_NAMES = ("res2", "res3", "res4", "res5")
@@ -33,13 +35,6 @@ def relative_position_index(window: int) -> Tensor:
     return rel[..., 0] * (2 * window - 1) + rel[..., 1]
 
 
-def window_partition(x: Tensor, window: int) -> Tensor:
-    """(B, H, W, C) -> (B·nW, window·window, C), windows in row-major order."""
-    b, h, w, c = x.shape
-    x = x.view(b, h // window, window, w // window, window, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, window * window, c)
-
-
 def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
     """(B·nW, window·window, C) -> (B, H, W, C)."""
     c = windows.shape[-1]
@@ -47,30 +42,20 @@ def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
     return x.reshape(-1, h, w, c)
 
 
-def shifted_window_mask(hp: int, wp: int, window: int, shift: int, device: torch.device) -> Tensor:
-    """(nW, N, N) additive mask (0 / −100, float32) that keeps tokens of different regions of the
-    cyclically shifted, padded (hp, wp) map from attending to each other."""
-    region = torch.zeros(hp, wp, device=device)
-    bounds = ((0, -window), (-window, -shift), (-shift, None))
-    label = 0
-    for h0, h1 in bounds:
-        for w0, w1 in bounds:
-            region[h0:h1, w0:w1] = label
-            label += 1
-    ids = window_partition(region[None, :, :, None], window)[..., 0]
-    diff = ids[:, None, :] - ids[:, :, None]
-    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
-
-
 class WindowAttention(nn.Module):
     def __init__(self, dim: int, heads: int, window: int, qkv_bias: bool):
         super().__init__()
-        self.heads = heads
+        self.heads, self.window = heads, window
         self.scale = (dim // heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+
+    def reset_buffers(self) -> None:
+        """Recompute the non-persistent index (needed after building on the meta device)."""
+        device = self.relative_position_bias_table.device
+        self.relative_position_index = relative_position_index(self.window).to(device)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         b, n, c = x.shape
@@ -83,17 +68,6 @@ class WindowAttention(nn.Module):
             attn = (attn.view(b // nw, nw, self.heads, n, n) + mask[None, :, None]).view(-1, self.heads, n, n)
         attn = attn.softmax(dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class SwinBlock(nn.Module):
@@ -149,7 +123,7 @@ class SwinStage(nn.Module):
 
     def forward(self, x: Tensor, h: int, w: int) -> Tensor:
         hp, wp = -(-h // self.window) * self.window, -(-w // self.window) * self.window
-        mask = shifted_window_mask(hp, wp, self.window, self.window // 2, x.device)
+        mask = shifted_window_mask((hp, wp), self.window, self.window // 2).to(x.device)
         for block in self.blocks:
             x = block(x, h, w, mask)
         return x
