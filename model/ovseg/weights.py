@@ -1,0 +1,1 @@
+"""Published OVSeg weights (placeholder until the weights table gains non-Hub hosts)."""
