@@ -117,6 +117,69 @@ def san_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str,
     return {key: san_fill(key, shape, seed)[0] for key, shape in keys.items()}
 
 
+# -------------------------------------------------------------------------------------------- ZSSeg
+ZSSEG_KEYS_DIR = Path(__file__).resolve().parent / "data" / "zsseg"
+# MaskFormer's learned queries are embeddings too.
+ZSSEG_EMBED = EMBED + ("query_embed.weight",)
+# The bundled OpenAI CLIP uses `visual.proj` / `text_projection` as x @ W (FANIN_FIRST).
+ZSSEG_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # adapter buffers: these x 255, float32
+ZSSEG_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+ZSSEG_NO_OBJECT_WEIGHT = 0.1  # MASK_FORMER.NO_OBJECT_WEIGHT
+
+
+def zsseg_computed(key: str, shape: list[int]) -> np.ndarray | None:
+    """ZSSeg buffers whose value is computed, not filled; None for every other key.
+
+    * `clip_adapter.pixel_mean` / `pixel_std`: OpenAI CLIP's mean/std x 255 (float32), (1, 3, 1, 1);
+    * `criterion.empty_weight`: the training loss's class weights (ones, the no-object weight last).
+    """
+    if key == "clip_adapter.pixel_mean":
+        return (np.array(ZSSEG_OPENAI_MEAN, dtype=np.float32) * np.float32(255.0)).reshape(shape)
+    if key == "clip_adapter.pixel_std":
+        return (np.array(ZSSEG_OPENAI_STD, dtype=np.float32) * np.float32(255.0)).reshape(shape)
+    if key == "criterion.empty_weight":
+        weight = np.ones(int(shape[0]), dtype=np.float32)
+        weight[-1] = ZSSEG_NO_OBJECT_WEIGHT
+        return weight
+    return None
+
+
+def zsseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One official ZSSeg key: (float32 tensor, rule name).
+
+    The CAT-Seg rules, plus FrozenBN statistics (`running_mean` 0.1 z, `running_var` 1 + 0.1 z,
+    z uniform in [-sqrt 3, sqrt 3], so variances stay positive) and the `zsseg_computed` buffers.
+    """
+    computed = zsseg_computed(key, shape)
+    if computed is not None:
+        return computed, "computed"
+    if key.endswith(("running_mean", "running_var")):
+        n = int(np.prod(shape))
+        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+        if key.endswith("running_mean"):
+            return (0.1 * z).astype(np.float32).reshape(shape), "bn_mean"
+        return (1.0 + 0.1 * z).astype(np.float32).reshape(shape), "bn_var"
+    return fill(key, shape, seed, embed=ZSSEG_EMBED)
+
+
+ZSSEG_QUERY_KEY = "sem_seg_head.predictor.query_embed.weight"
+
+
+def zsseg_keys(queries: int | None = None) -> dict[str, list[int]]:
+    """The official ZSSeg-B key list (key -> shape, state_dict() order); with `queries`, the query
+    table resized to that many rows (the fixture's one reduction, tests/data/zsseg/README.md)."""
+    keys = json.loads((ZSSEG_KEYS_DIR / "keys.json").read_text())
+    if queries is not None:
+        keys[ZSSEG_QUERY_KEY] = [queries, keys[ZSSEG_QUERY_KEY][1]]
+    return keys
+
+
+def zsseg_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official ZSSeg state dict (float32 numpy arrays, key order kept)."""
+    return {key: zsseg_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+
 # -------------------------------------------------------------------------------------------- OVSeg
 OVSEG_KEYS_DIR = Path(__file__).resolve().parent / "data" / "ovseg"
 # Swin's relative position tables and OVSeg's mask-prompt embeddings are std-0.02 / zero-initialised
@@ -125,9 +188,6 @@ OVSEG_EMBED = EMBED + ("relative_position_bias_table", "mask_embedding")
 # MaskFormer's object queries are an nn.Embedding (init N(0, 1)); with 0.02 every query would
 # propose nearly the same mask, so they get the plain uniform z (std 1).
 OVSEG_UNIT = ("query_embed.weight",)
-OVSEG_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_vocab_seg/modeling/clip_adapter/adapter.py
-OVSEG_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-OVSEG_NO_OBJECT_WEIGHT = 0.1  # cfg.MODEL.MASK_FORMER.NO_OBJECT_WEIGHT
 
 
 def swin_relative_position_index(window: int) -> np.ndarray:
@@ -138,24 +198,12 @@ def swin_relative_position_index(window: int) -> np.ndarray:
 
 
 def ovseg_computed(key: str, shape: list[int]) -> np.ndarray | None:
-    """The OVSeg buffers whose value is computed, not filled; None for every other key.
-
-    * `*.relative_position_index`: Swin's (persistent) index buffer;
-    * `clip_adapter.pixel_mean` / `pixel_std`: 255 x CLIP's mean / std, float32, (1, 3, 1, 1)
-      (persistent buffers of MaskFormerClipAdapter);
-    * `criterion.empty_weight`: the training loss's class weights (ones, the no-object weight last).
-    """
+    """The OVSeg buffers whose value is computed, not filled; None for every other key: Swin's
+    (persistent) `*.relative_position_index` (int64), and ZSSeg's (`zsseg_computed`: the adapter's
+    CLIP mean/std x 255, the loss's class weights), which OVSeg's copy of ZSSeg stores alike."""
     if key.endswith("relative_position_index"):
         return swin_relative_position_index(int(round(np.sqrt(shape[0]))))
-    if key == "clip_adapter.pixel_mean":
-        return (np.array(OVSEG_CLIP_MEAN, dtype=np.float32).reshape(1, 3, 1, 1) * np.float32(255.0))
-    if key == "clip_adapter.pixel_std":
-        return (np.array(OVSEG_CLIP_STD, dtype=np.float32).reshape(1, 3, 1, 1) * np.float32(255.0))
-    if key == "criterion.empty_weight":
-        weight = np.ones(int(shape[0]), dtype=np.float32)
-        weight[-1] = OVSEG_NO_OBJECT_WEIGHT
-        return weight
-    return None
+    return zsseg_computed(key, shape)
 
 
 def ovseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:

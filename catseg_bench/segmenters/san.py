@@ -15,7 +15,7 @@ from catseg_bench.segmenters import check_precision
 from catseg_bench.segmenters.catseg import UNTRAINED
 from model.san.config import SAN_CONFIGS
 import model.san.weights  # noqa: F401  (registers the SAN weights tags)
-from model.weights import DEFAULT_TAG_ALIAS, tags_default_first
+from model.weights import DEFAULT_TAG_ALIAS, tags_default_first, weights_licences
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +52,11 @@ class SANSegmenter:
     def weights_tags(variant: str) -> list[str]:
         """The variant's published weights tags, its default first (`model.san.weights`)."""
         return tags_default_first(variant)
+
+    @staticmethod
+    def weights_licences(variant: str) -> dict[str, str]:
+        """Tag -> licence of the variant's published weights (`model.san.weights`)."""
+        return weights_licences(variant)
 
     def settings(self) -> dict[str, Any]:
         from model.training_free.templates import templates_sha256
