@@ -30,7 +30,6 @@ class ZSSegSegmenter:
         import torch
 
         from model.checkpoint import CheckpointError
-        from model.zsseg import create_zsseg
 
         check_precision(precision)
         source = DEFAULT_TAG_ALIAS if checkpoint is None else checkpoint
@@ -40,13 +39,20 @@ class ZSSegSegmenter:
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                self.net = create_zsseg(variant, checkpoint=None if self.untrained else source, device=self.device)
+                self.net = self._create(variant, checkpoint=None if self.untrained else source, device=self.device)
         except CheckpointError as err:
             raise BenchError(f"{variant}: {err}") from None
         self.model_id = variant
         self.checkpoint_sha256 = self.net.checkpoint_sha256
         self.precision = precision
         self.class_embeds: torch.Tensor | None = None
+
+    @staticmethod
+    def _create(variant: str, checkpoint: str | None, device: Any):
+        """The network (OVSeg's segmenter, a subclass, builds an OVSeg; the inference is shared)."""
+        from model.zsseg import create_zsseg
+
+        return create_zsseg(variant, checkpoint=checkpoint, device=device)
 
     @staticmethod
     def weights_tags(variant: str) -> list[str]:

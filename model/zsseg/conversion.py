@@ -38,16 +38,17 @@ def is_official(state: dict[str, Tensor]) -> bool:
     return any(k.startswith(("sem_seg_head.", "clip_adapter.")) for k in state)
 
 
-def official_to_ours(key: str) -> str:
-    """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
-    for official, ours in PREFIXES:
+def official_to_ours(key: str, prefixes: tuple[tuple[str, str], ...] = PREFIXES) -> str:
+    """One official key -> ours (an unknown key comes back unchanged, to be reported); `prefixes`
+    is the (official, ours) table, first match wins (OVSeg passes its own, a superset)."""
+    for official, ours in prefixes:
         if key.startswith(official):
             return ours + key[len(official):]
     return key
 
 
-def ours_to_official(key: str) -> str:
-    for official, ours in PREFIXES:
+def ours_to_official(key: str, prefixes: tuple[tuple[str, str], ...] = PREFIXES) -> str:
+    for official, ours in prefixes:
         if key.startswith(ours):
             return official + key[len(ours):]
     return key
