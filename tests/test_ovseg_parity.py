@@ -30,7 +30,8 @@ from formula_weights import make_image, ovseg_keys, ovseg_state_dict
 from model.maskformer.clip_classifier import ensemble, masked_crops
 from model.maskformer.inference import class_probabilities, masks_at_image_size, normalized_padded, resize_scores
 from model.maskformer.inference import semantic_scores
-from model.ovseg import conversion, inference
+from model.ovseg import conversion
+from model.zsseg import inference  # OVSeg runs ZSSeg's protocol
 from model.ovseg.config import OVSEG_L
 from model.ovseg.mask_prompts import crop_masks, encode_with_mask_prompts
 from model.ovseg.modeling import OVSeg

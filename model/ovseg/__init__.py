@@ -17,10 +17,11 @@ _EXPORTS = {
     "OVSegConfig": "model.ovseg.config",
     "OVSEG_CONFIGS": "model.ovseg.config",
     "create_ovseg": "model.ovseg.conversion",
-    "prepare_image": "model.ovseg.inference",
-    "predict_labels": "model.ovseg.inference",
-    "predict_scores": "model.ovseg.inference",
-    "predict_parts": "model.ovseg.inference",
+    # ZSSeg's whole-image protocol (OVSeg's values come from its config)
+    "prepare_image": "model.zsseg.inference",
+    "predict_labels": "model.zsseg.inference",
+    "predict_scores": "model.zsseg.inference",
+    "predict_parts": "model.zsseg.inference",
 }
 
 __all__ = sorted(_EXPORTS)

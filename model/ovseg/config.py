@@ -14,27 +14,22 @@ from dataclasses import dataclass
 
 from model.configs import TextTowerConfig, VisionTowerConfig
 from model.maskformer.config import MaskClipConfig, MaskFormerConfig, PixelDecoderConfig, PredictorConfig, SwinConfig
-from model.san.config import VILD_TEMPLATES  # the same 14 templates (OVSeg's VILD_PROMPT)
+from model.zsseg.config import ZSSegConfig
 
 SWIN_B_W12 = SwinConfig(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), window_size=12)
 
 
 @dataclass(frozen=True)
-class OVSegConfig:
-    name: str
-    description: str
-    maskformer: MaskFormerConfig
-    embed_dim: int  # CLIP joint embedding width (= the query embedding width)
-    vision: VisionTowerConfig
-    text: TextTowerConfig
-    mask_clip: MaskClipConfig = MaskClipConfig(mask_threshold=0.4, ensemble_weight=0.7)
+class OVSegConfig(ZSSegConfig):
+    """ZSSeg's fields (OVSeg's code is a modified copy of ZSSeg's) with OVSeg's values, plus the mask
+    prompts."""
+
+    mask_clip: MaskClipConfig = MaskClipConfig(mask_threshold=0.4, ensemble_weight=0.7)  # MASK_THR, ENSEMBLE_WEIGHT
+    test_short_side: int = 640  # INPUT.MIN_SIZE_TEST
+    test_max_side: int = 2560  # INPUT.MAX_SIZE_TEST
     # MASK_PROMPT_DEPTH: learned embeddings replace the tokens of patches outside the proposal
     # before CLIP block 1 and after blocks 1 .. depth-1 (`model.ovseg.mask_prompts`)
     mask_prompt_depth: int = 3
-    test_short_side: int = 640  # INPUT.MIN_SIZE_TEST
-    test_max_side: int = 2560  # INPUT.MAX_SIZE_TEST
-    templates: tuple[str, ...] = VILD_TEMPLATES  # TEXT_TEMPLATES "vild"
-    images_per_chunk: int = 16  # CLIP crops embedded at once (memory only)
 
     @property
     def clip_grid(self) -> int:

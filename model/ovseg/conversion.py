@@ -19,66 +19,46 @@ from torch import Tensor
 
 from model import checkpoint
 from model.checkpoint import CheckpointError, OfficialFormat, load_state
-from model.maskformer.clip_classifier import CLIP_PIXEL_MEAN_UNIT, CLIP_PIXEL_STD_UNIT
 from model.maskformer.swin import relative_position_index
 from model.ovseg import weights as _weights  # noqa: F401 - registers the OVSeg weights tags
 from model.ovseg.config import OVSEG_CONFIGS, OVSegConfig
 from model.ovseg.modeling import OVSeg
+from model.zsseg import conversion as zsseg_conversion
 
-PREFIXES = (  # official -> ours, the first match wins
-    ("backbone.", "maskformer.backbone."),
-    ("sem_seg_head.pixel_decoder.", "maskformer.pixel_decoder."),
-    ("sem_seg_head.predictor.", "maskformer.predictor."),
-    ("clip_adapter.clip_model.visual.mask_embedding", "mask_embedding"),
-    ("clip_adapter.clip_model.", "clip."),
-    ("clip_adapter.non_object_embedding", "non_object_embedding"),
-)
-ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS = "clip_adapter.pixel_mean", "clip_adapter.pixel_std", "criterion.empty_weight"
+# ZSSeg's prefix table with the mask prompts first (they sit inside the CLIP prefix).
+PREFIXES = (("clip_adapter.clip_model.visual.mask_embedding", "mask_embedding"),) + zsseg_conversion.PREFIXES
+ZSSEG_CONSTANTS = (zsseg_conversion.ADAPTER_MEAN, zsseg_conversion.ADAPTER_STD, zsseg_conversion.LOSS_WEIGHTS)
 SWIN_INDEX = ".attn.relative_position_index"
-NO_OBJECT_WEIGHT = 0.1  # MASK_FORMER.NO_OBJECT_WEIGHT: the last entry of the loss's class weights
 
-
-def is_official(state: dict[str, Tensor]) -> bool:
-    return any(k.startswith(("sem_seg_head.", "clip_adapter.")) for k in state)
+is_official = zsseg_conversion.is_official
 
 
 def official_to_ours(key: str) -> str:
-    """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
-    for official, ours in PREFIXES:
-        if key.startswith(official):
-            return ours + key[len(official):]
-    return key
+    return zsseg_conversion.official_to_ours(key, PREFIXES)
 
 
 def ours_to_official(key: str) -> str:
-    for official, ours in PREFIXES:
-        if key.startswith(ours):
-            return official + key[len(ours):]
-    return key
+    return zsseg_conversion.ours_to_official(key, PREFIXES)
 
 
 def _is_computed(key: str) -> bool:
-    return key in (ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS) or (key.startswith("backbone.") and key.endswith(SWIN_INDEX))
+    return key in ZSSEG_CONSTANTS or (key.startswith("backbone.") and key.endswith(SWIN_INDEX))
 
 
-def _check_computed(key: str, value: Tensor, config: OVSegConfig, origin: str) -> None:
-    if key == LOSS_WEIGHTS:
-        expected = torch.ones(value.shape)
-        expected[-1:] = NO_OBJECT_WEIGHT
-    elif key.endswith(SWIN_INDEX):
-        expected = relative_position_index(config.maskformer.backbone.window_size)
-    else:
-        unit = CLIP_PIXEL_MEAN_UNIT if key == ADAPTER_MEAN else CLIP_PIXEL_STD_UNIT
-        expected = (torch.tensor(unit, dtype=torch.float32) * 255.0).reshape(1, 3, 1, 1)
+def _check_swin_index(key: str, value: Tensor, config: OVSegConfig, origin: str) -> None:
+    expected = relative_position_index(config.maskformer.backbone.window_size)
     if value.shape != expected.shape or not torch.equal(value.to(expected.dtype), expected):
-        raise CheckpointError(f"checkpoint {origin}: {key} is not the buffer the official OVSeg computes")
+        raise CheckpointError(f"checkpoint {origin}: {key} is not the index the official Swin computes")
 
 
 def convert_official(state: dict[str, Tensor], config: OVSegConfig, origin: str) -> dict[str, Tensor]:
     out = {}
     for key, value in state.items():
+        if key in ZSSEG_CONSTANTS:
+            zsseg_conversion._check_constant(key, value, origin)
+            continue
         if _is_computed(key):
-            _check_computed(key, value, config, origin)
+            _check_swin_index(key, value, config, origin)
             continue
         ours = official_to_ours(key)
         if ours in out:

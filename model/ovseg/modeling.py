@@ -1,15 +1,12 @@
 """OVSeg (Liang et al., CVPR 2023, "Open-Vocabulary Semantic Segmentation with Mask-adapted CLIP") in
-plain PyTorch on `model.maskformer` and an open_clip CLIP. Its code is a modified copy of ZSSeg's:
+plain PyTorch. Its official code is a modified copy of ZSSeg's, and so is this: a `ZSSeg` with
 
-    image (resized, uint8) -> ImageNet-normalised, padded to 32 -> MaskFormer (Swin-B)
-      -> query embeddings (Q, 768) -> 100 x cos(query, [class texts; non-object]) -> softmax,
-         "no object" dropped: MaskFormer probabilities (Q, T)
-      -> mask logits at 1/4 -> bilinear to the padded size, cropped to the image -> sigmoid (Q, H, W)
-    masked crops of the proposals (> 0.4 somewhere) -> mask-prompted CLIP ViT-L/14 (the patches
-      outside the proposal carry learned prompt embeddings, `model.ovseg.mask_prompts`)
-      -> 100 x cos(crop, class texts) -> softmax: CLIP probabilities;
-      probs = maskformer^0.3 x clip^0.7 (invalid proposals: clip = 1)
-    scores (T, H, W) = sum over queries of probs x sigmoid mask, then bilinear to the original size.
+* a Swin-B MaskFormer backbone and 768-d query embeddings (the config);
+* the mask-prompt-tuned CLIP ViT-L/14 classifying the masked crops: the patches outside the
+  proposal carry learned prompt embeddings (`mask_embedding`, `model.ovseg.mask_prompts`);
+* mask threshold 0.4, ensemble maskformer^0.3 x clip^0.7, short side 640 (the config).
+
+The inference (`model.zsseg.inference`) is ZSSeg's; it calls `clip_mask_logits`, overridden here.
 """
 
 from __future__ import annotations
@@ -18,56 +15,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.clip_towers import build_clip, causal_text_mask, template_class_embeddings
 from model.maskformer.clip_classifier import masked_crops
-from model.maskformer.modeling import MaskFormer
 from model.ovseg.config import OVSegConfig
 from model.ovseg.mask_prompts import crop_masks, encode_with_mask_prompts
+from model.zsseg.modeling import ZSSeg
 
 
-class OVSeg(nn.Module):
+class OVSeg(ZSSeg):
     def __init__(self, config: OVSegConfig):
-        super().__init__()
-        self.config = config
-        self.maskformer = MaskFormer(config.maskformer)
-        self.clip = build_clip(config)
-        self.non_object_embedding = nn.Parameter(torch.empty(1, config.embed_dim))
-        nn.init.normal_(self.non_object_embedding, std=config.text.width**-0.5)
+        super().__init__(config)
         # zeros: an untrained model's prompts are blank tokens, as the official initialisation
         self.mask_embedding = nn.Parameter(torch.zeros(config.mask_prompt_depth, config.clip_grid**2,
                                                        config.vision.width))
-        self.checkpoint_sha256: str | None = None  # set by `create_ovseg` when weights are loaded
-
-    @property
-    def device(self) -> torch.device:
-        return self.non_object_embedding.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.non_object_embedding.dtype
 
     def reset_buffers(self) -> None:
-        """Recompute the non-persistent buffers (needed after building on the meta device)."""
-        self.clip.attn_mask = causal_text_mask(self.config.text.context_length).to(self.device)
+        """Also recompute the Swin blocks' non-persistent position index (after a meta-device build)."""
+        super().reset_buffers()
         for module in self.maskformer.backbone.modules():
-            if hasattr(module, "reset_buffers"):
+            if module is not self.maskformer.backbone and hasattr(module, "reset_buffers"):
                 module.reset_buffers()
-
-    @torch.no_grad()
-    def class_embeddings(self, class_names: list[str]) -> Tensor:
-        """(T, C) unit text embeddings averaged over the "vild" templates (`PredefinedPromptExtractor`)."""
-        return template_class_embeddings(self.clip, class_names, self.config.templates, self.config.text.context_length)
-
-    def classifier(self, class_embeds: Tensor) -> Tensor:
-        """(T + 1, C): the class embeddings and the unit non-object embedding (MaskFormer's classes)."""
-        non_object = F.normalize(self.non_object_embedding, dim=-1)
-        return torch.cat([class_embeds.to(non_object), non_object])
-
-    def forward(self, images: Tensor, classifier: Tensor) -> tuple[Tensor, Tensor]:
-        """(class logits (B, Q, T + 1), mask logits (B, Q, H/4, W/4)) for normalised, padded images."""
-        embeds, masks = self.maskformer(images)
-        logits = self.config.mask_clip.temperature * F.normalize(embeds, dim=-1) @ classifier.T
-        return logits, masks
 
     def clip_mask_logits(self, image: Tensor, mask_probs: Tensor, class_embeds: Tensor) -> tuple[Tensor, Tensor]:
         """(CLIP logits (V, T) of the valid proposals, valid flags (Q,)): masked crops of `image`
