@@ -11,14 +11,13 @@ other key must map onto one of ours with its shape (`model.checkpoint.check_keys
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from model import checkpoint
-from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.checkpoint import CheckpointError, OfficialFormat
 from model.maskformer.swin import relative_position_index
 from model.ovseg import weights as _weights  # noqa: F401 - registers the OVSeg weights tags
 from model.ovseg.config import OVSEG_CONFIGS, OVSegConfig
@@ -86,42 +85,16 @@ def get_ovseg_config(name: str) -> OVSegConfig:
         raise ValueError(f"unknown OVSeg model {name!r}; known: {', '.join(OVSEG_CONFIGS)}") from None
 
 
-def expected_shapes(config: OVSegConfig) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
-    with torch.device("meta"):
-        model = OVSeg(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+zsseg_conversion.NETWORKS[OVSegConfig] = OVSeg
+expected_shapes = zsseg_conversion.expected_shapes
+ovseg_with_state = zsseg_conversion.zsseg_with_state  # builds an OVSeg for an OVSegConfig
 
 
 def create_ovseg(name: str | OVSegConfig, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
                  cache_dir: Path | None = None) -> OVSeg:
-    """An OVSeg in eval mode on `device`.
-
-    checkpoint: None (random initialisation from torch's current seed), a weights tag of
-    `model.ovseg.weights` ("official"; "hub" = the default tag), an http(s) URL, or a local file
-    (the official .pth, our .safetensors from `bench convert`, or a state dict of ours). A
-    published file brings its preprocessing and templates. Every key and shape is asserted.
-    """
+    """An OVSeg in eval mode on `device`; `checkpoint` as `create_zsseg`'s (None: random weights
+    from torch's current seed; a weights tag of `model.ovseg.weights`, "hub" its default; a URL; a
+    file: the official .pth, our .safetensors, or a state dict of ours). Every key and shape is
+    asserted."""
     config = name if isinstance(name, OVSegConfig) else get_ovseg_config(name)
-    if checkpoint is None:
-        model = OVSeg(config).to(device).eval()
-        model.reset_buffers()
-        return model
-    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, FORMAT)
-    if weights is not None:
-        config = dataclasses.replace(
-            config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
-                                                   pixel_std=weights.pixel_std),
-            templates=weights.prompt_templates or config.templates)
-    model = ovseg_with_state(config, {k: v.clone() for k, v in state.items()})
-    model.checkpoint_sha256 = sha256
-    return model.to(device).eval()
-
-
-def ovseg_with_state(config: OVSegConfig, state: dict[str, Tensor]) -> OVSeg:
-    """An OVSeg holding `state` (our keys, every one), in eval mode."""
-    with torch.device("meta"):
-        model = OVSeg(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    model.reset_buffers()
-    return model.eval()
+    return zsseg_conversion.create_zsseg(config, checkpoint, device, cache_dir, FORMAT)
