@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from catseg_bench import registry
+from conftest import REPO_ROOT
 from catseg_bench.results import read_result
 from catseg_bench.specs import load_specs
 from catseg_bench.synth import write_suite
@@ -152,3 +153,11 @@ def test_the_registered_config_is_the_mess_protocol():
     assert (OVSEG_L.mask_clip.mask_threshold, OVSEG_L.mask_clip.ensemble_weight) == (0.4, 0.7)
     assert OVSEG_L.mask_prompt_depth == 3 and OVSEG_L.clip_grid == 16
     assert OVSEG_L.maskformer.backbone.depths == (2, 2, 18, 2) and OVSEG_L.maskformer.backbone.window_size == 12
+
+
+def test_runs_find_the_seed_tables_ovseg_row():
+    """`bench table --published seed` pairs an `ovseg-l` run with the seed's "OVSeg-L" row."""
+    from catseg_bench.tables import match_key
+
+    rows = json.loads((REPO_ROOT / "results" / "published" / "seed_table1.json").read_text())["rows"]
+    assert [r["model"] for r in rows if match_key(r["model"]) == match_key("ovseg-l")] == ["OVSeg-L"]
