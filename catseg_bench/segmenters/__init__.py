@@ -19,7 +19,8 @@ A segmenter with per-class scores may define ``predict_scores(images, original_s
 
 Any segmenter may also define ``begin_eval_set(eval_set, names)``: called before a set's first image
 with the keys of the images to score (a prediction reader checks they are all there); and its class a
-static ``weights_tags(**fixed_args) -> list[str]`` (default first) that `bench models list` shows.
+static ``weights_tags(**fixed_args) -> list[str]`` (default first) and ``weights_licences(**fixed_args)
+-> dict[str, str]`` (tag -> licence of the weights' release) that `bench models list` shows.
 This package imports no model code: each built-in imports torch only when it is built.
 """
 

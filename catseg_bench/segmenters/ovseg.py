@@ -2,26 +2,30 @@
 OVSeg network, whose config gives short side 640, mask threshold 0.4, ensemble weight 0.7 and the
 mask prompts.
 
-One registered name per architecture config that has published weights (`ovseg-l`). The default
-checkpoint is the official release (`model.ovseg.weights`, CC BY-NC 4.0); `--checkpoint none` runs
-seeded random weights (marked untrained).
+Registered as `ovseg-l` (the one published model). The default checkpoint is the official release
+(`model.ovseg.weights`, CC BY-NC 4.0); `--checkpoint none` runs seeded random weights (marked
+untrained).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catseg_bench.registry import register_segmenter
 from catseg_bench.segmenters.zsseg import ZSSegSegmenter
 from model.ovseg.config import OVSEG_L
 import model.ovseg.weights  # noqa: F401  (registers the OVSeg weights tags)
 
+if TYPE_CHECKING:
+    import torch
+
 
 class OVSegSegmenter(ZSSegSegmenter):
     """OVSeg (CVPR 2023): MaskFormer proposals classified by a mask-prompt-tuned CLIP, short side 640."""
 
-    @staticmethod
-    def _create(variant: str, checkpoint: str | None, device: Any):
+    model_package = "model.ovseg"
+
+    def create_net(self, variant: str, checkpoint: str | None, device: torch.device):
         from model.ovseg import create_ovseg
 
         return create_ovseg(variant, checkpoint=checkpoint, device=device)
