@@ -11,6 +11,8 @@
 #                  dry run: there is no tiny Grounded-SAM and the full ones take minutes per image on a CPU)
 #   8. zsseg       `bench speed --suite mess` for zsseg-b (untrained weights, fp32 as the fork ran; skipped
 #                  in the dry run: 100 CLIP ViT-B/16 crops per image take minutes on a CPU)
+#   9. ovseg       `bench speed --suite mess` for ovseg-l (untrained weights; CLIP ViT-L/14 on up to 100 crops
+#                  per image; skipped in the dry run, minutes per image on a CPU)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
@@ -116,6 +118,16 @@ else
             --json >"$work/speed_zsseg-b.json"
     }
     step speed_zsseg-b zsseg_json
+fi
+
+if [ "$dry_run" = 1 ]; then
+    printf 'speed_ovseg-l\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    ovseg_json() {  # fp32 (the fork's precision), one image per forward as the fork ran
+        "$py" -m catseg_bench speed --model ovseg-l --device cuda --suite mess --images 2 --warmup 1 --json \
+            >"$work/speed_ovseg-l.json"
+    }
+    step speed_ovseg-l ovseg_json
 fi
 
 summary_args=(--work "$work" --out "$out")

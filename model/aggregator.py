@@ -46,9 +46,11 @@ def window_partition(x: Tensor, window: int) -> Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
 
 
-def shifted_window_mask(size: int, window: int, shift: int) -> Tensor:
-    """The standard Swin mask (nW, window^2, window^2): 0 within a region, -100 across regions."""
-    regions = torch.zeros(1, size, size, 1)
+def shifted_window_mask(size: int | tuple[int, int], window: int, shift: int) -> Tensor:
+    """The standard Swin mask (nW, window^2, window^2) of a square `size` or an (h, w) map (float32):
+    0 within a region, -100 across regions."""
+    h, w = (size, size) if isinstance(size, int) else size
+    regions = torch.zeros(1, h, w, 1)
     bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     label = 0
     for rows in bounds:

@@ -177,3 +177,56 @@ def zsseg_keys(queries: int | None = None) -> dict[str, list[int]]:
 def zsseg_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
     """The whole formula-filled official ZSSeg state dict (float32 numpy arrays, key order kept)."""
     return {key: zsseg_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+
+# -------------------------------------------------------------------------------------------- OVSeg
+OVSEG_KEYS_DIR = Path(__file__).resolve().parent / "data" / "ovseg"
+# Swin's relative position tables and OVSeg's mask-prompt embeddings are std-0.02 / zero-initialised
+# embeddings; the matrix rule would give them fan_in = 529 x heads or 256 x 1024.
+OVSEG_EMBED = EMBED + ("relative_position_bias_table", "mask_embedding")
+# MaskFormer's object queries are an nn.Embedding (init N(0, 1)); with 0.02 every query would
+# propose nearly the same mask, so they get the plain uniform z (std 1).
+OVSEG_UNIT = ("query_embed.weight",)
+
+
+def swin_relative_position_index(window: int) -> np.ndarray:
+    """Swin's (window², window²) relative position index buffer (int64), as the official Swin computes it."""
+    coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
+    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)
+    return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).astype(np.int64)
+
+
+def ovseg_computed(key: str, shape: list[int]) -> np.ndarray | None:
+    """The OVSeg buffers whose value is computed, not filled; None for every other key: Swin's
+    (persistent) `*.relative_position_index` (int64), and ZSSeg's (`zsseg_computed`: the adapter's
+    CLIP mean/std x 255, the loss's class weights), which OVSeg's copy of ZSSeg stores alike."""
+    if key.endswith("relative_position_index"):
+        return swin_relative_position_index(int(round(np.sqrt(shape[0]))))
+    return zsseg_computed(key, shape)
+
+
+def ovseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One official OVSeg key: (tensor, rule name); rule 'computed' for `ovseg_computed` keys
+    (int64 for the Swin index, float32 otherwise), 'unit' for the MaskFormer queries."""
+    computed = ovseg_computed(key, shape)
+    if computed is not None:
+        return computed, "computed"
+    if key.endswith(OVSEG_UNIT):
+        n = int(np.prod(shape))
+        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+        return z.astype(np.float32).reshape(tuple(int(s) for s in shape)), "unit"
+    return fill(key, shape, seed, embed=OVSEG_EMBED)
+
+
+def ovseg_keys(tag: str) -> dict[str, list[int]]:
+    """The official OVSeg state-dict keys and shapes, in state_dict() order; tag 'l' (full OVSeg-L)
+    or 'l_reduced' (the fixture's reduced L, tests/data/ovseg/README.md)."""
+    return json.loads((OVSEG_KEYS_DIR / f"keys_{tag}.json").read_text())
+
+
+def ovseg_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official OVSeg state dict (numpy arrays, key order kept)."""
+    if isinstance(keys, str):
+        keys = ovseg_keys(keys)
+    return {key: ovseg_fill(key, shape, seed)[0] for key, shape in keys.items()}

@@ -11,6 +11,7 @@ Files (one job each):
   ensemble weight).
 * `layers.py`: detectron2-named `Conv2d` (conv + norm + activation), `FrozenBatchNorm2d`,
   `get_norm`, DETR's `MLP`.
+* `swin.py`: the detection Swin backbone (OVSeg's Swin-B; not timm's, see there).
 * `resnet.py`: the ResNet backbone (incl. "ResNet-101c": deeplab stem, multi-grid (1, 2, 4)).
 * `transformer.py`: DETR encoder/decoder layers and the sine position encoding.
 * `pixel_decoder.py`: `BasePixelDecoder`, `TransformerEncoderPixelDecoder`, `build_pixel_decoder`.
@@ -30,8 +31,7 @@ How the methods extend it:
 * ZSSeg (`model.zsseg`): ResNet-101c, FPN decoder, an "mlp" class head giving 512-d embeddings
   classified against CLIP text embeddings (+ a learned non-object embedding), masked-crop CLIP
   classification, ensemble weight 0.5.
-* OVSeg (a modified copy of ZSSeg): registers a Swin backbone (`register_backbone(SwinConfig,
-  ...)`), sets the pixel-decoder / predictor fields its configs change (subclass
+* OVSeg (a modified copy of ZSSeg): the Swin backbone (`SwinConfig`, `swin.py`), sets the pixel-decoder / predictor fields its configs change (subclass
   `BasePixelDecoder` / `TransformerPredictor` where a few lines differ), and wraps
   `clip_classifier.encode_crops` for mask prompt tuning (its CLIP tower takes the binary masks).
 * ZegFormer: a ResNet-101 with the fields of its config, a "linear" (or "mlp") class head
@@ -51,6 +51,7 @@ _EXPORTS = {
     "register_backbone": "model.maskformer.modeling",
     "MaskFormerConfig": "model.maskformer.config",
     "ResNetConfig": "model.maskformer.config",
+    "SwinConfig": "model.maskformer.config",
     "PixelDecoderConfig": "model.maskformer.config",
     "PredictorConfig": "model.maskformer.config",
     "MaskClipConfig": "model.maskformer.config",

@@ -78,8 +78,27 @@ class PredictorConfig:
 
 
 @dataclass(frozen=True)
+class SwinConfig:
+    """The detection Swin of the MaskFormer configs (`MODEL.SWIN`; `model.maskformer.swin`).
+
+    Defaults are MaskFormer's (Swin-T at 224); OVSeg's Swin-B sets `embed_dim` 128, depths
+    (2, 2, 18, 2), heads (4, 8, 16, 32), window 12. No absolute position embedding (`APE False`
+    in every config these methods ship)."""
+
+    embed_dim: int = 96
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    patch_size: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    patch_norm: bool = True
+    out_features: tuple[str, ...] = RESNET_FEATURES
+
+
+@dataclass(frozen=True)
 class MaskFormerConfig:
-    backbone: ResNetConfig = ResNetConfig()
+    backbone: ResNetConfig | SwinConfig = ResNetConfig()
     pixel_decoder: PixelDecoderConfig = PixelDecoderConfig()
     predictor: PredictorConfig = PredictorConfig()
     size_divisibility: int = 32  # MASK_FORMER.SIZE_DIVISIBILITY: zero padding after normalisation
@@ -103,3 +122,4 @@ class MaskClipConfig:
     crop_size: int = 224
     temperature: float = 100.0
     ensemble_weight: float = 0.5  # CLIP_ENSEMBLE_WEIGHT: scores = maskformer^(1-w) * clip^w
+

@@ -6,8 +6,8 @@
       -> predictor on `predictor.in_feature`: class output (B, Q, class_out) or None,
          mask logits (B, Q, H/4, W/4)
 
-Backbones are looked up by their config's type (`register_backbone`); ResNet is built in, another
-family (OVSeg's Swin) registers its config class and constructor. A backbone module returns a dict
+Backbones are looked up by their config's type (`register_backbone`); ResNet and Swin are built
+in, another family registers its config class and constructor. A backbone module returns a dict
 of named features and has `out_channels` (name -> channels).
 """
 
@@ -17,12 +17,13 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from model.maskformer.config import MaskFormerConfig, ResNetConfig
+from model.maskformer.config import MaskFormerConfig, ResNetConfig, SwinConfig
 from model.maskformer.pixel_decoder import build_pixel_decoder
 from model.maskformer.predictor import TransformerPredictor
 from model.maskformer.resnet import ResNet
+from model.maskformer.swin import SwinTransformer
 
-BACKBONES: dict[type, Callable[[Any], nn.Module]] = {ResNetConfig: ResNet}
+BACKBONES: dict[type, Callable[[Any], nn.Module]] = {ResNetConfig: ResNet, SwinConfig: SwinTransformer}
 
 
 def register_backbone(config_type: type, build: Callable[[Any], nn.Module]) -> None:

@@ -38,16 +38,17 @@ def is_official(state: dict[str, Tensor]) -> bool:
     return any(k.startswith(("sem_seg_head.", "clip_adapter.")) for k in state)
 
 
-def official_to_ours(key: str) -> str:
-    """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
-    for official, ours in PREFIXES:
+def official_to_ours(key: str, prefixes: tuple[tuple[str, str], ...] = PREFIXES) -> str:
+    """One official key -> ours (an unknown key comes back unchanged, to be reported); `prefixes`
+    is the (official, ours) table, first match wins (OVSeg passes its own, a superset)."""
+    for official, ours in prefixes:
         if key.startswith(official):
             return ours + key[len(official):]
     return key
 
 
-def ours_to_official(key: str) -> str:
-    for official, ours in PREFIXES:
+def ours_to_official(key: str, prefixes: tuple[tuple[str, str], ...] = PREFIXES) -> str:
+    for official, ours in prefixes:
         if key.startswith(ours):
             return official + key[len(ours):]
     return key
@@ -96,16 +97,21 @@ def get_zsseg_config(name: str) -> ZSSegConfig:
         raise ValueError(f"unknown ZSSeg model {name!r}; known: {', '.join(ZSSEG_CONFIGS)}") from None
 
 
+# Config type -> network class: ZSSeg's, and its modified copies' (OVSeg registers its own).
+NETWORKS: dict[type, type] = {ZSSegConfig: ZSSeg}
+
+
 def expected_shapes(config: ZSSegConfig) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
     with torch.device("meta"):
-        model = ZSSeg(config)
+        model = NETWORKS[type(config)](config)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
-                 cache_dir: Path | None = None) -> ZSSeg:
-    """A ZSSeg in eval mode on `device`.
+                 cache_dir: Path | None = None, official_format: OfficialFormat = FORMAT) -> ZSSeg:
+    """A ZSSeg (or, for a config of a registered copy such as OVSeg's, that network) in eval mode on
+    `device`.
 
     checkpoint: None (random initialisation from torch's current seed), a weights tag of
     `model.zsseg.weights` ("official"; "hub" = the default tag), an http(s) URL, or a local file
@@ -114,10 +120,10 @@ def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, 
     """
     config = name if isinstance(name, ZSSegConfig) else get_zsseg_config(name)
     if checkpoint is None:
-        model = ZSSeg(config).to(device).eval()
+        model = NETWORKS[type(config)](config).to(device).eval()
         model.reset_buffers()
         return model
-    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, FORMAT)
+    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, official_format)
     if weights is not None:
         config = dataclasses.replace(
             config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
@@ -129,9 +135,10 @@ def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, 
 
 
 def zsseg_with_state(config: ZSSegConfig, state: dict[str, Tensor]) -> ZSSeg:
-    """A ZSSeg holding `state` (our keys, every one), in eval mode."""
+    """A ZSSeg (or the registered copy of the config's type) holding `state` (our keys, every one),
+    in eval mode."""
     with torch.device("meta"):
-        model = ZSSeg(config)
+        model = NETWORKS[type(config)](config)
     model.load_state_dict(state, strict=True, assign=True)
     model.reset_buffers()
     return model.eval()

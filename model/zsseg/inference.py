@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from model.inference import resize_short_side
-from model.maskformer.clip_classifier import clip_mask_logits, ensemble
+from model.maskformer.clip_classifier import ensemble
 from model.maskformer.inference import (class_probabilities, masks_at_image_size, normalized_padded, resize_scores,
                                         semantic_scores)
 from model.zsseg.modeling import ZSSeg
@@ -38,8 +38,7 @@ def predict_parts(model: ZSSeg, image: np.ndarray, class_embeds: Tensor) -> dict
     size = image.shape[:2]
     mask_probs = masks_at_image_size(masks[0], x.shape[-2:], size).sigmoid()
     pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(model.device, model.dtype)
-    clip_logits, valid = clip_mask_logits(model.clip, pixels, mask_probs, class_embeds.to(model.dtype),
-                                          config.mask_clip, config.images_per_chunk)
+    clip_logits, valid = model.clip_mask_logits(pixels, mask_probs, class_embeds.to(model.dtype))
     probs = ensemble(class_probabilities(logits[0]), clip_logits, valid, config.mask_clip.ensemble_weight)
     return {"mask_class_logits": logits[0], "mask_logits": masks[0], "mask_probs": mask_probs,
             "clip_logits": clip_logits, "valid": valid, "scores": semantic_scores(probs, mask_probs)}

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.clip_towers import build_clip, causal_text_mask, template_class_embeddings
+from model.maskformer.clip_classifier import clip_mask_logits
 from model.maskformer.modeling import MaskFormer
 from model.zsseg.config import ZSSegConfig
 
@@ -61,3 +62,10 @@ class ZSSeg(nn.Module):
         embeds, masks = self.maskformer(images)
         logits = self.config.mask_clip.temperature * F.normalize(embeds, dim=-1) @ classifier.T
         return logits, masks
+
+    def clip_mask_logits(self, image: Tensor, mask_probs: Tensor, class_embeds: Tensor) -> tuple[Tensor, Tensor]:
+        """(CLIP logits (V, T) of the valid proposals, valid flags (Q,)) for `image` (3, H, W; 0-255)
+        and sigmoid masks (Q, H, W): masked crops through CLIP (OVSeg overrides this with its
+        mask-prompted tower)."""
+        return clip_mask_logits(self.clip, image, mask_probs, class_embeds, self.config.mask_clip,
+                                self.config.images_per_chunk)
