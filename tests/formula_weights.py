@@ -115,3 +115,63 @@ def san_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str,
     if isinstance(keys, str):
         keys = san_keys(keys)
     return {key: san_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+# ---------------------------------------------------------------------------------------- ZegFormer
+ZEGFORMER_KEYS_DIR = Path(__file__).resolve().parent / "data" / "zegformer"
+# ZegFormer's query logits use exp(logit_scale) with logit_scale = ln(1 / TEMPERATURE 0.01), frozen;
+# the OpenAI CLIP file holds its trained ln(100) too.
+ZEGFORMER_LOGIT_SCALE = float(np.log(100.0))
+ZEGFORMER_NO_OBJECT_WEIGHT = 0.1  # cfg.MODEL.MASK_FORMER.NO_OBJECT_WEIGHT
+# The three integers the OpenAI CLIP file carries beside its tensors.
+OPENAI_CLIP_INTS = ("input_resolution", "context_length", "vocab_size")
+
+
+def zegformer_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One key of the official ZegFormer checkpoint: (float32 tensor, rule name).
+
+    Beyond the CAT-Seg rules: the ResNet's FrozenBatchNorm statistics (`norm.running_mean` 0.1 z,
+    `norm.running_var` 1 + 0.1 z, positive), the training criterion's class weights (ones, the
+    no-object weight last), the learned queries `query_embed.weight` as `z` (an nn.Embedding's unit
+    scale: at 0.02 the 100 queries would be near copies of each other, since the decoder starts from
+    zeros and they enter only as positions), and the frozen logit scale ln(100).
+    """
+    n = int(np.prod(shape))
+    if key == "criterion.empty_weight":
+        weight = np.ones(n, dtype=np.float32)
+        weight[-1] = ZEGFORMER_NO_OBJECT_WEIGHT
+        return weight, "computed"
+    if key.endswith(("running_mean", "running_var")):
+        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+        v = 0.1 * z if key.endswith("running_mean") else 1.0 + 0.1 * z
+        return v.astype(np.float32).reshape(shape), "bn_stat"
+    if key.endswith("query_embed.weight"):
+        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+        return z.astype(np.float32).reshape(shape), "query"
+    return fill(key, shape, seed, logit_scale=ZEGFORMER_LOGIT_SCALE)
+
+
+def zegformer_keys(name: str = "keys") -> dict[str, list[int]]:
+    """A committed key list of tests/data/zegformer: 'keys' (the checkpoint) or 'keys_clip' (OpenAI file)."""
+    return json.loads((ZEGFORMER_KEYS_DIR / f"{name}.json").read_text())
+
+
+def zegformer_state_dict(keys: dict[str, list[int]] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official ZegFormer checkpoint (float32 numpy arrays, key order kept)."""
+    keys = zegformer_keys() if keys is None else keys
+    return {key: zegformer_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+def zegformer_clip_state_dict(keys: dict[str, list[int]] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """The OpenAI ViT-B/16 file ZegFormer loads, formula-filled: the CAT-Seg rules, logit scale ln(100),
+    every tensor rounded to float16 as the OpenAI file stores it; `input_resolution` 224,
+    `context_length` 77 and `vocab_size` 49408 as int64 scalars."""
+    keys = zegformer_keys("keys_clip") if keys is None else keys
+    ints = {"input_resolution": 224, "context_length": 77, "vocab_size": 49408}
+    out = {}
+    for key, shape in keys.items():
+        if key in OPENAI_CLIP_INTS:
+            out[key] = np.array(ints[key], dtype=np.int64)
+        else:
+            out[key] = fill(key, shape, seed, logit_scale=ZEGFORMER_LOGIT_SCALE)[0].astype(np.float16)
+    return out
