@@ -9,6 +9,8 @@
 #   6. compile     catseg-b at 150 classes with and without `--compile` (torch.compile)
 #   7. grounded-sam `bench speed --suite mess` for grounded-sam-b and -l (untrained weights; skipped in the
 #                  dry run: there is no tiny Grounded-SAM and the full ones take minutes per image on a CPU)
+#   8. zsseg       `bench speed --suite mess` for zsseg-b (untrained weights, fp32 as the fork ran; skipped
+#                  in the dry run: 100 CLIP ViT-B/16 crops per image take minutes on a CPU)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
@@ -104,6 +106,16 @@ else
     for model in grounded-sam-b grounded-sam-l; do
         step "speed_$model" grounded_sam_json "$model"
     done
+fi
+
+if [ "$dry_run" = 1 ]; then
+    printf 'speed_zsseg-b\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    zsseg_json() {  # fp32, one image per forward (the fork's test batch)
+        "$py" -m catseg_bench speed --model zsseg-b --device cuda --precision fp32 --suite mess --images 2 --warmup 1 \
+            --json >"$work/speed_zsseg-b.json"
+    }
+    step speed_zsseg-b zsseg_json
 fi
 
 summary_args=(--work "$work" --out "$out")

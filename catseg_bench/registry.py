@@ -33,6 +33,7 @@ RUN_CONTEXT = ("device", "precision", "checkpoint", "mode", "seed")
 BUILTIN_MODULES = (
     "catseg_bench.segmenters.catseg",
     "catseg_bench.segmenters.san",
+    "catseg_bench.segmenters.zsseg",
     "catseg_bench.segmenters.random",
     "catseg_bench.segmenters.predictions",
     "catseg_bench.segmenters.training_free",
@@ -83,6 +84,12 @@ class SegmenterEntry:
         them through an optional ``weights_tags(**fixed)`` static method."""
         lister = getattr(self.load(), "weights_tags", None)
         return list(lister(**self.fixed)) if callable(lister) else []
+
+    def weights_licences(self) -> dict[str, str]:
+        """Tag -> licence of the published weights, when the class gives them through an optional
+        ``weights_licences(**fixed)`` static method."""
+        lister = getattr(self.load(), "weights_licences", None)
+        return dict(lister(**self.fixed)) if callable(lister) else {}
 
     def run_options(self) -> list[str]:
         """The `bench run` options (of :data:`RUN_CONTEXT`) this segmenter takes."""

@@ -133,6 +133,8 @@ def resolve_checkpoint(
             weights = get_weights(config.name, text)
         except KeyError as err:
             raise CheckpointError(f"checkpoint '{text}': {err.args[0]}; or pass a file or an http(s) URL") from None
+        if weights.download_url is not None:
+            return download_url(weights.download_url, cache_dir, weights.sha256), weights
         return hub_download(weights, cache_dir), weights
     raise CheckpointError(f"checkpoint {path} does not exist: pass an existing file, an http(s) URL or a weights tag")
 

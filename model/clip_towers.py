@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+import open_clip
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from torch import Tensor, nn
 
 from model.configs import CATSegConfig
+from model.text import tokenize
 
 if TYPE_CHECKING:
     from model.san.config import SANConfig
@@ -112,3 +114,32 @@ def encode_image_dense(clip: CLIP, images: Tensor, taps: tuple[int, ...],
     x = dense_last_block(blocks[-1], x)
     x = visual.ln_post(x) @ visual.proj
     return x, tapped
+
+
+def encode_prompts(clip: nn.Module, tokens: Tensor) -> Tensor:
+    """open_clip `encode_text`, run only up to the longest prompt's end-of-text token when exact.
+
+    With a causal text mask and argmax (end-of-text) pooling no position sees a later one, so the
+    padding after the longest prompt cannot change any pooled feature; cutting it saves most of
+    the text tower's work (prompts are ~10-20 of 77 tokens). Other towers run unchanged.
+    """
+    if not (isinstance(clip, open_clip.CLIP) and clip.text_pool_type == "argmax" and clip.attn_mask is not None):
+        return clip.encode_text(tokens)
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]
+    cast_dtype = clip.transformer.get_cast_dtype()
+    x = clip.token_embedding(tokens).to(cast_dtype) + clip.positional_embedding[:length].to(cast_dtype)
+    x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask[:length, :length]))
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    return clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
+
+
+def template_class_embeddings(clip: nn.Module, class_names: list[str], templates: tuple[str, ...],
+                              context_length: int) -> Tensor:
+    """(T, C) class embeddings of a template set: each prompt's text embedding L2-normalised,
+    averaged over the templates, normalised again (SAN's and ZSSeg's predefined-template prompts).
+    Names are used verbatim but for surrounding whitespace (the official label sets strip it)."""
+    prompts = [template.format(name.strip()) for template in templates for name in class_names]
+    device = next(clip.parameters()).device
+    embeds = F.normalize(encode_prompts(clip, tokenize(prompts, context_length).to(device)), dim=-1)
+    return F.normalize(embeds.reshape(len(templates), len(class_names), -1).mean(dim=0), dim=-1)

@@ -32,9 +32,12 @@ class Weights:
     # Families that average several templates (SAN's "vild" set) list them here instead.
     prompt_templates: tuple[str, ...] = ()
     licence: str = "MIT"  # of the weights' official release
+    download_url: str | None = None  # a file published outside the Hugging Face Hub (ZSSeg: Google Drive)
 
     @property
     def url(self) -> str:
+        if self.download_url is not None:
+            return self.download_url
         kind = "" if self.hub_repo_type == "model" else f"{self.hub_repo_type}s/"
         return f"https://huggingface.co/{kind}{self.hub_repo_id}/resolve/main/{self.filename}"
 
@@ -75,6 +78,11 @@ def tags_default_first(model: str) -> list[str]:
     """The model's published weights tags, its default first (what `bench models list` shows)."""
     default = DEFAULT_TAGS.get(model)
     return sorted(weights_tags(model), key=lambda tag: tag != default)
+
+
+def weights_licences(model: str) -> dict[str, str]:
+    """Tag -> licence of the weights' official release, for each published tag of `model`."""
+    return {tag: w.licence for (name, tag), w in WEIGHTS.items() if name == model}
 
 
 def default_weights(model: str) -> Weights | None:

@@ -117,6 +117,74 @@ def san_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[str,
     return {key: san_fill(key, shape, seed)[0] for key, shape in keys.items()}
 
 
+# -------------------------------------------------------------------------------------------- ZSSeg
+ZSSEG_KEYS_DIR = Path(__file__).resolve().parent / "data" / "zsseg"
+# MaskFormer's learned queries are embeddings too.
+ZSSEG_EMBED = EMBED + ("query_embed.weight",)
+# The bundled OpenAI CLIP uses `visual.proj` / `text_projection` as x @ W (FANIN_FIRST).
+ZSSEG_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # adapter buffers: these x 255, float32
+ZSSEG_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+ZSSEG_NO_OBJECT_WEIGHT = 0.1  # MASK_FORMER.NO_OBJECT_WEIGHT
+
+
+def zsseg_computed(key: str, shape: list[int]) -> np.ndarray | None:
+    """ZSSeg buffers whose value is computed, not filled; None for every other key.
+
+    * `clip_adapter.pixel_mean` / `pixel_std`: OpenAI CLIP's mean/std x 255 (float32), (1, 3, 1, 1);
+    * `criterion.empty_weight`: the training loss's class weights (ones, the no-object weight last).
+    """
+    if key == "clip_adapter.pixel_mean":
+        return (np.array(ZSSEG_OPENAI_MEAN, dtype=np.float32) * np.float32(255.0)).reshape(shape)
+    if key == "clip_adapter.pixel_std":
+        return (np.array(ZSSEG_OPENAI_STD, dtype=np.float32) * np.float32(255.0)).reshape(shape)
+    if key == "criterion.empty_weight":
+        weight = np.ones(int(shape[0]), dtype=np.float32)
+        weight[-1] = ZSSEG_NO_OBJECT_WEIGHT
+        return weight
+    return None
+
+
+def frozen_bn_stat(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """A FrozenBatchNorm statistic: `running_mean` 0.1 z, `running_var` 1 + 0.1 z (z uniform in
+    [-sqrt 3, sqrt 3], so variances stay positive)."""
+    n = int(np.prod(shape))
+    z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+    if key.endswith("running_mean"):
+        return (0.1 * z).astype(np.float32).reshape(shape), "bn_mean"
+    return (1.0 + 0.1 * z).astype(np.float32).reshape(shape), "bn_var"
+
+
+def zsseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One official ZSSeg key: (float32 tensor, rule name).
+
+    The CAT-Seg rules, plus FrozenBN statistics (`running_mean` 0.1 z, `running_var` 1 + 0.1 z,
+    z uniform in [-sqrt 3, sqrt 3], so variances stay positive) and the `zsseg_computed` buffers.
+    """
+    computed = zsseg_computed(key, shape)
+    if computed is not None:
+        return computed, "computed"
+    if key.endswith(("running_mean", "running_var")):
+        return frozen_bn_stat(key, shape, seed)
+    return fill(key, shape, seed, embed=ZSSEG_EMBED)
+
+
+ZSSEG_QUERY_KEY = "sem_seg_head.predictor.query_embed.weight"
+
+
+def zsseg_keys(queries: int | None = None) -> dict[str, list[int]]:
+    """The official ZSSeg-B key list (key -> shape, state_dict() order); with `queries`, the query
+    table resized to that many rows (the fixture's one reduction, tests/data/zsseg/README.md)."""
+    keys = json.loads((ZSSEG_KEYS_DIR / "keys.json").read_text())
+    if queries is not None:
+        keys[ZSSEG_QUERY_KEY] = [queries, keys[ZSSEG_QUERY_KEY][1]]
+    return keys
+
+
+def zsseg_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official ZSSeg state dict (float32 numpy arrays, key order kept)."""
+    return {key: zsseg_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
 # ---------------------------------------------------------------------------------------- ZegFormer
 ZEGFORMER_KEYS_DIR = Path(__file__).resolve().parent / "data" / "zegformer"
 # ZegFormer's query logits use exp(logit_scale) with logit_scale = ln(1 / TEMPERATURE 0.01), frozen;
@@ -142,9 +210,7 @@ def zegformer_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, s
         weight[-1] = ZEGFORMER_NO_OBJECT_WEIGHT
         return weight, "computed"
     if key.endswith(("running_mean", "running_var")):
-        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
-        v = 0.1 * z if key.endswith("running_mean") else 1.0 + 0.1 * z
-        return v.astype(np.float32).reshape(shape), "bn_stat"
+        return frozen_bn_stat(key, shape, seed)
     if key.endswith("query_embed.weight"):
         z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
         return z.astype(np.float32).reshape(shape), "query"

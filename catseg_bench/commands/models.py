@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
                 parameters = entry.parameters()
                 row["run_options"] = entry.run_options()
                 row["weights"] = entry.weights()
+                row["weights_licences"] = entry.weights_licences()
             except BenchError as err:  # a broken plugin is listed with its error, not hidden
                 row["error"] = str(err)
                 parameters = []
@@ -57,8 +58,10 @@ def register(app: typer.Typer) -> None:
             args = "\n".join(p.describe() for p in row.pop("parameters")) or (
                 "–" if "error" not in row else f"cannot load: {row['error']}")
             options = ", ".join(f"--{name}" for name in row.get("run_options", [])) or "–"
-            tags = row.get("weights", [])
-            weights = ", ".join([f"{tags[0]} (default)", *tags[1:]]) if tags else "–"
+            tags, licences = row.get("weights", []), row.get("weights_licences", {})
+            notes = [[*(["default"] if i == 0 else []), *([licences[tag]] if tag in licences else [])]
+                     for i, tag in enumerate(tags)]
+            weights = ", ".join(f"{tag} ({', '.join(n)})" if n else tag for tag, n in zip(tags, notes)) or "–"
             about = Text.assemble(row["description"], "\n", ("source: ", "dim"), row["source"], "\n",
                                   ("weights (--checkpoint): ", "dim"), weights, "\n", ("run options: ", "dim"), options)
             table.add_row(Text(row["name"]), about, Text(args))

@@ -11,7 +11,7 @@ from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
 from catseg_bench.segmenters import check_precision
 from model.configs import CONFIGS
-from model.weights import DEFAULT_TAG_ALIAS, default_weights, tags_default_first
+from model.weights import DEFAULT_TAG_ALIAS, default_weights, tags_default_first, weights_licences
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,6 +62,11 @@ class CatSegSegmenter:
     def weights_tags(variant: str) -> list[str]:
         """The variant's published weights tags, its default first (`model.weights`)."""
         return tags_default_first(variant)
+
+    @staticmethod
+    def weights_licences(variant: str) -> dict[str, str]:
+        """Tag -> licence of the variant's published weights (`model.weights`)."""
+        return weights_licences(variant)
 
     def settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {"mode": self.mode, "precision": self.precision}

@@ -9,55 +9,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from catseg_bench.errors import BenchError
 from catseg_bench.registry import register_segmenter
-from catseg_bench.segmenters import check_precision
-from catseg_bench.segmenters.catseg import UNTRAINED
+from catseg_bench.segmenters.whole_image import WholeImageSegmenter
 from model.san.config import SAN_CONFIGS
 import model.san.weights  # noqa: F401  (registers the SAN weights tags)
-from model.weights import DEFAULT_TAG_ALIAS, tags_default_first
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 
-class SANSegmenter:
+class SANSegmenter(WholeImageSegmenter):
     """SAN (CVPR 2023): frozen CLIP + side adapter, whole image at short side 640."""
 
-    def __init__(self, variant: str, *, checkpoint: str | None = None, device: Any = "cpu", precision: str = "fp32",
-                 seed: int = 0):
-        import torch
+    model_package = "model.san"
 
-        from model.checkpoint import CheckpointError
+    def create_net(self, variant: str, checkpoint: str | None, device: torch.device):
         from model.san import create_san
 
-        check_precision(precision)
-        source = DEFAULT_TAG_ALIAS if checkpoint is None else checkpoint
-        self.untrained = source == UNTRAINED
-        self.init_seed = seed if self.untrained else None  # random but seeded: same network in every process
-        self.device = torch.device(device)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                self.net = create_san(variant, checkpoint=None if self.untrained else source, device=self.device)
-        except CheckpointError as err:
-            raise BenchError(f"{variant}: {err}") from None
-        self.model_id = variant
-        self.checkpoint_sha256 = self.net.checkpoint_sha256
-        self.precision = precision
-        self.classifier: torch.Tensor | None = None
+        return create_san(variant, checkpoint=checkpoint, device=device)
 
-    @staticmethod
-    def weights_tags(variant: str) -> list[str]:
-        """The variant's published weights tags, its default first (`model.san.weights`)."""
-        return tags_default_first(variant)
+    def class_inputs(self, class_names: list[str]) -> torch.Tensor:
+        """The classifier: class text embeddings + background, times the CLIP logit scale."""
+        return self.net.classifier(self.net.class_embeddings(class_names))
 
     def settings(self) -> dict[str, Any]:
         from model.training_free.templates import templates_sha256
 
         config = self.net.config
-        settings: dict[str, Any] = {
+        return {
             "protocol": "whole image",
             "short_side": config.test_short_side,
             "max_side": config.test_max_side,
@@ -65,41 +44,8 @@ class SANSegmenter:
             "clip_scale": config.clip_scale,
             "templates_sha256": templates_sha256(config.templates),
             "class_queries": "each class name verbatim, averaged over the templates",
-            "precision": self.precision,
+            **self._common_settings(),
         }
-        if self.init_seed is not None:
-            settings["random_init_seed"] = self.init_seed
-        return settings
-
-    def set_classes(self, class_names: tuple[str, ...]) -> None:
-        with self._precision():
-            self.classifier = self.net.classifier(self.net.class_embeddings(list(class_names)))
-
-    def prepare_image(self, image: np.ndarray) -> np.ndarray:
-        from model.san import prepare_image
-
-        return prepare_image(self.net, image)
-
-    def predict(self, images: list[np.ndarray], original_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        from model.san import predict_labels
-
-        with self._precision():
-            return [predict_labels(self.net, image, self.classifier, size).cpu()
-                    for image, size in zip(images, original_sizes)]
-
-    def predict_scores(self, images: list[np.ndarray], original_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        """Per-class semantic scores (T, H, W) float32 (sums over the 100 masks of class
-        probability x mask probability; not normalised over classes)."""
-        from model.san import predict_scores
-
-        with self._precision():
-            return [predict_scores(self.net, image, self.classifier, size).float().cpu()
-                    for image, size in zip(images, original_sizes)]
-
-    def _precision(self):
-        from model.inference import precision_context
-
-        return precision_context(self.device, self.precision)
 
 
 for _name, _config in SAN_CONFIGS.items():

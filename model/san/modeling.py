@@ -21,11 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.clip_towers import build_clip, causal_text_mask, resized_position_table
+from model.clip_towers import build_clip, causal_text_mask, resized_position_table, template_class_embeddings
 from model.san.config import SANConfig
 from model.san.side_adapter import SideAdapter
-from model.text import tokenize
-from model.training_free.segment import encode_prompts
 
 
 class SAN(nn.Module):
@@ -55,11 +53,7 @@ class SAN(nn.Module):
     def class_embeddings(self, class_names: list[str]) -> Tensor:
         """(T, C) text embeddings: per template L2-normalised, averaged over the templates,
         normalised again. Names are used verbatim (the official labelset strips whitespace only)."""
-        templates = self.config.templates
-        prompts = [template.format(name.strip()) for template in templates for name in class_names]
-        tokens = tokenize(prompts, self.config.text.context_length).to(self.device)
-        embeds = F.normalize(encode_prompts(self.clip, tokens), dim=-1)
-        return F.normalize(embeds.reshape(len(templates), len(class_names), -1).mean(dim=0), dim=-1)
+        return template_class_embeddings(self.clip, class_names, self.config.templates, self.config.text.context_length)
 
     @torch.no_grad()
     def classifier(self, class_embeds: Tensor) -> Tensor:

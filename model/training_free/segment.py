@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.clip_towers import encode_prompts
 from model.sliding import slide_logits
 from model.training_free.dense import check_tower, patch_embeddings
 from model.training_free.methods import MethodConfig
@@ -53,24 +54,6 @@ def _center_padding(height: int, width: int, patch: int) -> tuple[int, int, int,
     """(left, right, top, bottom) zero padding to a multiple of the patch size, split evenly."""
     pad_w, pad_h = (-width) % patch, (-height) % patch
     return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
-
-
-def encode_prompts(clip: nn.Module, tokens: Tensor) -> Tensor:
-    """open_clip `encode_text`, run only up to the longest prompt's end-of-text token when exact.
-
-    With a causal text mask and argmax (end-of-text) pooling no position sees a later one, so the
-    padding after the longest prompt cannot change any pooled feature; cutting it saves most of
-    the text tower's work (prompts are ~10-20 of 77 tokens). Other towers run unchanged.
-    """
-    if not (isinstance(clip, open_clip.CLIP) and clip.text_pool_type == "argmax" and clip.attn_mask is not None):
-        return clip.encode_text(tokens)
-    length = int(tokens.argmax(dim=-1).max()) + 1
-    tokens = tokens[:, :length]
-    cast_dtype = clip.transformer.get_cast_dtype()
-    x = clip.token_embedding(tokens).to(cast_dtype) + clip.positional_embedding[:length].to(cast_dtype)
-    x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask[:length, :length]))
-    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
-    return clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
 
 
 class TrainingFreeCLIP(nn.Module):

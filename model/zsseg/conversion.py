@@ -1,0 +1,137 @@
+"""Official ZSSeg checkpoints -> our state dict, and building a ZSSeg with weights (`create_zsseg`).
+
+The official `ZeroShotMaskFormer` keeps the MaskFormer under `backbone.` and `sem_seg_head.`
+(`pixel_decoder.`, `predictor.`), the OpenAI CLIP under `clip_adapter.clip_model.` (OpenAI names,
+as open_clip's) and the learned non-object text embedding at `clip_adapter.non_object_embedding`;
+the conversion is a prefix table. Three stored buffers are constants, not learned: the adapter's
+CLIP mean/std (x 255) and the training loss's class weights; they are checked and dropped. Every
+other key must map onto one of ours with its shape (`model.checkpoint.check_keys`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from model import checkpoint
+from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.maskformer.clip_classifier import CLIP_PIXEL_MEAN_UNIT, CLIP_PIXEL_STD_UNIT
+from model.zsseg import weights as _weights  # noqa: F401 - registers the ZSSeg weights tags
+from model.zsseg.config import ZSSEG_CONFIGS, ZSSegConfig
+from model.zsseg.modeling import ZSSeg
+
+PREFIXES = (  # official -> ours
+    ("backbone.", "maskformer.backbone."),
+    ("sem_seg_head.pixel_decoder.", "maskformer.pixel_decoder."),
+    ("sem_seg_head.predictor.", "maskformer.predictor."),
+    ("clip_adapter.clip_model.", "clip."),
+    ("clip_adapter.non_object_embedding", "non_object_embedding"),
+)
+ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS = "clip_adapter.pixel_mean", "clip_adapter.pixel_std", "criterion.empty_weight"
+NO_OBJECT_WEIGHT = 0.1  # MASK_FORMER.NO_OBJECT_WEIGHT: the last entry of the loss's class weights
+
+
+def is_official(state: dict[str, Tensor]) -> bool:
+    return any(k.startswith(("sem_seg_head.", "clip_adapter.")) for k in state)
+
+
+def official_to_ours(key: str) -> str:
+    """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
+    for official, ours in PREFIXES:
+        if key.startswith(official):
+            return ours + key[len(official):]
+    return key
+
+
+def ours_to_official(key: str) -> str:
+    for official, ours in PREFIXES:
+        if key.startswith(ours):
+            return official + key[len(ours):]
+    return key
+
+
+def _check_constant(key: str, value: Tensor, origin: str) -> None:
+    if key == LOSS_WEIGHTS:
+        expected = torch.ones(value.shape)
+        expected[-1:] = NO_OBJECT_WEIGHT
+    else:
+        unit = CLIP_PIXEL_MEAN_UNIT if key == ADAPTER_MEAN else CLIP_PIXEL_STD_UNIT
+        expected = (torch.tensor(unit, dtype=torch.float32) * 255.0).reshape(1, 3, 1, 1)
+    if value.shape != expected.shape or not torch.equal(value.float(), expected):
+        raise CheckpointError(f"checkpoint {origin}: {key} is not the constant buffer the official ZSSeg computes")
+
+
+def convert_official(state: dict[str, Tensor], config: ZSSegConfig, origin: str) -> dict[str, Tensor]:
+    out = {}
+    for key, value in state.items():
+        if key in (ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS):
+            _check_constant(key, value, origin)
+            continue
+        ours = official_to_ours(key)
+        if ours in out:
+            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
+        out[ours] = value
+    return out
+
+
+def to_official(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Our state dict in the official layout (without the three constant buffers)."""
+    return {ours_to_official(k): v for k, v in state.items()}
+
+
+def guess_variant(state: dict[str, Tensor]) -> str | None:
+    return checkpoint.guess_variant(state, ZSSEG_CONFIGS)
+
+
+FORMAT = OfficialFormat(is_official, convert_official, ours_to_official, guess_variant)
+
+
+def get_zsseg_config(name: str) -> ZSSegConfig:
+    try:
+        return ZSSEG_CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown ZSSeg model {name!r}; known: {', '.join(ZSSEG_CONFIGS)}") from None
+
+
+def expected_shapes(config: ZSSegConfig) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
+    with torch.device("meta"):
+        model = ZSSeg(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+                 cache_dir: Path | None = None) -> ZSSeg:
+    """A ZSSeg in eval mode on `device`.
+
+    checkpoint: None (random initialisation from torch's current seed), a weights tag of
+    `model.zsseg.weights` ("official"; "hub" = the default tag), an http(s) URL, or a local file
+    (the official .pth, our .safetensors from `bench convert`, or a state dict of ours). A
+    published file brings its preprocessing and templates. Every key and shape is asserted.
+    """
+    config = name if isinstance(name, ZSSegConfig) else get_zsseg_config(name)
+    if checkpoint is None:
+        model = ZSSeg(config).to(device).eval()
+        model.reset_buffers()
+        return model
+    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, FORMAT)
+    if weights is not None:
+        config = dataclasses.replace(
+            config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
+                                                   pixel_std=weights.pixel_std),
+            templates=weights.prompt_templates or config.templates)
+    model = zsseg_with_state(config, {k: v.clone() for k, v in state.items()})
+    model.checkpoint_sha256 = sha256
+    return model.to(device).eval()
+
+
+def zsseg_with_state(config: ZSSegConfig, state: dict[str, Tensor]) -> ZSSeg:
+    """A ZSSeg holding `state` (our keys, every one), in eval mode."""
+    with torch.device("meta"):
+        model = ZSSeg(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.reset_buffers()
+    return model.eval()
