@@ -217,22 +217,46 @@ def zegformer_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, s
     return fill(key, shape, seed, logit_scale=ZEGFORMER_LOGIT_SCALE)
 
 
-def zegformer_keys(name: str = "keys") -> dict[str, list[int]]:
-    """A committed key list of tests/data/zegformer: 'keys' (the checkpoint) or 'keys_clip' (OpenAI file)."""
-    return json.loads((ZEGFORMER_KEYS_DIR / f"{name}.json").read_text())
+ZEGFORMER_QUERY_KEY = "sem_seg_head.predictor.query_embed.weight"
 
 
-def zegformer_state_dict(keys: dict[str, list[int]] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+def zegformer_keys(queries: int | None = None) -> dict[str, list[int]]:
+    """The official ZegFormer-B checkpoint's keys (key -> shape, state_dict() order); with
+    `queries`, the query table resized to that many rows (tests/data/zegformer/README.md)."""
+    keys = json.loads((ZEGFORMER_KEYS_DIR / "keys.json").read_text())
+    if queries is not None:
+        keys[ZEGFORMER_QUERY_KEY] = [queries, keys[ZEGFORMER_QUERY_KEY][1]]
+    return keys
+
+
+def zegformer_clip_keys(layers: tuple[int, int] | None = None) -> dict[str, list[int]]:
+    """The OpenAI ViT-B/16 file's keys; with `layers` (vision, text) only the first blocks of each
+    tower (the fixture's reduced CLIP)."""
+    keys = json.loads((ZEGFORMER_KEYS_DIR / "keys_clip.json").read_text())
+    if layers is None:
+        return keys
+    vision, text = layers
+
+    def kept(key: str) -> bool:
+        parts = key.split(".")
+        if key.startswith("visual.transformer.resblocks."):
+            return int(parts[3]) < vision
+        if key.startswith("transformer.resblocks."):
+            return int(parts[2]) < text
+        return True
+
+    return {k: v for k, v in keys.items() if kept(k)}
+
+
+def zegformer_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
     """The whole formula-filled official ZegFormer checkpoint (float32 numpy arrays, key order kept)."""
-    keys = zegformer_keys() if keys is None else keys
     return {key: zegformer_fill(key, shape, seed)[0] for key, shape in keys.items()}
 
 
-def zegformer_clip_state_dict(keys: dict[str, list[int]] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+def zegformer_clip_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
     """The OpenAI ViT-B/16 file ZegFormer loads, formula-filled: the CAT-Seg rules, logit scale ln(100),
     every tensor rounded to float16 as the OpenAI file stores it; `input_resolution` 224,
     `context_length` 77 and `vocab_size` 49408 as int64 scalars."""
-    keys = zegformer_keys("keys_clip") if keys is None else keys
     ints = {"input_resolution": 224, "context_length": 77, "vocab_size": 49408}
     out = {}
     for key, shape in keys.items():

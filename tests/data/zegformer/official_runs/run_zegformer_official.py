@@ -2,11 +2,12 @@
 dingjiansw101/ZegFormer@8cb9e8f) on the formula weights and write the parity fixture.
 
 No official code is in this file: it imports `mask_former` from the checkout given on the command
-line, with the detectron2 stand-ins of standins_maskformer.py. See ../README.md for every stand-in
+line, with the detectron2 stand-ins of the ZSSeg fixture (../../zsseg/official_runs/standins.py)
+and detectron2's own ResNet files from a detectron2 checkout. See ../README.md for every stand-in
 and monkeypatch, the runs and how to rerun.
 
-    python run_zegformer_official.py --zegformer /tmp/zegfx/zeg_mess --project /work/zegformer \
-        --out /tmp/zegfx/out --dest /work/zegformer/tests/data/zegformer
+    python run_zegformer_official.py --zegformer /tmp/zegfx/zeg_mess --detectron2 /tmp/zegfx/detectron2 \
+        --project /work/zegformer --out /tmp/zegfx/out ...
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import standins_maskformer as standins  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "..", "zsseg", "official_runs"))
+import standins  # noqa: E402  (the ZSSeg fixture's: SAN's plus Conv2d/norms/registries)
 
 CONFIG = "configs/coco-stuff/zegformer_R101_bs32_60k_vit16_coco-stuff_gzss_eval_847_classes.yaml"
 TRAIN_DATASET, TEST_DATASET = "coco_2017_train_stuff_seen_sem_seg", "zegformer_parity_fixture"
@@ -43,6 +44,7 @@ IMAGE_HW = (480, 637)
 RUNS = {"fp32_t1": ("float32", 1), "fp32_t2": ("float32", 2), "fp64_t1": ("float64", 1),
         "fp16clip_t1": ("float16clip", 1)}
 CLIP_PREFIX = "sem_seg_head.predictor.clip_model."
+QUERY_KEY = "sem_seg_head.predictor.query_embed.weight"
 # OpenAI ViT-B/16 (the official CLIP_PRETRAINED "ViT-B/16"): embed 512, image 224, 12 vision blocks of
 # width 768, patch 16, context 77, vocab 49408, text width 512, 8 heads, 12 blocks.
 VIT_B16 = (512, 224, 12, 768, 16, 77, 49408, 512, 8, 12)
@@ -51,9 +53,9 @@ VIT_B16 = (512, 224, 12, 768, 16, 77, 49408, 512, 8, 12)
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zegformer", required=True, help="checkout of blumenstiel/ZegFormer-MESS@52ac49c")
+    p.add_argument("--detectron2", required=True, help="detectron2 checkout (its ResNet files run as they are)")
     p.add_argument("--project", required=True, help="catseg-bench checkout (for tests/formula_weights.py)")
     p.add_argument("--out", required=True, help="folder for the raw outputs")
-    p.add_argument("--dest", default=None, help="fixture folder (writes zegformer.npz, zegformer_run.json, keys)")
     p.add_argument("--queries", type=int, default=100, help="MODEL.MASK_FORMER.NUM_OBJECT_QUERIES")
     p.add_argument("--openai-layers", nargs=2, type=int, default=None, metavar=("VISION", "TEXT"),
                    help="give the OpenAI file this many vision / text blocks (reduced CLIP)")
@@ -113,16 +115,23 @@ def casts_to(dtype):
         yield
 
 
-def openai_keys(zegformer: str, layers=None) -> dict:
-    """The keys of the OpenAI ViT-B/16 file: the official CLIP class's state dict plus its three ints.
-    With `layers` (vision, text) the file holds only the first blocks of each tower; the official
-    `build_model` counts the blocks in the file and builds shallower towers (nothing else changes)."""
-    sys.path.insert(0, zegformer)
+def install(zegformer: str, detectron2: str) -> None:
+    """The stand-ins, detectron2's ResNet, and `mask_former` without its package __init__s."""
+    if "mask_former" in sys.modules:
+        return
     standins.install()
+    standins.load_detectron2_backbone(detectron2)
     for name in ("mask_former", "mask_former.modeling"):  # skip their __init__ (datasets, swin, TTA)
         module = types.ModuleType(name)
         module.__path__ = [os.path.join(zegformer, *name.split("."))]
         sys.modules[name] = module
+    sys.path.insert(0, zegformer)
+
+
+def openai_keys(zegformer: str, layers=None) -> dict:
+    """The keys of the OpenAI ViT-B/16 file: the official CLIP class's state dict plus its three ints.
+    With `layers` (vision, text) the file holds only the first blocks of each tower; the official
+    `build_model` counts the blocks in the file and builds shallower towers (nothing else changes)."""
     from mask_former.third_party.model import CLIP
 
     vision_layers, text_layers = layers or (10**9, 10**9)
@@ -172,14 +181,15 @@ def build(args, mode: str, clip_state: dict):
     from detectron2.config import get_cfg
     from detectron2.data import MetadataCatalog
     from detectron2.modeling import build_model
+    from detectron2.projects.deeplab import add_deeplab_config
     from mask_former.config import add_mask_former_config
     from mask_former.third_party import clip, model as clip_model_py
 
-    cfg = get_cfg()
+    cfg = get_cfg()  # as train_net.py's setup: detectron2 defaults, DeepLab's, MaskFormer's, the file
+    add_deeplab_config(cfg)
     add_mask_former_config(cfg)
     cfg.merge_from_file(os.path.join(args.zegformer, CONFIG))
-    # as mess/eval.sh: DATASETS.TEST ("<dataset>",); the base file's TRAIN string as yacs evaluates it
-    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (TRAIN_DATASET,), (TEST_DATASET,)
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (TRAIN_DATASET,), (TEST_DATASET,)  # as mess/eval.sh sets TEST
     cfg.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES = args.queries
     MetadataCatalog.get(TRAIN_DATASET).stuff_classes = TRAIN_CLASS_NAMES
     MetadataCatalog.get(TEST_DATASET).stuff_classes = args.classes
@@ -266,31 +276,28 @@ class Capture:
         del self.model.semantic_inference
 
 
-def boxes_of(mask_logits: torch.Tensor) -> np.ndarray:
-    """The crop boxes the official code derives (recomputed here from its masks for the fixture)."""
-    binary = mask_logits.sigmoid() > 0.5
-    q, h, w = binary.shape
-    out = np.zeros((q, 4), dtype=np.int64)
-    for i in range(q):
-        ys, xs = np.nonzero(binary[i].numpy())
-        if len(ys) and ys.max() > ys.min() and xs.max() > xs.min():
-            out[i] = [xs.min(), ys.min(), xs.max(), ys.max()]
-        else:
-            out[i] = [0, 0, w, h]
-    return out
-
-
 def forward(model, image_resized: np.ndarray, run_dtype, threads: int):
     torch.set_num_threads(threads)
     if run_dtype is not None:
         model.to(run_dtype)
     cap = Capture(model)
+    import torchvision.ops
+
+    roi_align = torchvision.ops.roi_align
+    boxes = []
+
+    def recording_roi_align(input, rois, *args, **kwargs):  # read-only: keeps the boxes, calls the original
+        boxes.append(torch.cat([b.detach().clone() for b in rois]))
+        return roi_align(input, rois, *args, **kwargs)
+
+    torchvision.ops.roi_align = recording_roi_align
     inputs = [{"image": torch.as_tensor(np.ascontiguousarray(image_resized.transpose(2, 0, 1))),
                "height": IMAGE_HW[0], "width": IMAGE_HW[1]}]
     t0 = time.perf_counter()
     with torch.no_grad(), casts_to(run_dtype):
         out = model(inputs)[0]["sem_seg"]
     seconds = time.perf_counter() - t0
+    torchvision.ops.roi_align = roi_align
     cap.close()
     d = cap.data
     predictor = model.sem_seg_head.predictor
@@ -305,7 +312,9 @@ def forward(model, image_resized: np.ndarray, run_dtype, threads: int):
         "crops": d["crops"].float().numpy(),                     # (Q, 3, 224, 224)
         "crop_features": d["crop_features"].float().numpy(),     # (Q, 512), before normalising
         "res5": d["features"]["res5"].numpy(),
+        "boxes": boxes[0].numpy(),                               # (Q, 4) x0, y0, x1, y1 on the padded image
     }
+    assert all(torch.equal(b, boxes[0]) for b in boxes)  # the masked and the plain crops share the boxes
     return run, seconds
 
 
@@ -313,7 +322,9 @@ def main():
     args = parse_args()
     os.makedirs(args.out, exist_ok=True)
     warnings.filterwarnings("ignore")
+    install(args.zegformer, args.detectron2)
     clip_keys = openai_keys(args.zegformer, args.openai_layers)
+    full_clip_keys = openai_keys(args.zegformer)
     clip_state = openai_state(args.project, clip_keys)
     sys.path.insert(0, os.path.join(args.project, "tests"))
     from formula_weights import make_image
@@ -353,7 +364,9 @@ def main():
     }
     with open(os.path.join(args.out, "info.json"), "w") as f:
         json.dump(info, f, indent=1)
-    for name, value in (("keys", keys), ("keys_clip", clip_keys)):
+    full_keys = dict(keys)
+    full_keys[QUERY_KEY] = [100, keys[QUERY_KEY][1]]
+    for name, value in (("keys", full_keys), ("keys_clip", full_clip_keys)):
         with open(os.path.join(args.out, f"{name}.json"), "w") as f:
             json.dump(value, f, indent=0)
             f.write("\n")
