@@ -11,6 +11,8 @@
 #                  dry run: there is no tiny Grounded-SAM and the full ones take minutes per image on a CPU)
 #   8. zsseg       `bench speed --suite mess` for zsseg-b (untrained weights, fp32 as the fork ran; skipped
 #                  in the dry run: 100 CLIP ViT-B/16 crops per image take minutes on a CPU)
+#   9. zegformer   `bench speed --suite mess` for zegformer-b (untrained weights, fp32; skipped in the
+#                  dry run for the same reason)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
@@ -116,6 +118,16 @@ else
             --json >"$work/speed_zsseg-b.json"
     }
     step speed_zsseg-b zsseg_json
+fi
+
+if [ "$dry_run" = 1 ]; then
+    printf 'speed_zegformer-b\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    zegformer_json() {  # fp32 (ours; the fork's CLIP ran in float16, its MaskFormer in float32), one image per forward
+        "$py" -m catseg_bench speed --model zegformer-b --device cuda --precision fp32 --suite mess --images 2 \
+            --warmup 1 --json >"$work/speed_zegformer-b.json"
+    }
+    step speed_zegformer-b zegformer_json
 fi
 
 summary_args=(--work "$work" --out "$out")
