@@ -21,10 +21,11 @@ from torch.nn.utils import parametrize
 
 from model.aggregator import Aggregator
 from model.chunks import chunk_bytes, items_per_chunk
-from model.clip_towers import build_clip, causal_text_mask, encode_image_dense, encode_prompts
+from model.clip_towers import build_clip, causal_text_mask, encode_image_dense
 from model.configs import CATSegConfig
 from model.decoder import Decoder
 from model.text import class_prompts, tokenize
+from model.training_free.segment import encode_prompts
 
 
 class _StackedQKV(nn.Module):

@@ -112,6 +112,21 @@ def hub_download(weights: Weights, cache_dir: Path | None = None) -> Path:
     return Path(path)
 
 
+def _published_file(weights: Weights, cache_dir: Path | None) -> Path:
+    """A tag's file published at a plain URL (not the Hub). Google Drive answers large files with a
+    confirmation web page instead of the bytes; such a download is removed and refused in one line."""
+    path = download_url(weights.download_url, cache_dir, weights.sha256)
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        path.unlink()
+        raise CheckpointError(
+            f"{weights.model} weights '{weights.tag}': {weights.url} answered with a web page, not "
+            f"{weights.filename}; download it in a browser (or with gdown) and pass --checkpoint PATH "
+            "(or --checkpoint none for untrained weights)")
+    return path
+
+
 def resolve_checkpoint(
     source: str | Path, config: CATSegConfig, cache_dir: Path | None = None
 ) -> tuple[Path, Weights | None]:
@@ -134,7 +149,7 @@ def resolve_checkpoint(
         except KeyError as err:
             raise CheckpointError(f"checkpoint '{text}': {err.args[0]}; or pass a file or an http(s) URL") from None
         if weights.download_url is not None:
-            return download_url(weights.download_url, cache_dir, weights.sha256), weights
+            return _published_file(weights, cache_dir), weights
         return hub_download(weights, cache_dir), weights
     raise CheckpointError(f"checkpoint {path} does not exist: pass an existing file, an http(s) URL or a weights tag")
 

@@ -156,3 +156,20 @@ def test_bench_run_end_to_end_on_synthetic_sets(cli, tiny_as_b, tmp_path):
     listed = cli("models", "list", "--json")
     [row] = [row for row in json.loads(listed.output) if row["name"] == "zsseg-b"]
     assert row["weights"] == ["official"] and row["weights_licences"] == {"official": "MIT"}
+
+
+def test_a_web_page_instead_of_the_google_drive_file_is_refused_in_one_line(tmp_path, monkeypatch):
+    from model import checkpoint
+    from model.zsseg.weights import GDRIVE_URL
+
+    def fake_download(url, dest, sha256=None, **kwargs):
+        assert url == GDRIVE_URL
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("<!DOCTYPE html><html>Google Drive can't scan this file for viruses</html>")
+
+    monkeypatch.setattr(checkpoint, "download", fake_download)
+    with pytest.raises(CheckpointError) as err:
+        conversion.create_zsseg("zsseg-b", checkpoint="official", cache_dir=tmp_path)
+    text = str(err.value)
+    assert "\n" not in text and "answered with a web page, not model_final.pth" in text and "--checkpoint PATH" in text
+    assert not list((tmp_path / "downloads").rglob("uc"))  # removed, so the next try downloads again

@@ -15,7 +15,9 @@ Two optional capabilities replace `predict` for segmenters that do not run on im
 
 A segmenter with per-class scores may define ``predict_scores(images, original_sizes) -> list of
 (T, H, W) float tensors`` (same inputs as `predict`; the labels are their argmax): `bench predict
---probs` writes them (CAT-Seg: sigmoid probabilities; SAN: mask-weighted class scores).
+--probs` writes them (CAT-Seg: sigmoid probabilities; SAN: mask-weighted class scores). A class may give
+a static ``weights_licences(**fixed_args) -> dict[str, str]`` (tag -> licence of the weights' release)
+that `bench models list` shows beside its weights tags.
 
 Any segmenter may also define ``begin_eval_set(eval_set, names)``: called before a set's first image
 with the keys of the images to score (a prediction reader checks they are all there); and its class a

@@ -20,7 +20,21 @@ if TYPE_CHECKING:
 UNTRAINED = "none"  # --checkpoint none: explicitly untrained (random, seeded) weights
 
 
-class CatSegSegmenter:
+class RegisteredWeights:
+    """What `bench models list` shows of a segmenter whose weights tags live in `model.weights`."""
+
+    @staticmethod
+    def weights_tags(variant: str) -> list[str]:
+        """The variant's published weights tags, its default first."""
+        return tags_default_first(variant)
+
+    @staticmethod
+    def weights_licences(variant: str) -> dict[str, str]:
+        """Tag -> licence of the variant's published weights."""
+        return weights_licences(variant)
+
+
+class CatSegSegmenter(RegisteredWeights):
     """CAT-Seg (CVPR 2024): the paper's patch inference on open_clip towers."""
 
     def __init__(self, variant: str, compile: bool = False, *, checkpoint: str | None = None, device: Any = "cpu",
@@ -57,16 +71,6 @@ class CatSegSegmenter:
         self.precision = precision
         self.mode = mode
         self.class_embeds: torch.Tensor | None = None
-
-    @staticmethod
-    def weights_tags(variant: str) -> list[str]:
-        """The variant's published weights tags, its default first (`model.weights`)."""
-        return tags_default_first(variant)
-
-    @staticmethod
-    def weights_licences(variant: str) -> dict[str, str]:
-        """Tag -> licence of the variant's published weights (`model.weights`)."""
-        return weights_licences(variant)
 
     def settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {"mode": self.mode, "precision": self.precision}

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from catseg_bench.errors import BenchError
 from catseg_bench.segmenters import check_precision
-from catseg_bench.segmenters.catseg import UNTRAINED
-from model.weights import DEFAULT_TAG_ALIAS, tags_default_first, weights_licences
+from catseg_bench.segmenters.catseg import UNTRAINED, RegisteredWeights
+from model.weights import DEFAULT_TAG_ALIAS
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 
-class WholeImageSegmenter:
+class WholeImageSegmenter(RegisteredWeights):
     model_package: str  # e.g. "model.san"
 
     def __init__(self, variant: str, *, checkpoint: str | None = None, device: Any = "cpu", precision: str = "fp32",
@@ -56,16 +56,6 @@ class WholeImageSegmenter:
 
     def settings(self) -> dict[str, Any]:
         raise NotImplementedError
-
-    @staticmethod
-    def weights_tags(variant: str) -> list[str]:
-        """The variant's published weights tags, its default first (`model.weights` registry)."""
-        return tags_default_first(variant)
-
-    @staticmethod
-    def weights_licences(variant: str) -> dict[str, str]:
-        """Tag -> licence of the variant's published weights."""
-        return weights_licences(variant)
 
     def _common_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {"precision": self.precision}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

@@ -8,6 +8,9 @@ Pre-trained Vision-language Model") in plain PyTorch on `model.maskformer` and a
     masked crops of the proposals (> 0.5 somewhere) -> CLIP ViT-B/16 -> 100 x cos(crop, class texts)
       -> softmax: CLIP probabilities; probs = maskformer^0.5 x clip^0.5 (invalid proposals: clip = 1)
     scores (T, H, W) = sum over queries of probs x sigmoid mask, then bilinear to the original size.
+
+The official ensemble swaps the two exponents for classes a dataset marks as seen in training
+(`MetadataCatalog.trainable_flag`); MESS's datasets mark none, and at weight 0.5 both forms agree.
 """
 
 from __future__ import annotations
