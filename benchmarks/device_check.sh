@@ -13,6 +13,8 @@
 #                  in the dry run: 100 CLIP ViT-B/16 crops per image take minutes on a CPU)
 #   9. ovseg       `bench speed --suite mess` for ovseg-l (untrained weights; CLIP ViT-L/14 on up to 100 crops
 #                  per image; skipped in the dry run, minutes per image on a CPU)
+#  10. zegformer   `bench speed --suite mess` for zegformer-b (untrained weights, fp32; skipped in the
+#                  dry run for the same reason)
 # Writes one JSON (--out, default device_check.json) and prints a summary; exits 1 if a step failed.
 #
 #   benchmarks/device_check.sh [--out FILE]     on the GPU
@@ -128,6 +130,16 @@ else
             >"$work/speed_ovseg-l.json"
     }
     step speed_ovseg-l ovseg_json
+fi
+
+if [ "$dry_run" = 1 ]; then
+    printf 'speed_zegformer-b\tskipped\t0\n' >>"$work/steps.tsv"
+else
+    zegformer_json() {  # fp32 (ours; the fork's CLIP ran in float16, its MaskFormer in float32), one image per forward
+        "$py" -m catseg_bench speed --model zegformer-b --device cuda --precision fp32 --suite mess --images 2 \
+            --warmup 1 --json >"$work/speed_zegformer-b.json"
+    }
+    step speed_zegformer-b zegformer_json
 fi
 
 summary_args=(--work "$work" --out "$out")

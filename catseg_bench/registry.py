@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "catseg_bench.segmenters.san",
     "catseg_bench.segmenters.zsseg",
     "catseg_bench.segmenters.ovseg",
+    "catseg_bench.segmenters.zegformer",
     "catseg_bench.segmenters.random",
     "catseg_bench.segmenters.predictions",
     "catseg_bench.segmenters.training_free",

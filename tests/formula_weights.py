@@ -144,6 +144,16 @@ def zsseg_computed(key: str, shape: list[int]) -> np.ndarray | None:
     return None
 
 
+def frozen_bn_stat(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """A FrozenBatchNorm statistic: `running_mean` 0.1 z, `running_var` 1 + 0.1 z (z uniform in
+    [-sqrt 3, sqrt 3], so variances stay positive)."""
+    n = int(np.prod(shape))
+    z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+    if key.endswith("running_mean"):
+        return (0.1 * z).astype(np.float32).reshape(shape), "bn_mean"
+    return (1.0 + 0.1 * z).astype(np.float32).reshape(shape), "bn_var"
+
+
 def zsseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
     """One official ZSSeg key: (float32 tensor, rule name).
 
@@ -154,11 +164,7 @@ def zsseg_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
     if computed is not None:
         return computed, "computed"
     if key.endswith(("running_mean", "running_var")):
-        n = int(np.prod(shape))
-        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
-        if key.endswith("running_mean"):
-            return (0.1 * z).astype(np.float32).reshape(shape), "bn_mean"
-        return (1.0 + 0.1 * z).astype(np.float32).reshape(shape), "bn_var"
+        return frozen_bn_stat(key, shape, seed)
     return fill(key, shape, seed, embed=ZSSEG_EMBED)
 
 
@@ -230,3 +236,85 @@ def ovseg_state_dict(keys: dict[str, list[int]] | str, seed: int = 0) -> dict[st
     if isinstance(keys, str):
         keys = ovseg_keys(keys)
     return {key: ovseg_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+# ---------------------------------------------------------------------------------------- ZegFormer
+ZEGFORMER_KEYS_DIR = Path(__file__).resolve().parent / "data" / "zegformer"
+# ZegFormer's query logits use exp(logit_scale) with logit_scale = ln(1 / TEMPERATURE 0.01), frozen;
+# the OpenAI CLIP file holds its trained ln(100) too.
+ZEGFORMER_LOGIT_SCALE = float(np.log(100.0))
+ZEGFORMER_NO_OBJECT_WEIGHT = 0.1  # cfg.MODEL.MASK_FORMER.NO_OBJECT_WEIGHT
+# The three integers the OpenAI CLIP file carries beside its tensors.
+OPENAI_CLIP_INTS = ("input_resolution", "context_length", "vocab_size")
+
+
+def zegformer_fill(key: str, shape: list[int], seed: int) -> tuple[np.ndarray, str]:
+    """One key of the official ZegFormer checkpoint: (float32 tensor, rule name).
+
+    Beyond the CAT-Seg rules: the ResNet's FrozenBatchNorm statistics (`norm.running_mean` 0.1 z,
+    `norm.running_var` 1 + 0.1 z, positive), the training criterion's class weights (ones, the
+    no-object weight last), the learned queries `query_embed.weight` as `z` (an nn.Embedding's unit
+    scale: at 0.02 the 100 queries would be near copies of each other, since the decoder starts from
+    zeros and they enter only as positions), and the frozen logit scale ln(100).
+    """
+    n = int(np.prod(shape))
+    if key == "criterion.empty_weight":
+        weight = np.ones(n, dtype=np.float32)
+        weight[-1] = ZEGFORMER_NO_OBJECT_WEIGHT
+        return weight, "computed"
+    if key.endswith(("running_mean", "running_var")):
+        return frozen_bn_stat(key, shape, seed)
+    if key.endswith("query_embed.weight"):
+        z = (2.0 * sinhash(key, seed, n) - 1.0) * np.sqrt(3.0)
+        return z.astype(np.float32).reshape(shape), "query"
+    return fill(key, shape, seed, logit_scale=ZEGFORMER_LOGIT_SCALE)
+
+
+ZEGFORMER_QUERY_KEY = "sem_seg_head.predictor.query_embed.weight"
+
+
+def zegformer_keys(queries: int | None = None) -> dict[str, list[int]]:
+    """The official ZegFormer-B checkpoint's keys (key -> shape, state_dict() order); with
+    `queries`, the query table resized to that many rows (tests/data/zegformer/README.md)."""
+    keys = json.loads((ZEGFORMER_KEYS_DIR / "keys.json").read_text())
+    if queries is not None:
+        keys[ZEGFORMER_QUERY_KEY] = [queries, keys[ZEGFORMER_QUERY_KEY][1]]
+    return keys
+
+
+def zegformer_clip_keys(layers: tuple[int, int] | None = None) -> dict[str, list[int]]:
+    """The OpenAI ViT-B/16 file's keys; with `layers` (vision, text) only the first blocks of each
+    tower (the fixture's reduced CLIP)."""
+    keys = json.loads((ZEGFORMER_KEYS_DIR / "keys_clip.json").read_text())
+    if layers is None:
+        return keys
+    vision, text = layers
+
+    def kept(key: str) -> bool:
+        parts = key.split(".")
+        if key.startswith("visual.transformer.resblocks."):
+            return int(parts[3]) < vision
+        if key.startswith("transformer.resblocks."):
+            return int(parts[2]) < text
+        return True
+
+    return {k: v for k, v in keys.items() if kept(k)}
+
+
+def zegformer_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole formula-filled official ZegFormer checkpoint (float32 numpy arrays, key order kept)."""
+    return {key: zegformer_fill(key, shape, seed)[0] for key, shape in keys.items()}
+
+
+def zegformer_clip_state_dict(keys: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """The OpenAI ViT-B/16 file ZegFormer loads, formula-filled: the CAT-Seg rules, logit scale ln(100),
+    every tensor rounded to float16 as the OpenAI file stores it; `input_resolution` 224,
+    `context_length` 77 and `vocab_size` 49408 as int64 scalars."""
+    ints = {"input_resolution": 224, "context_length": 77, "vocab_size": 49408}
+    out = {}
+    for key, shape in keys.items():
+        if key in OPENAI_CLIP_INTS:
+            out[key] = np.array(ints[key], dtype=np.int64)
+        else:
+            out[key] = fill(key, shape, seed, logit_scale=ZEGFORMER_LOGIT_SCALE)[0].astype(np.float16)
+    return out

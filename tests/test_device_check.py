@@ -26,7 +26,8 @@ def test_device_check_dry_run_runs_every_step_and_writes_one_json(tmp_path):
     statuses = {s["step"]: s["status"] for s in record["steps"]}
     assert statuses == {"agreement": "ok", "confusion_cuda": "skipped", "speed_catseg-tiny": "ok", "speed_san-tiny": "ok",
                         "synth_data": "ok", "run": "ok", "torchrun": "ok", "compile": "skipped",
-                        "speed_grounded-sam": "skipped", "speed_zsseg-b": "skipped", "speed_ovseg-l": "skipped"}
+                        "speed_grounded-sam": "skipped", "speed_zsseg-b": "skipped", "speed_ovseg-l": "skipped",
+                        "speed_zegformer-b": "skipped"}
     precisions = record["agreement"]["precisions"]
     assert precisions["fp32"]["max_abs_vs_cpu_fp32"] == 0 and precisions["tf32"]["max_abs_vs_cpu_fp32"] == 0
     speed = record["speed"]["catseg-tiny"]
