@@ -23,7 +23,7 @@ from catseg_bench.prepare import convert
 from catseg_bench.prepare.recipes import read_ade_index
 from catseg_bench.specs import load_specs
 
-from test_prepare_recipes import Env
+from test_prepare_recipes import env  # noqa: F401 (the fixture)
 from test_prepare_support import sha, tar_bytes, zip_bytes
 
 pytest.importorskip("scipy", reason="the prepare extra (scipy) reads PC-459's .mat files")
@@ -33,14 +33,6 @@ FIXTURE = Path(__file__).parent / "data" / "in_domain_prepare"
 SOURCES = FIXTURE / "sources"
 OFFICIAL = json.loads((FIXTURE / "expected" / "outputs.json").read_text())
 SPECS = load_specs()
-
-
-@pytest.fixture()
-def env(tmp_path, cli):
-    e = Env(tmp_path, cli)
-    yield e
-    e.server.shutdown()
-    e.server.server_close()
 
 
 def files_under(folder: str, prefix: str = "", exclude: tuple[str, ...] = ()) -> dict[str, bytes]:

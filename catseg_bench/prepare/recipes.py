@@ -658,13 +658,13 @@ def _ade_full_item(item: tuple[Path, Path, Path, tuple[int, ...]]) -> int:
     return 1
 
 
-def _ade_ids(ctx: RecipeContext) -> tuple[int, ...]:
-    """[prepare.options].ade_ids: the full-ADE object class id of each train ID, distinct."""
-    ids = ctx.options.get("ade_ids")
+def _option_ids(ctx: RecipeContext, key: str, minimum: int, what: str) -> tuple[int, ...]:
+    """[prepare.options].<key>: one distinct source id (an integer >= `minimum`) per train ID."""
+    ids = ctx.options.get(key)
     if (not isinstance(ids, list) or len(ids) != ctx.spec.num_classes or len(set(ids)) != len(ids)
-            or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in ids)):
-        raise BenchError(f"{ctx.spec.path}: [prepare.options].ade_ids must list {ctx.spec.num_classes} distinct "
-                         "full-ADE class ids (integers >= 0), one per train ID")
+            or any(not isinstance(v, int) or isinstance(v, bool) or v < minimum for v in ids)):
+        raise BenchError(f"{ctx.spec.path}: [prepare.options].{key} must list {ctx.spec.num_classes} distinct "
+                         f"{what} (integers >= {minimum}), one per train ID")
     return tuple(ids)
 
 
@@ -678,7 +678,7 @@ def ade847(ctx: RecipeContext) -> None:
     folders, files = read_ade_index(_require(ds / "index_ade20k.pkl", "ADE20K_2021_17_01/index_ade20k.pkl"))
     images, labels = ds / "images_detectron2" / "validation", ds / "annotations_detectron2" / "validation"
     _mkdirs(images, labels)
-    ade_ids = _ade_ids(ctx)
+    ade_ids = _option_ids(ctx, "ade_ids", 0, "full-ADE class ids")
     items = [(ctx.root / folder / file, images / file, labels / file.replace(".jpg", ".tif"), ade_ids)
              for folder, file in zip(folders, files) if file.split("_")[1] == "val"]
     for jpg, *_ in items:
@@ -747,15 +747,6 @@ def _pc59_item(item: tuple[dict, list[dict], Path, tuple[int, ...]]) -> int:
     return 1
 
 
-def _category_ids(ctx: RecipeContext) -> tuple[int, ...]:
-    ids = ctx.options.get("category_ids")
-    if (not isinstance(ids, list) or len(ids) != ctx.spec.num_classes or len(set(ids)) != len(ids)
-            or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in ids)):
-        raise BenchError(f"{ctx.spec.path}: [prepare.options].category_ids must list {ctx.spec.num_classes} distinct "
-                         "PASCAL-Context category ids (integers >= 1), one per train ID")
-    return tuple(ids)
-
-
 @recipe("pc59")
 def pc59(ctx: RecipeContext) -> None:
     """prepare_pascal_context_59.py: the val images of trainval_merged.json, their RLE annotations
@@ -777,7 +768,7 @@ def pc59(ctx: RecipeContext) -> None:
         raise BenchError(f"{source}: val images without annotations ({', '.join(bare[:3])}); the file is incomplete")
     out = ctx.root / ctx.spec.eval_sets()[0].label_dir
     _mkdirs(out)
-    category_ids = _category_ids(ctx)
+    category_ids = _option_ids(ctx, "category_ids", 1, "PASCAL-Context category ids")
     ctx.map(_pc59_item, [(val[i], annos[i], out, category_ids) for i in val], "PC-59 labels")
 
 
