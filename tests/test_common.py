@@ -157,7 +157,7 @@ def test_missing_prepare_extras_name_the_install_line(monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "tifffile", None)
     monkeypatch.setitem(sys.modules, "libarchive", None)
-    with pytest.raises(BenchError, match=r'needs tifffile: pip install libarchive-c tifffile \(the "prepare" extra; from a clone: pip install -e "\.\[prepare\]"\)'):
+    with pytest.raises(BenchError, match=r'needs tifffile: pip install libarchive-c tifffile scipy pycocotools \(the "prepare" extra; from a clone: pip install -e "\.\[prepare\]"\)'):
         read_sentinel2(tmp_path / "x.tif")
-    with pytest.raises(BenchError, match=r'needs libarchive-c: pip install libarchive-c tifffile \(the "prepare" extra'):
+    with pytest.raises(BenchError, match=r'needs libarchive-c: pip install libarchive-c tifffile scipy pycocotools \(the "prepare" extra'):
         _libarchive()

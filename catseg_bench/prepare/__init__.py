@@ -24,7 +24,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-INSTALL_EXTRA = 'pip install libarchive-c tifffile (the "prepare" extra; from a clone: pip install -e ".[prepare]")'
+INSTALL_EXTRA = 'pip install libarchive-c tifffile scipy pycocotools (the "prepare" extra; from a clone: pip install -e ".[prepare]")'
 """The install line for the packages only some preparations need (no package index serves
 catseg-bench yet, so not ``pip install "catseg-bench[prepare]"``)."""
 

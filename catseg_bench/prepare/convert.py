@@ -204,3 +204,35 @@ def cub_test_images(images_txt: str, split_txt: str) -> list[str]:
     if len(files) != len(flags):
         raise BenchError(f"CUB-200: images.txt lists {len(files)} images but train_test_split.txt {len(flags)}")
     return [f for f, is_test in zip(files, flags) if is_test]
+
+
+def ids_to_train_ids(ids: np.ndarray, source_ids: Sequence[int], fill: int, dtype=np.uint8) -> np.ndarray:
+    """Value ``source_ids[t]`` -> train ID ``t``, every other value -> `fill`, for labels holding any
+    non-negative ids (ADE20K-full's object class ids, PASCAL-Context's 459 category ids). CAT-Seg's
+    scripts start the output at `fill` everywhere and write only the ids of their map."""
+    ids = np.asarray(ids)
+    if ids.size and int(ids.min()) < 0:
+        raise BenchError(f"label ids must be >= 0, got {int(ids.min())}")
+    source = np.asarray(source_ids, dtype=np.int64)
+    table = np.full(max(int(ids.max(initial=0)), int(source.max())) + 1, fill, dtype=dtype)
+    table[source] = np.arange(len(source), dtype=dtype)
+    return table[ids.astype(np.int64)]
+
+
+ADE_FULL_SHORT_SIDE = 512
+
+
+def ade_full_class_mask(seg: np.ndarray) -> np.ndarray:
+    """ADE20K-full's object class id per pixel from a ``*_seg.png``: ``int(R / 10) * 256 + G`` (int32)."""
+    return (seg[:, :, 0] / 10).astype(np.int32) * 256 + seg[:, :, 1].astype(np.int32)
+
+
+def ade_full_size(height: int, width: int, short_side: int = ADE_FULL_SHORT_SIDE) -> tuple[int, int] | None:
+    """(height, width) CAT-Seg's prepare_ade20k_full.py resizes an image to, or None when it keeps it:
+    a short side above `short_side` becomes `short_side`, the long side scaled and rounded (Python's
+    round, halves to even)."""
+    if width >= height > short_side:
+        return short_side, round(width / float(height) * short_side)
+    if height >= width > short_side:
+        return round(height / float(width) * short_side), short_side
+    return None

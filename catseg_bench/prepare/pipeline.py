@@ -12,6 +12,11 @@ Layout under the data root ``R`` for a spec whose data lives in ``R/<top>/...``:
   script if any (``<label_dir>/.bench-mess-departures.json``, also said in one line when they
   happen) and ``<top>/.bench-prepared.json`` written and ``<work>/<top>`` renamed to ``R/<top>`` in one step. A crash at any earlier point
   leaves nothing at ``R/<top>``, so nothing half-converted is ever taken for done.
+- Some datasets share a top folder, as CAT-Seg lays them out (PC-59 and PC-459 in
+  ``VOCdevkit/VOC2010``, PAS-20 and PAS-20b in ``VOCdevkit/VOC2012``). When ``R/<top>`` already holds
+  another dataset that `bench prepare` prepared (its marker says so), this one is prepared in its
+  own work folder as usual, verified there, and then merged in: files ``R/<top>`` lacks are moved
+  in, files it has are kept, and the marker gains this dataset under ``shared_with``.
 
 Sources go to ``<download-dir>/<dataset>/<name>`` (default download dir: ``R/.bench-downloads``).
 Manual sources are looked for there and directly in ``<download-dir>``. The sha256 of a source
@@ -358,6 +363,8 @@ def _write_departures(spec: DatasetSpec, root: Path, checks: dict[str, SetCheck]
 
 
 def _write_marker(top: Path, spec: DatasetSpec, counts: dict[str, int]) -> None:
+    """Mark `spec` done in `top`; a top another dataset was marked done in keeps that record and
+    lists this one under ``shared_with``."""
     record = {
         "dataset": spec.name,
         "spec_hash": spec.spec_hash,
@@ -365,7 +372,31 @@ def _write_marker(top: Path, spec: DatasetSpec, counts: dict[str, int]) -> None:
         "counts": counts,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    existing = read_done_marker(top)
+    if existing is not None and existing.get("dataset") not in (None, spec.name):
+        existing.setdefault("shared_with", {})[spec.name] = {k: v for k, v in record.items() if k != "dataset"}
+        record = existing
     atomic_write_json(top / DONE_MARKER, record)
+
+
+def prepared_counts(marker: dict[str, Any] | None, name: str) -> dict[str, int] | None:
+    """The image counts a done marker records for dataset `name`, or None when it does not mark it done."""
+    if not marker:
+        return None
+    if marker.get("dataset") == name:
+        return marker.get("counts", {})
+    shared = marker.get("shared_with", {})
+    return shared[name].get("counts", {}) if isinstance(shared, dict) and isinstance(shared.get(name), dict) else None
+
+
+def merge_tree(src: Path, dst: Path) -> None:
+    """Move what `dst` lacks from `src` into it (whole folders at once); files `dst` has stay as they are."""
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if not target.exists():
+            os.replace(entry, target)
+        elif entry.is_dir() and target.is_dir():
+            merge_tree(entry, target)
 
 
 def prepare_dataset(
@@ -382,16 +413,21 @@ def prepare_dataset(
     top_name = data_top(spec)
     final = data_root / top_name
     marker = read_done_marker(final)
-    if marker and marker.get("dataset") == spec.name:
-        return Outcome(spec.name, "done", marker.get("counts", {}), f"already prepared in {final}")
+    done = prepared_counts(marker, spec.name)
+    if done is not None:
+        return Outcome(spec.name, "done", done, f"already prepared in {final}")
+    checks = None
     if final.exists():
         try:
             checks = verify_prepared(spec, data_root, workers=max(1, jobs))
         except BenchError as err:
-            raise BenchError(
-                f"{final} exists but is not a complete {spec.display_name} ({err.message}); "
-                "move it away (or delete it) and rerun"
-            ) from None
+            if marker is None:
+                raise BenchError(
+                    f"{final} exists but is not a complete {spec.display_name} ({err.message}); "
+                    "move it away (or delete it) and rerun"
+                ) from None
+            # Another dataset prepared here shares this top folder: prepare this one and merge it in.
+    if checks is not None:
         _report_checks(reporter, checks)
         counts = {name: spec.num_images for name in checks}
         _write_manifests(spec, data_root, checks)
@@ -426,8 +462,12 @@ def prepare_dataset(
     _write_manifests(spec, work, checks)
     if context.departures:
         _write_departures(spec, work, checks, context.departures)
-    _write_marker(work / top_name, spec, counts)
-    os.replace(work / top_name, final)
+    if final.exists():
+        merge_tree(work / top_name, final)
+        _write_marker(final, spec, counts)
+    else:
+        _write_marker(work / top_name, spec, counts)
+        os.replace(work / top_name, final)
     shutil.rmtree(work)
     if not keep_archives and not spec.prepare.get("manual", False):
         shutil.rmtree(download_dir / spec.name, ignore_errors=True)

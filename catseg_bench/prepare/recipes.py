@@ -16,6 +16,7 @@ so a data root whose own path contains such a word cannot be rewritten by accide
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -608,6 +609,196 @@ def coco_stuff_171(ctx: RecipeContext) -> None:
     _mkdirs(out)
     labels = sorted(_require(ds / "annotations" / "train2017", "annotations/train2017").glob("*.png"))
     ctx.map(_coco_stuff_label, [(p, out, table) for p in labels], "COCO-Stuff train labels")
+
+# ---------------------------------------------------------------------------------------------- In-domain sets
+# CAT-Seg's datasets/prepare_*.py (KU-CVLAB/CAT-Seg@6d3a188), validation sets only, as it prepares them.
+
+
+class _IndexUnpickler(pickle.Unpickler):
+    """Reads index_ade20k.pkl (a dict of lists and numpy arrays) without running arbitrary code:
+    only numpy's array reconstruction and plain containers may be loaded."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("builtins", "list"), ("builtins", "dict"), ("builtins", "tuple"), ("builtins", "set"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in index_ade20k.pkl")
+        return super().find_class(module, name)
+
+
+def read_ade_index(path: Path) -> tuple[list[str], list[str]]:
+    """The ``folder`` and ``filename`` lists of ADE20K-full's index_ade20k.pkl."""
+    try:
+        with path.open("rb") as handle:
+            index = _IndexUnpickler(handle).load()
+        return [str(f) for f in index["folder"]], [str(f) for f in index["filename"]]
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError, ValueError) as err:
+        raise BenchError(f"{path}: not ADE20K-full's index ({err}); the download is damaged or not ADE20K_2021_17_01") from None
+
+
+def _ade_full_item(item: tuple[Path, Path, Path, tuple[int, ...]]) -> int:
+    import cv2
+
+    jpg, image_out, label_out, ade_ids = item
+    img = np.asarray(_open(jpg))
+    classes = convert.ade_full_class_mask(_array(jpg.with_name(jpg.name.replace(".jpg", "_seg.png"))))
+    size = convert.ade_full_size(*img.shape[:2])
+    if size is not None:
+        img = cv2.resize(img, size[::-1], interpolation=cv2.INTER_LINEAR)
+        classes = cv2.resize(classes, size[::-1], interpolation=cv2.INTER_NEAREST)
+    if img.dtype != np.uint8:
+        raise BenchError(f"{jpg}: expected an 8-bit image, got {img.dtype}")
+    Image.fromarray(img).save(image_out)
+    Image.fromarray(convert.ids_to_train_ids(classes, ade_ids, 65535, np.uint16)).save(label_out)
+    return 1
+
+
+def _option_ids(ctx: RecipeContext, key: str, minimum: int, what: str) -> tuple[int, ...]:
+    """[prepare.options].<key>: one distinct source id (an integer >= `minimum`) per train ID."""
+    ids = ctx.options.get(key)
+    if (not isinstance(ids, list) or len(ids) != ctx.spec.num_classes or len(set(ids)) != len(ids)
+            or any(not isinstance(v, int) or isinstance(v, bool) or v < minimum for v in ids)):
+        raise BenchError(f"{ctx.spec.path}: [prepare.options].{key} must list {ctx.spec.num_classes} distinct "
+                         f"{what} (integers >= {minimum}), one per train ID")
+    return tuple(ids)
+
+
+@recipe("ade847")
+def ade847(ctx: RecipeContext) -> None:
+    """prepare_ade20k_full.py: every ``*_val_*`` entry of index_ade20k.pkl, image and class mask resized to
+    short side 512 (when above), ids -> train IDs as 16-bit TIFF (65535 elsewhere), image re-saved."""
+    name = "ADE20K_2021_17_01.zip"
+    ctx.extract(name, "ADE20K_2021_17_01" if ctx.source(name).is_dir() else ".")
+    ds = ctx.root / "ADE20K_2021_17_01"
+    folders, files = read_ade_index(_require(ds / "index_ade20k.pkl", "ADE20K_2021_17_01/index_ade20k.pkl"))
+    images, labels = ds / "images_detectron2" / "validation", ds / "annotations_detectron2" / "validation"
+    _mkdirs(images, labels)
+    ade_ids = _option_ids(ctx, "ade_ids", 0, "full-ADE class ids")
+    items = [(ctx.root / folder / file, images / file, labels / file.replace(".jpg", ".tif"), ade_ids)
+             for folder, file in zip(folders, files) if file.split("_")[1] == "val"]
+    for jpg, *_ in items:
+        _require(jpg, str(jpg.relative_to(ctx.root)))
+    ctx.map(_ade_full_item, items, "A-847 validation")
+
+
+def _mat_label_map(item: tuple[Path, Path]) -> int:
+    try:
+        import scipy.io
+    except ImportError:
+        raise BenchError(f"reading PASCAL-Context's .mat annotations needs scipy: {INSTALL_EXTRA}") from None
+    src, out = item
+    try:
+        mask = scipy.io.loadmat(src)["LabelMap"] - 1  # in the file's dtype, as CAT-Seg subtracts
+    except (OSError, ValueError, KeyError, NotImplementedError) as err:
+        raise BenchError(f"{src}: not a PASCAL-Context annotation with a LabelMap ({err})") from None
+    Image.fromarray(mask).save(out, "TIFF")
+    return 1
+
+
+@recipe("pc459")
+def pc459(ctx: RecipeContext) -> None:
+    """prepare_pascal_context_459.py: for each id of pascalcontext_val.txt with a trainval/<id>.mat,
+    LabelMap - 1 as TIFF."""
+    ctx.extract("VOCtrainval_03-May-2010.tar", ".")
+    voc = _require(ctx.root / "VOCdevkit" / "VOC2010", "VOCdevkit/VOC2010")
+    ctx.extract("trainval.tar.gz", "VOCdevkit/VOC2010")
+    out = ctx.root / ctx.spec.eval_sets()[0].label_dir
+    _mkdirs(out)
+    ids = [line.strip() for line in ctx.source("pascalcontext_val.txt").read_text().splitlines()]
+    mats = [(voc / "trainval" / f"{i}.mat", out / f"{i}.tif") for i in ids if i]
+    ctx.map(_mat_label_map, [m for m in mats if m[0].exists()], "PC-459 labels")
+
+
+def _ade150_item(item: tuple[Path, Path]) -> int:
+    src, out = item
+    label = _array(src)
+    if label.dtype != np.uint8:
+        raise BenchError(f"{src}: expected an 8-bit label, got {label.dtype}")
+    Image.fromarray(label - 1).save(out)  # 0 (other) wraps to 255, class c to c - 1
+    return 1
+
+
+@recipe("ade150")
+def ade150(ctx: RecipeContext) -> None:
+    """prepare_ade20k_150.py: annotations/validation/* minus 1 in uint8."""
+    ctx.extract("ADEChallengeData2016.zip", ".")
+    src = _require(ctx.root / "ADEChallengeData2016" / "annotations" / "validation", "ADEChallengeData2016/annotations/validation")
+    out = ctx.root / ctx.spec.eval_sets()[0].label_dir
+    _mkdirs(out)
+    ctx.map(_ade150_item, [(p, out / p.name) for p in sorted(src.iterdir())], "A-150 labels")
+
+
+def _pc59_item(item: tuple[dict, list[dict], Path, tuple[int, ...]]) -> int:
+    try:
+        from pycocotools import mask as rle
+    except ImportError:
+        raise BenchError(f"decoding PASCAL-Context's RLE annotations needs pycocotools: {INSTALL_EXTRA}") from None
+    image, annos, out, category_ids = item
+    mask = np.zeros((image["height"], image["width"]))
+    for anno in annos:  # in file order: a later annotation paints over an earlier one
+        mask[np.nonzero(rle.decode(anno["segmentation"]))] = anno["category_id"]
+    label = convert.ids_to_train_ids(mask.astype(np.int64), category_ids, 255, np.uint8)
+    Image.fromarray(label).save(out / image["file_name"].replace("jpg", "png"))
+    return 1
+
+
+@recipe("pc59")
+def pc59(ctx: RecipeContext) -> None:
+    """prepare_pascal_context_59.py: the val images of trainval_merged.json, their RLE annotations
+    painted in order, category ids -> 59 train IDs, everything else 255."""
+    ctx.extract("VOCtrainval_03-May-2010.tar", ".")
+    _require(ctx.root / "VOCdevkit" / "VOC2010", "VOCdevkit/VOC2010")
+    source = ctx.source("trainval_merged.json")
+    try:
+        data = json.loads(source.read_text())
+        val = {image["image_id"]: image for image in data["images"] if image["phase"] == "val"}
+        annos: dict[int, list[dict]] = {}
+        for anno in data["annos_segmentation"]:
+            if anno["image_id"] in val:
+                annos.setdefault(anno["image_id"], []).append(anno)
+    except (ValueError, KeyError, TypeError) as err:
+        raise BenchError(f"{source}: not the Detail API's trainval_merged.json ({err!r}); download it again") from None
+    bare = [val[i]["file_name"] for i in val if i not in annos]
+    if bare:  # CAT-Seg's script stops with a KeyError on such an image
+        raise BenchError(f"{source}: val images without annotations ({', '.join(bare[:3])}); the file is incomplete")
+    out = ctx.root / ctx.spec.eval_sets()[0].label_dir
+    _mkdirs(out)
+    category_ids = _option_ids(ctx, "category_ids", 1, "PASCAL-Context category ids")
+    ctx.map(_pc59_item, [(val[i], annos[i], out, category_ids) for i in val], "PC-59 labels")
+
+
+def _voc_item(item: tuple[Path, Path, tuple[int, ...]]) -> int:
+    src, out, class_ids = item
+    label = convert.ids_to_train_ids(_array(src), class_ids, 255, np.uint8)
+    if (label == 255).all():  # CAT-Seg writes no label for it (nor evaluates its image)
+        return 0
+    Image.fromarray(label).save(out, "PNG")
+    return 1
+
+
+@recipe("voc20")
+@recipe("voc20b")
+def pascal_voc(ctx: RecipeContext) -> None:
+    """prepare_voc.py: SegmentationClassAug of the val ids, class c -> c - 1, background (0) ->
+    options.background_label (255 for PAS-20, 20 for PAS-20b), other values -> 255."""
+    background = ctx.options.get("background_label")
+    if background not in (255, ctx.spec.num_classes - 1):
+        raise BenchError(f"{ctx.spec.path}: [prepare.options].background_label must be 255 (ignored) or "
+                         f"{ctx.spec.num_classes - 1} (the last class)")
+    ctx.extract("VOCtrainval_11-May-2012.tar", ".")
+    voc = _require(ctx.root / "VOCdevkit" / "VOC2012", "VOCdevkit/VOC2012")
+    ctx.extract("SegmentationClassAug.zip", "VOCdevkit/VOC2012")
+    aug = _require(voc / "SegmentationClassAug", "VOCdevkit/VOC2012/SegmentationClassAug")
+    ids = _require(voc / "ImageSets" / "Segmentation" / "val.txt", "ImageSets/Segmentation/val.txt").read_text().split()
+    class_ids = tuple(range(1, 21)) + ((0,) if background != 255 else ())
+    out = ctx.root / ctx.spec.eval_sets()[0].label_dir
+    _mkdirs(out)
+    ctx.map(_voc_item, [(aug / f"{i}.png", out / f"{i}.png", class_ids) for i in ids], "PASCAL VOC labels")
 
 
 def get_recipe(spec) -> Callable[[RecipeContext], None]:
