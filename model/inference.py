@@ -52,6 +52,7 @@ SLIDING_OVERLAP = 0.333  # stride = int(384 * (1 - 0.333)) = 256
 WHOLE_SIZE_DIVISIBILITY = 32  # MODEL.MASK_FORMER.SIZE_DIVISIBILITY (padding in whole mode)
 MODES = ("sliding", "whole")
 ARGMAX_CHUNK_BYTES = 256 * 2**20  # upsampled probabilities held at once by `upsampled_argmax`
+MERGE_CHUNK_BYTES = 64 * 2**20  # (classes, 640, 640) float32 merged at once by `_merge_sliding`
 
 
 def resized_shape(height: int, width: int, short: int = TEST_SHORT_SIDE, max_side: int = TEST_MAX_SIDE) -> tuple[int, int]:
@@ -93,29 +94,40 @@ def _sliding_views(image: Tensor, crop: int) -> Tensor:
     return torch.stack([*windows, global_view])
 
 
-def _merge_sliding(logits: Tensor, crop: int) -> Tensor:
+def _merge_sliding(logits: Tensor, crop: int, max_bytes: int = MERGE_CHUNK_BYTES) -> Tensor:
     """(n_windows + 1, T, l, l) logits of one image -> (T, 640, 640) merged probabilities.
 
-    Views are upsampled one at a time (interpolation is per view, so this equals upsampling them
-    together) to keep a single (T, crop, crop) map alive.
+    Every step (upsampling, sigmoid, overlap mean, 1:1 mix with the global view) is per class, so
+    classes are merged a chunk at a time, with at most `max_bytes` of (chunk, 640, 640) float32
+    held beside the result, and the mean and mix are applied in place: the values equal merging
+    all classes at once, but at 847 classes the full-size temporaries (several 1.4 GB maps for the
+    global view, the mean and their sum) no longer exist (BENCHMARKS.md, "A-847: memory at 847
+    classes"). Views are upsampled one at a time to keep a single (chunk, crop, crop) map alive.
     """
     stride = int(crop * (1 - SLIDING_OVERLAP))
-
-    def probs(view: int) -> Tensor:
-        return F.interpolate(logits[view : view + 1].float(), size=(crop, crop), mode="bilinear",
-                             align_corners=False).sigmoid()
-
     offsets = _window_offsets(SLIDING_GRID, crop, stride)
-    total = logits.new_zeros(logits.shape[1], SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
+    classes = logits.shape[1]
+    chunk = max(1, max_bytes // (SLIDING_GRID * SLIDING_GRID * 4))
+    total = logits.new_zeros(classes, SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
     count = logits.new_zeros(1, SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
-    index = 0
     for y in offsets:
         for x in offsets:
-            total[:, y : y + crop, x : x + crop] += probs(index)[0]
             count[:, y : y + crop, x : x + crop] += 1
-            index += 1
-    global_probs = F.interpolate(probs(index), size=(SLIDING_GRID, SLIDING_GRID), mode="bilinear", align_corners=False)[0]
-    return (total / count + global_probs) / 2
+    for first in range(0, classes, chunk):
+        part, merged = logits[:, first : first + chunk], total[first : first + chunk]
+
+        def probs(view: int) -> Tensor:
+            return F.interpolate(part[view : view + 1].float(), size=(crop, crop), mode="bilinear",
+                                 align_corners=False).sigmoid()
+
+        index = 0
+        for y in offsets:
+            for x in offsets:
+                merged[:, y : y + crop, x : x + crop] += probs(index)[0]
+                index += 1
+        global_probs = F.interpolate(probs(index), size=(SLIDING_GRID, SLIDING_GRID), mode="bilinear", align_corners=False)[0]
+        merged.div_(count).add_(global_probs).div_(2)
+    return total
 
 
 def upsampled_argmax(probs: Tensor, size: tuple[int, int], max_bytes: int = ARGMAX_CHUNK_BYTES) -> Tensor:
