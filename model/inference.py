@@ -34,6 +34,7 @@ reference protocol).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
@@ -52,6 +53,7 @@ SLIDING_OVERLAP = 0.333  # stride = int(384 * (1 - 0.333)) = 256
 WHOLE_SIZE_DIVISIBILITY = 32  # MODEL.MASK_FORMER.SIZE_DIVISIBILITY (padding in whole mode)
 MODES = ("sliding", "whole")
 ARGMAX_CHUNK_BYTES = 256 * 2**20  # upsampled probabilities held at once by `upsampled_argmax`
+MERGE_CHUNK_BYTES = 64 * 2**20  # (classes, 640, 640) float32 merged at once by `_merge_sliding`
 
 
 def resized_shape(height: int, width: int, short: int = TEST_SHORT_SIDE, max_side: int = TEST_MAX_SIDE) -> tuple[int, int]:
@@ -93,55 +95,79 @@ def _sliding_views(image: Tensor, crop: int) -> Tensor:
     return torch.stack([*windows, global_view])
 
 
-def _merge_sliding(logits: Tensor, crop: int) -> Tensor:
-    """(n_windows + 1, T, l, l) logits of one image -> (T, 640, 640) merged probabilities.
+def _merged_chunks(logits: Tensor, crop: int, max_bytes: int = MERGE_CHUNK_BYTES) -> Iterator[Tensor]:
+    """(n_windows + 1, T, l, l) logits of one image -> its merged probabilities (c, 640, 640) for
+    successive chunks of c classes, in class order.
 
-    Views are upsampled one at a time (interpolation is per view, so this equals upsampling them
-    together) to keep a single (T, crop, crop) map alive.
+    Every step (upsampling, sigmoid, overlap mean, 1:1 mix with the global view) is per class, so
+    merging a chunk at a time, with at most `max_bytes` of (c, 640, 640) float32 per chunk and the
+    mean and mix done in place, gives the values of merging all classes at once without its
+    full-size temporaries (several 1.4 GB maps at 847 classes: BENCHMARKS.md, "A-847: memory at
+    847 classes"). Views are upsampled one at a time to keep a single (c, crop, crop) map alive.
     """
     stride = int(crop * (1 - SLIDING_OVERLAP))
-
-    def probs(view: int) -> Tensor:
-        return F.interpolate(logits[view : view + 1].float(), size=(crop, crop), mode="bilinear",
-                             align_corners=False).sigmoid()
-
     offsets = _window_offsets(SLIDING_GRID, crop, stride)
-    total = logits.new_zeros(logits.shape[1], SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
+    chunk = max(1, max_bytes // (SLIDING_GRID * SLIDING_GRID * 4))
     count = logits.new_zeros(1, SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
-    index = 0
     for y in offsets:
         for x in offsets:
-            total[:, y : y + crop, x : x + crop] += probs(index)[0]
             count[:, y : y + crop, x : x + crop] += 1
-            index += 1
-    global_probs = F.interpolate(probs(index), size=(SLIDING_GRID, SLIDING_GRID), mode="bilinear", align_corners=False)[0]
-    return (total / count + global_probs) / 2
+    for first in range(0, logits.shape[1], chunk):
+        part = logits[:, first : first + chunk]
+
+        def probs(view: int) -> Tensor:
+            return F.interpolate(part[view : view + 1].float(), size=(crop, crop), mode="bilinear",
+                                 align_corners=False).sigmoid()
+
+        merged = logits.new_zeros(part.shape[1], SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
+        index = 0
+        for y in offsets:
+            for x in offsets:
+                merged[:, y : y + crop, x : x + crop] += probs(index)[0]
+                index += 1
+        global_probs = F.interpolate(probs(index), size=(SLIDING_GRID, SLIDING_GRID), mode="bilinear", align_corners=False)[0]
+        yield merged.div_(count).add_(global_probs).div_(2)
 
 
-def upsampled_argmax(probs: Tensor, size: tuple[int, int], max_bytes: int = ARGMAX_CHUNK_BYTES) -> Tensor:
+def _merge_sliding(logits: Tensor, crop: int, max_bytes: int = MERGE_CHUNK_BYTES) -> Tensor:
+    """(n_windows + 1, T, l, l) logits of one image -> (T, 640, 640) merged probabilities, built
+    chunk by chunk (`_merged_chunks`)."""
+    total = logits.new_empty(logits.shape[1], SLIDING_GRID, SLIDING_GRID, dtype=torch.float32)
+    first = 0
+    for merged in _merged_chunks(logits, crop, max_bytes):
+        total[first : first + merged.shape[0]] = merged
+        first += merged.shape[0]
+    return total
+
+
+def upsampled_argmax(probs: Tensor | Iterable[Tensor], size: tuple[int, int], max_bytes: int = ARGMAX_CHUNK_BYTES) -> Tensor:
     """`F.interpolate(probs[None], size, bilinear).argmax(1)[0]` without the (T, H, W) tensor.
 
-    probs: (T, h, w) float. Classes are resized in chunks of at most `max_bytes` of output and
-    reduced into a running maximum and arg-max; a later chunk wins only where its maximum is
-    strictly larger (or NaN where the running one is not), so ties and NaNs resolve to the first
-    index exactly as `torch.argmax` does. Resizing is per class, so each chunk's values equal the
-    full resize's. The running state is updated in place and each chunk is reduced by one
-    `max(dim=0)` (values and indices in one pass): on the CPU that is as fast as the unchunked
-    path (BENCHMARKS.md). Returns (H, W) int64 on probs' device.
+    probs: (T, h, w) float, or its successive class chunks (c, h, w) in class order (e.g. from
+    `_merged_chunks`, so the (T, h, w) input need not exist either). Classes are resized in chunks
+    of at most `max_bytes` of output and reduced into a running maximum and arg-max; a later chunk
+    wins only where its maximum is strictly larger (or NaN where the running one is not), so ties
+    and NaNs resolve to the first index exactly as `torch.argmax` does. Resizing is per class, so
+    each chunk's values equal the full resize's. The running state is updated in place and each
+    chunk is reduced by one `max(dim=0)` (values and indices in one pass): on the CPU that is as
+    fast as the unchunked path (BENCHMARKS.md). Returns (H, W) int64 on probs' device.
     """
     height, width = size
-    chunk = max(1, max_bytes // (height * width * probs.element_size()))
     best_value = best_index = None
-    for first in range(0, probs.shape[0], chunk):
-        resized = F.interpolate(probs[None, first : first + chunk], size=size, mode="bilinear", align_corners=False)[0]
-        value, index = resized.max(dim=0)
-        del resized
-        if best_value is None:
-            best_value, best_index = value, index
-            continue
-        better = (value > best_value).logical_or_(value.isnan().logical_and_(best_value.isnan().logical_not_()))
-        torch.where(better, value, best_value, out=best_value)
-        torch.where(better, index.add_(first), best_index, out=best_index)
+    offset = 0
+    for piece in [probs] if isinstance(probs, Tensor) else probs:
+        chunk = max(1, max_bytes // (height * width * piece.element_size()))
+        for first in range(0, piece.shape[0], chunk):
+            resized = F.interpolate(piece[None, first : first + chunk], size=size, mode="bilinear", align_corners=False)[0]
+            value, index = resized.max(dim=0)
+            del resized
+            if best_value is None:
+                best_value, best_index = value, index
+                continue
+            better = (value > best_value).logical_or_(value.isnan().logical_and_(best_value.isnan().logical_not_()))
+            torch.where(better, value, best_value, out=best_value)
+            torch.where(better, index.add_(offset + first), best_index, out=best_index)
+        offset += piece.shape[0]
     return best_index
 
 
@@ -239,7 +265,7 @@ def _image_tensor(image: np.ndarray, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
-def merged_probs(
+def view_logits(
     model: CATSeg,
     images: list[np.ndarray],
     class_embeds: Tensor,
@@ -248,11 +274,8 @@ def merged_probs(
     original_sizes: list[tuple[int, int]] | None = None,
     max_views: int | None = None,
 ) -> tuple[list[Tensor], list[tuple[int, int]]]:
-    """Per-class probabilities of each image before the final resize, and the original sizes.
-
-    Sliding mode gives (T, 640, 640) per image, whole mode the sigmoid of the one view's logits.
-    Arguments as `predict_probs`.
-    """
+    """The logits (views, T, 4g, 4g) float32 of each image's views (its sliding windows and global
+    view, or its one whole view), and the original sizes. Arguments as `predict_probs`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if model.training:
@@ -275,11 +298,20 @@ def merged_probs(
     text = class_embeds.to(device)
     with precision_context(device, precision):
         logits = torch.cat([model(batch[i : i + chunk], text).float() for i in range(0, batch.shape[0], chunk)])
+    return list(logits.split(counts)), [tuple(size) for size in original_sizes]
+
+
+def merged_probs(model: CATSeg, images: list[np.ndarray], class_embeds: Tensor, mode: str = "sliding",
+                 **kwargs) -> tuple[list[Tensor], list[tuple[int, int]]]:
+    """Per-class probabilities of each image before the final resize, and the original sizes.
+
+    Sliding mode gives (T, 640, 640) per image, whole mode the sigmoid of the one view's logits.
+    Arguments as `predict_probs`.
+    """
+    logits, sizes = view_logits(model, images, class_embeds, mode=mode, **kwargs)
     if mode == "sliding":
-        probs = [_merge_sliding(image_logits, crop) for image_logits in logits.split(counts)]
-    else:
-        probs = [image_logits[0].sigmoid() for image_logits in logits.split(counts)]
-    return probs, [tuple(size) for size in original_sizes]
+        return [_merge_sliding(image_logits, model.config.crop_size) for image_logits in logits], sizes
+    return [image_logits[0].sigmoid() for image_logits in logits], sizes
 
 
 def predict_probs(model: CATSeg, images: list[np.ndarray], class_embeds: Tensor, **kwargs) -> list[Tensor]:
@@ -300,7 +332,13 @@ def predict_probs(model: CATSeg, images: list[np.ndarray], class_embeds: Tensor,
 def predict_labels(model: CATSeg, images: list[np.ndarray], class_embeds: Tensor, **kwargs) -> list[Tensor]:
     """Arg-max class index (H, W) int64 per image at its original size; kwargs as `predict_probs`.
 
-    Equal to `predict_probs(...)[i].argmax(0)`, computed by `upsampled_argmax` in bounded memory.
+    Equal to `predict_probs(...)[i].argmax(0)`, computed by `upsampled_argmax` in bounded memory;
+    in sliding mode it reduces the merge's class chunks as they come, so the (T, 640, 640) merged
+    probabilities are never held either.
     """
-    probs, sizes = merged_probs(model, images, class_embeds, **kwargs)
-    return [upsampled_argmax(p, size) for p, size in zip(probs, sizes)]
+    mode = kwargs.get("mode", "sliding")
+    logits, sizes = view_logits(model, images, class_embeds, **kwargs)
+    if mode == "sliding":  # class chunks straight from the merge: no (T, 640, 640) map either
+        return [upsampled_argmax(_merged_chunks(image_logits, model.config.crop_size), size)
+                for image_logits, size in zip(logits, sizes)]
+    return [upsampled_argmax(image_logits[0].sigmoid(), size) for image_logits, size in zip(logits, sizes)]

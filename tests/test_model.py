@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import model
+from model import inference
 from model.aggregator import ClassAggregation, cost_volume, linear_attention, shifted_window_mask
 from model.catseg import CATSeg
 from model.configs import CONFIGS
@@ -239,6 +240,28 @@ def test_sliding_merge_averages_overlaps_then_weighs_the_global_view_equally():
     torch.testing.assert_close(merged[300, 0], expect(0, 2))
     torch.testing.assert_close(merged[300, 300], expect(0, 1, 2, 3))
     torch.testing.assert_close(merged[639, 639], expect(3))
+
+
+def test_sliding_merge_runs_over_class_chunks_with_the_same_values(monkeypatch):
+    """At 847 classes the merge must not build full-size (T, 640, 640) temporaries: every
+    resized map stays within the chunk budget, and the result equals merging all classes at once."""
+    classes, chunk_classes = 40, 7
+    budget = chunk_classes * 640 * 640 * 4
+    logits = torch.randn(5, classes, 96, 96, generator=torch.Generator().manual_seed(0)) * 4
+    at_once = _merge_sliding(logits, 384, max_bytes=classes * 640 * 640 * 4)
+    largest = []
+    interpolate = inference.F.interpolate
+
+    def recording(*args, **kwargs):
+        out = interpolate(*args, **kwargs)
+        largest.append(out.numel() * out.element_size())
+        return out
+
+    monkeypatch.setattr(inference.F, "interpolate", recording)
+    chunked = _merge_sliding(logits, 384, max_bytes=budget)
+    assert max(largest) <= budget
+    assert len(largest) == 6 * -(-classes // chunk_classes)  # 4 windows + global view + its resize, per chunk
+    assert torch.equal(chunked, at_once)
 
 
 def test_batched_images_give_the_same_probabilities_as_single_ones(tiny):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import model
+from model import inference
 from model.aggregator import SpatialAggregation, _elu1, window_partition
 from model.catseg import CATSeg
 from model.clip_towers import encode_image_dense
@@ -79,6 +80,30 @@ def test_labels_are_exactly_the_argmax_of_the_probabilities(tiny):
     (probs,) = predict_probs(tiny, [image], text)
     (labels,) = predict_labels(tiny, [image], text)
     assert labels.shape == (700, 500) and labels.dtype == torch.int64
+    assert torch.equal(labels, probs.argmax(0))
+
+
+def test_chunked_argmax_over_class_pieces_equals_the_full_argmax():
+    probs = torch.zeros(7, 4, 4)
+    probs[2] = probs[5] = 0.5  # a tie across pieces: the first index wins
+    probs[4, 1, 1] = probs[6, 1, 1] = float("nan")
+    pieces = [probs[:3], probs[3:4], probs[4:]]
+    for max_bytes in (1, 2 * 16 * 4, 2**30):
+        assert torch.equal(upsampled_argmax(iter(pieces), (4, 4), max_bytes), full_argmax(probs, (4, 4)))
+
+
+def test_sliding_labels_never_hold_the_merged_map_of_all_classes(tiny, monkeypatch):
+    """At 847 classes the (T, 640, 640) merged probabilities are 1.4 GB: labels reduce the merge's
+    class chunks (40 classes each) as they come, and equal the argmax of the full probabilities."""
+    image = np.random.default_rng(4).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    text = model.encode_classes(tiny, [f"class {i}" for i in range(100)])  # 3 merge chunks
+    (probs,) = predict_probs(tiny, [image], text)
+
+    def whole_map(*args, **kwargs):
+        raise AssertionError("predict_labels built the (T, 640, 640) merged map")
+
+    monkeypatch.setattr(inference, "_merge_sliding", whole_map)
+    (labels,) = predict_labels(tiny, [image], text)
     assert torch.equal(labels, probs.argmax(0))
 
 
