@@ -19,6 +19,7 @@ from torch import Tensor
 
 from model import checkpoint
 from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.common import prefix_conversion
 from model.chunks import reuse_freed_cpu_memory
 from model.clip_towers import causal_text_mask
 from model.san import weights as _weights  # noqa: F401 - registers the SAN weights tags
@@ -124,10 +125,8 @@ def get_san_config(name: str) -> SANConfig:
 
 
 def expected_shapes(config: SANConfig) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
-    with torch.device("meta"):
-        model = SAN(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    """Key -> shape of a variant's state dict."""
+    return prefix_conversion.meta_shapes(SAN, config)
 
 
 def create_san(name: str, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
@@ -156,8 +155,4 @@ def create_san(name: str, checkpoint: str | Path | None = None, device: str | to
 
 def san_with_state(config: SANConfig, state: dict[str, Tensor]) -> SAN:
     """A SAN holding `state` (our keys, every one; its tensors are used, not copied), in eval mode."""
-    with torch.device("meta"):
-        model = SAN(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    model.reset_buffers()
-    return model.eval()
+    return prefix_conversion.with_state(SAN, config, state)

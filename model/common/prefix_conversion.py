@@ -1,0 +1,64 @@
+"""The pieces every prefix-table checkpoint conversion shares (ZSSeg, OVSeg, ZegFormer; SAN builds
+with `with_state`/`meta_shapes` too): renaming keys by an (official, ours) prefix table, the
+convert loop that drops checked computed buffers and refuses two keys landing on one, and
+building a network on the meta device from a state dict of ours."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from model.checkpoint import CheckpointError
+
+Prefixes = tuple[tuple[str, str], ...]  # (official, ours); the first match wins
+Net = TypeVar("Net", bound=nn.Module)
+
+
+def official_to_ours(key: str, prefixes: Prefixes) -> str:
+    """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
+    for official, ours in prefixes:
+        if key.startswith(official):
+            return ours + key[len(official):]
+    return key
+
+
+def ours_to_official(key: str, prefixes: Prefixes) -> str:
+    for official, ours in prefixes:
+        if key.startswith(ours):
+            return official + key[len(ours):]
+    return key
+
+
+def convert_by_prefixes(state: dict[str, Tensor], prefixes: Prefixes, origin: str,
+                        computed: Callable[[str, Tensor], bool]) -> dict[str, Tensor]:
+    """Our state dict of an official one. `computed(key, value)` is True for a buffer the official
+    code computes (it checks the value and raises `CheckpointError` when it differs): such keys
+    are dropped; every other key is renamed by `prefixes`."""
+    out = {}
+    for key, value in state.items():
+        if computed(key, value):
+            continue
+        ours = official_to_ours(key, prefixes)
+        if ours in out:
+            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
+        out[ours] = value
+    return out
+
+
+def meta_shapes(network: Callable[..., nn.Module], config: object) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of `network(config)`'s state dict (built on the meta device, no memory)."""
+    with torch.device("meta"):
+        model = network(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def with_state(network: Callable[..., Net], config: object, state: dict[str, Tensor]) -> Net:
+    """`network(config)` holding `state` (our keys, every one; its tensors are used, not copied),
+    its computed buffers reset, in eval mode."""
+    with torch.device("meta"):
+        model = network(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.reset_buffers()
+    return model.eval()
