@@ -1,16 +1,18 @@
 """The pieces every prefix-table checkpoint conversion shares (ZSSeg, OVSeg, ZegFormer; SAN builds
 with `with_state`/`meta_shapes` too): renaming keys by an (official, ours) prefix table, the
-convert loop that drops checked computed buffers and refuses two keys landing on one, and
-building a network on the meta device from a state dict of ours."""
+convert loop that drops checked computed buffers and refuses two keys landing on one, building a
+network on the meta device from a state dict of ours, and `create` (random or loaded weights)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from model.checkpoint import CheckpointError
+from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.weights import Weights
 
 Prefixes = tuple[tuple[str, str], ...]  # (official, ours); the first match wins
 Net = TypeVar("Net", bound=nn.Module)
@@ -62,3 +64,22 @@ def with_state(network: Callable[..., Net], config: object, state: dict[str, Ten
     model.load_state_dict(state, strict=True, assign=True)
     model.reset_buffers()
     return model.eval()
+
+
+def create(network: Callable[..., Net], config: object, checkpoint: str | Path | None, device: str | torch.device,
+           cache_dir: Path | None, official_format: OfficialFormat, published: Callable[[object, Weights], object],
+           holding: Callable[[object, dict[str, Tensor]], Net]) -> Net:
+    """`network(config)` in eval mode on `device`: random weights from torch's current seed when
+    `checkpoint` is None, else the checkpoint's (`model.checkpoint.load_state`: a weights tag, URL
+    or file; every key and shape asserted) built by `holding(config, state)`, the config first
+    given a published file's preprocessing by `published(config, weights)`."""
+    if checkpoint is None:
+        model = network(config).to(device).eval()
+        model.reset_buffers()
+        return model
+    state, sha256, weights = load_state(checkpoint, config, meta_shapes(network, config), cache_dir, official_format)
+    if weights is not None:
+        config = published(config, weights)
+    model = holding(config, {k: v.clone() for k, v in state.items()})
+    model.checkpoint_sha256 = sha256
+    return model.to(device).eval()

@@ -14,15 +14,16 @@ saved from the test-time model holds it. Every key must map onto one of ours wit
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from model import checkpoint
-from model.checkpoint import CheckpointError, OfficialFormat, download_url, load_state
+from model.checkpoint import CheckpointError, OfficialFormat, download_url
 from model.common import prefix_conversion
+from model.maskformer.config import with_published_preprocessing
 from model.zegformer import weights as zegformer_weights  # registers the ZegFormer weights tags
 from model.zegformer.config import ZEGFORMER_CONFIGS, ZegFormerConfig
 from model.zegformer.modeling import ZegFormer
@@ -141,20 +142,9 @@ def create_zegformer(name: str | ZegFormerConfig, checkpoint: str | Path | None 
     asserted.
     """
     config = name if isinstance(name, ZegFormerConfig) else get_zegformer_config(name)
-    if checkpoint is None:
-        model = ZegFormer(config).to(device).eval()
-        model.reset_buffers()
-        return model
-    fmt = official_format(clip_weights, cache_dir)
-    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, fmt)
-    if weights is not None:
-        config = dataclasses.replace(
-            config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
-                                                   pixel_std=weights.pixel_std),
-            query_templates=weights.prompt_templates or config.query_templates)
-    model = zegformer_with_state(config, {k: v.clone() for k, v in state.items()})
-    model.checkpoint_sha256 = sha256
-    return model.to(device).eval()
+    published = partial(with_published_preprocessing, templates_field="query_templates")
+    return prefix_conversion.create(ZegFormer, config, checkpoint, device, cache_dir,
+                                    official_format(clip_weights, cache_dir), published, zegformer_with_state)
 
 
 def zegformer_with_state(config: ZegFormerConfig, state: dict[str, Tensor]) -> ZegFormer:

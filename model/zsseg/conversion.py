@@ -10,15 +10,16 @@ other key must map onto one of ours with its shape (`model.checkpoint.check_keys
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from model import checkpoint
-from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.checkpoint import CheckpointError, OfficialFormat
 from model.common import prefix_conversion
+from model.maskformer.config import with_published_preprocessing
 from model.maskformer.clip_classifier import CLIP_PIXEL_MEAN_UNIT, CLIP_PIXEL_STD_UNIT
 from model.zsseg import weights as _weights  # noqa: F401 - registers the ZSSeg weights tags
 from model.zsseg.config import ZSSEG_CONFIGS, ZSSegConfig
@@ -108,19 +109,9 @@ def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, 
     published file brings its preprocessing and templates. Every key and shape is asserted.
     """
     config = name if isinstance(name, ZSSegConfig) else get_zsseg_config(name)
-    if checkpoint is None:
-        model = NETWORKS[type(config)](config).to(device).eval()
-        model.reset_buffers()
-        return model
-    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, official_format)
-    if weights is not None:
-        config = dataclasses.replace(
-            config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
-                                                   pixel_std=weights.pixel_std),
-            templates=weights.prompt_templates or config.templates)
-    model = zsseg_with_state(config, {k: v.clone() for k, v in state.items()})
-    model.checkpoint_sha256 = sha256
-    return model.to(device).eval()
+    published = partial(with_published_preprocessing, templates_field="templates")
+    return prefix_conversion.create(NETWORKS[type(config)], config, checkpoint, device, cache_dir, official_format,
+                                    published, zsseg_with_state)
 
 
 def zsseg_with_state(config: ZSSegConfig, state: dict[str, Tensor]) -> ZSSeg:
