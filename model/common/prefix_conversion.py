@@ -1,6 +1,6 @@
-"""The pieces every prefix-table checkpoint conversion shares (ZSSeg, OVSeg, ZegFormer; SAN builds
-with `with_state`/`meta_shapes` too): renaming keys by an (official, ours) prefix table, the
-convert loop that drops checked computed buffers and refuses two keys landing on one, building a
+"""The pieces the checkpoint conversions of ZSSeg, OVSeg, ZegFormer and SAN share: renaming keys by
+an (official, ours) prefix table (not SAN's), the convert loop that drops checked computed buffers
+and refuses two keys landing on one, building a
 network on the meta device from a state dict of ours, and `create` (random or loaded weights)."""
 
 from __future__ import annotations
@@ -33,16 +33,17 @@ def ours_to_official(key: str, prefixes: Prefixes) -> str:
     return key
 
 
-def convert_by_prefixes(state: dict[str, Tensor], prefixes: Prefixes, origin: str,
-                        computed: Callable[[str, Tensor], bool]) -> dict[str, Tensor]:
+def convert_keys(state: dict[str, Tensor], rename: Callable[[str], str], origin: str,
+                 computed: Callable[[str, Tensor], bool]) -> dict[str, Tensor]:
     """Our state dict of an official one. `computed(key, value)` is True for a buffer the official
     code computes (it checks the value and raises `CheckpointError` when it differs): such keys
-    are dropped; every other key is renamed by `prefixes`."""
+    are dropped; every other key is renamed by `rename` (official -> ours), and two keys that land
+    on one are refused."""
     out = {}
     for key, value in state.items():
         if computed(key, value):
             continue
-        ours = official_to_ours(key, prefixes)
+        ours = rename(key)
         if ours in out:
             raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
         out[ours] = value

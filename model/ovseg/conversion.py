@@ -58,8 +58,8 @@ def _check_computed(key: str, value: Tensor, config: OVSegConfig, origin: str) -
 
 
 def convert_official(state: dict[str, Tensor], config: OVSegConfig, origin: str) -> dict[str, Tensor]:
-    return prefix_conversion.convert_by_prefixes(state, PREFIXES, origin,
-                                                 lambda key, value: _check_computed(key, value, config, origin))
+    return prefix_conversion.convert_keys(state, official_to_ours, origin,
+                                          lambda key, value: _check_computed(key, value, config, origin))
 
 
 def to_official(state: dict[str, Tensor]) -> dict[str, Tensor]:

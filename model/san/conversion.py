@@ -80,7 +80,10 @@ def ours_to_official(key: str, config: SANConfig) -> str:
     return key
 
 
-def _check_computed(key: str, value: Tensor, config: SANConfig, origin: str) -> None:
+def _check_computed(key: str, value: Tensor, config: SANConfig, origin: str) -> bool:
+    """Whether `key` is one of the two computed buffers (checked: a different value raises)."""
+    if key not in (TEXT_MASK, LOSS_WEIGHTS):
+        return False
     if key == TEXT_MASK:
         expected = causal_text_mask(config.text.context_length)
     else:  # the loss's class weights: 1 per class, NO_OBJECT_WEIGHT for "no object"
@@ -88,19 +91,12 @@ def _check_computed(key: str, value: Tensor, config: SANConfig, origin: str) -> 
         expected[-1:] = NO_OBJECT_WEIGHT
     if value.shape != expected.shape or not torch.equal(value.float(), expected):
         raise CheckpointError(f"checkpoint {origin}: {key} is not the official buffer {config.name} computes")
+    return True
 
 
 def convert_official(state: dict[str, Tensor], config: SANConfig, origin: str) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state.items():
-        if key in (TEXT_MASK, LOSS_WEIGHTS):
-            _check_computed(key, value, config, origin)
-            continue
-        ours = official_to_ours(key, config)
-        if ours in out:
-            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
-        out[ours] = value
-    return out
+    return prefix_conversion.convert_keys(state, lambda key: official_to_ours(key, config), origin,
+                                          lambda key, value: _check_computed(key, value, config, origin))
 
 
 def to_official(state: dict[str, Tensor], config: SANConfig) -> dict[str, Tensor]:

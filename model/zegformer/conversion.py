@@ -84,8 +84,8 @@ def read_openai_clip(source: str | Path, cache_dir: Path | None = None) -> tuple
 
 def convert_official(state: dict[str, Tensor], clip_state: dict[str, Tensor] | None, origin: str) -> dict[str, Tensor]:
     """Our state dict from an official checkpoint and, when it has no CLIP, the OpenAI CLIP's."""
-    out = prefix_conversion.convert_by_prefixes(state, PREFIXES, origin,
-                                                lambda key, value: _check_loss_weights(key, value, origin))
+    out = prefix_conversion.convert_keys(state, official_to_ours, origin,
+                                         lambda key, value: _check_loss_weights(key, value, origin))
     has_clip = any(k.startswith("clip.") for k in out)
     if not has_clip and clip_state is not None:
         for key, value in clip_state.items():

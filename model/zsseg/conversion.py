@@ -66,8 +66,8 @@ def check_constant(key: str, value: Tensor, origin: str) -> bool:
 
 
 def convert_official(state: dict[str, Tensor], config: ZSSegConfig, origin: str) -> dict[str, Tensor]:
-    return prefix_conversion.convert_by_prefixes(state, PREFIXES, origin,
-                                                 lambda key, value: check_constant(key, value, origin))
+    return prefix_conversion.convert_keys(state, official_to_ours, origin,
+                                          lambda key, value: check_constant(key, value, origin))
 
 
 def to_official(state: dict[str, Tensor]) -> dict[str, Tensor]:
