@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
+
+from ab_timing import alternate
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_RUNS = ROOT / "tests" / "data" / "ovseg" / "official_runs"
@@ -88,16 +88,7 @@ def main() -> None:
         return inference.predict_scores(ours, resized, text["embeds"], IMAGE_HW)
 
     arms = {"ours": run_ours, "official": run_official}
-    seconds = {arm: [] for arm in arms}
-    loads = {arm: [] for arm in arms}
-    with torch.no_grad():
-        outputs = {arm: fn() for arm, fn in arms.items()}  # warm-up (text embeddings cached by both)
-        for _ in range(args.rounds):
-            for arm, fn in arms.items():
-                loads[arm].append(os.getloadavg()[0])
-                start = time.perf_counter()
-                fn()
-                seconds[arm].append(time.perf_counter() - start)
+    outputs, seconds, loads = alternate(arms, args.rounds)  # warm-up first (text embeddings cached by both)
     med = {arm: statistics.median(times) for arm, times in seconds.items()}
     record = {"threads": args.threads, "rounds": args.rounds, "seconds": seconds, "median_seconds": med,
               "official_over_ours": med["official"] / med["ours"], "load_average_before": loads,

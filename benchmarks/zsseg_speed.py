@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
+
+from ab_timing import alternate, rounded_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_RUNS = ROOT / "tests" / "data" / "zsseg" / "official_runs"
@@ -96,25 +95,13 @@ def main() -> None:
         return official(batched)[0]["sem_seg"]
 
     arms = {"ours": run_ours, "official": run_official}
-    times = {arm: [] for arm in arms}
-    loads = {arm: [] for arm in arms}
-    with torch.no_grad():
-        outputs = {arm: fn() for arm, fn in arms.items()}  # warm-up
-        for _ in range(args.rounds):
-            for arm, fn in arms.items():
-                loads[arm].append(os.getloadavg()[0])
-                start = time.perf_counter()
-                fn()
-                times[arm].append(time.perf_counter() - start)
+    outputs, times, loads = alternate(arms, args.rounds)  # one warm-up first
     diff = float((outputs["ours"].double() - outputs["official"].double()).abs().max())
     report = {
         "queries": args.queries, "short_side": args.short_side, "resized": list(resized.shape[:2]),
         "threads": args.threads, "rounds": args.rounds, "max_abs_diff_scores": diff,
-        "seconds": {arm: [round(t, 2) for t in ts] for arm, ts in times.items()},
-        "median_s": {arm: round(statistics.median(ts), 2) for arm, ts in times.items()},
-        "load_avg_1min": {arm: [round(x, 1) for x in xs] for arm, xs in loads.items()},
+        **rounded_summary(times, loads),
     }
-    report["ours_over_official"] = round(report["median_s"]["ours"] / report["median_s"]["official"], 3)
     print(json.dumps(report, indent=1))
 
 

@@ -7,21 +7,17 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from catseg_bench import registry
 from conftest import REPO_ROOT
-from catseg_bench.results import read_result
-from catseg_bench.specs import load_specs
-from catseg_bench.synth import write_suite
 from model.maskformer.config import MaskClipConfig
 from model.ovseg import conversion
 from model.ovseg.config import OVSEG_CONFIGS, OVSEG_L, OVSEG_TINY
 from model.ovseg.mask_prompts import crop_masks, encode_with_mask_prompts, patch_masks
 from model.zsseg import conversion as zsseg_conversion
+from maskformer_family_checks import check_bench_run_on_synthetic_sets, check_untrained_segmenter
 
 
 def test_crop_masks_and_patch_masks_follow_the_official_rules():
@@ -115,37 +111,14 @@ def tiny_as_l(monkeypatch):
 def test_the_segmenter_runs_seeded_untrained_weights_and_reports_its_protocol(tiny_as_l):
     from catseg_bench.segmenters.ovseg import OVSegSegmenter
 
-    seg = OVSegSegmenter("ovseg-l", checkpoint="none", seed=3)
-    assert seg.untrained and seg.checkpoint_sha256 is None
-    settings = seg.settings()
+    settings = check_untrained_segmenter(OVSegSegmenter, "ovseg-l")
     assert settings["random_init_seed"] == 3 and settings["ensemble_weight"] == 0.7
     assert settings["mask_threshold"] == 0.4 and settings["short_side"] == 64 and settings["mask_prompt_depth"] == 3
-    seg.set_classes(("sky", "tree", "road"))
-    original = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    image = seg.prepare_image(original)
-    assert image.shape == (85, 64, 3)
-    labels = seg.predict([image], [(40, 30)])[0]
-    scores = seg.predict_scores([image], [(40, 30)])[0]
-    assert labels.shape == (40, 30) and labels.dtype == torch.int64 and scores.shape == (3, 40, 30)
-    assert torch.equal(labels, scores.argmax(dim=0))
 
 
 def test_bench_run_end_to_end_on_synthetic_sets(cli, tiny_as_l, tmp_path):
-    specs = load_specs()
-    data, out = tmp_path / "synth", tmp_path / "runs"
-    write_suite(data, [specs["deepcrack"], specs["cwfid"]], images_per_set=1, seed=0)
-    ran = cli("run", "--model", "ovseg-l", "--checkpoint", "none", "--datasets", "deepcrack,cwfid",
-              "--data-root", data, "--output", out, "--workers", "0", "--published", "none")
-    assert ran.exit_code == 0, ran.output
-    for name in ("deepcrack", "cwfid"):
-        result = read_result(out / "ovseg-l" / f"{name}.json")
-        assert result.untrained and result.images_scored == 1
-        assert result.settings["ensemble_weight"] == 0.7 and result.confusion().sum() > 0
-    entries = registry.available_segmenters()
-    assert entries["ovseg-l"].weights() == ["official"] and entries["ovseg-l"].source == "built-in"
-    listed = cli("models", "list", "--json")
-    [row] = [row for row in json.loads(listed.output) if row["name"] == "ovseg-l"]
-    assert row["weights"] == ["official"] and row["weights_licences"] == {"official": "CC BY-NC 4.0"}
+    for settings in check_bench_run_on_synthetic_sets(cli, tmp_path, "ovseg-l", "CC BY-NC 4.0"):
+        assert settings["ensemble_weight"] == 0.7
 
 
 def test_the_registered_config_is_the_mess_protocol():

@@ -5,22 +5,17 @@ end to end (on a tiny config standing in for zegformer-b, seeded untrained weigh
 from __future__ import annotations
 
 import dataclasses
-import json
 
-import numpy as np
 import pytest
 import torch
 
-from catseg_bench import registry
-from catseg_bench.results import read_result
-from catseg_bench.specs import load_specs
-from catseg_bench.synth import write_suite
 from formula_weights import zegformer_clip_keys, zegformer_keys
 from model.checkpoint import CheckpointError, check_keys
 from model.zegformer import conversion
 from model.zegformer.config import ZEGFORMER_B, ZEGFORMER_CONFIGS, ZEGFORMER_TINY
 from model.zegformer.crops import mask_boxes, masked_box_crops
 from model.zegformer.modeling import class_prompts
+from maskformer_family_checks import check_bench_run_on_synthetic_sets, check_untrained_segmenter
 
 
 def loss_weights(n: int = 157) -> torch.Tensor:
@@ -138,36 +133,10 @@ def tiny_as_b(monkeypatch):
 def test_the_segmenter_runs_seeded_untrained_weights_and_reports_its_protocol(tiny_as_b):
     from catseg_bench.segmenters.zegformer import ZegFormerSegmenter
 
-    seg = ZegFormerSegmenter("zegformer-b", checkpoint="none", seed=3)
-    assert seg.untrained and seg.checkpoint_sha256 is None
-    settings = seg.settings()
+    settings = check_untrained_segmenter(ZegFormerSegmenter, "zegformer-b", ("sky", "tree, bush", "road"))
     assert settings["random_init_seed"] == 3 and settings["mask_threshold"] == 0.5 and settings["short_side"] == 64
-    seg.set_classes(("sky", "tree, bush", "road"))
-    original = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    image = seg.prepare_image(original)
-    assert image.shape == (85, 64, 3)
-    labels = seg.predict([image], [(40, 30)])[0]
-    scores = seg.predict_scores([image], [(40, 30)])[0]
-    assert labels.shape == (40, 30) and labels.dtype == torch.int64 and scores.shape == (3, 40, 30)
-    assert torch.equal(labels, scores.argmax(dim=0))
-    again = ZegFormerSegmenter("zegformer-b", checkpoint="none", seed=3)
-    again.set_classes(("sky", "tree, bush", "road"))
-    assert torch.equal(again.predict([image], [(40, 30)])[0], labels)  # seeded weights
 
 
 def test_bench_run_end_to_end_on_synthetic_sets(cli, tiny_as_b, tmp_path):
-    specs = load_specs()
-    data, out = tmp_path / "synth", tmp_path / "runs"
-    write_suite(data, [specs["deepcrack"], specs["cwfid"]], images_per_set=1, seed=0)
-    ran = cli("run", "--model", "zegformer-b", "--checkpoint", "none", "--datasets", "deepcrack,cwfid",
-              "--data-root", data, "--output", out, "--workers", "0", "--published", "none")
-    assert ran.exit_code == 0, ran.output
-    for name in ("deepcrack", "cwfid"):
-        result = read_result(out / "zegformer-b" / f"{name}.json")
-        assert result.untrained and result.images_scored == 1
-        assert result.settings["crop_size"] == 64 and result.confusion().sum() > 0
-    entries = registry.available_segmenters()
-    assert entries["zegformer-b"].weights() == ["official"] and entries["zegformer-b"].source == "built-in"
-    listed = cli("models", "list", "--json")
-    [row] = [row for row in json.loads(listed.output) if row["name"] == "zegformer-b"]
-    assert row["weights"] == ["official"] and row["weights_licences"] == {"official": "CC BY-NC 4.0"}
+    for settings in check_bench_run_on_synthetic_sets(cli, tmp_path, "zegformer-b", "CC BY-NC 4.0"):
+        assert settings["crop_size"] == 64

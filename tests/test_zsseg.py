@@ -5,22 +5,17 @@ and crop rules against hand-computed values, the segmenter protocol and `bench r
 from __future__ import annotations
 
 import dataclasses
-import json
 
-import numpy as np
 import pytest
 import torch
 
-from catseg_bench import registry
-from catseg_bench.results import read_result
-from catseg_bench.specs import load_specs
-from catseg_bench.synth import write_suite
 from model.checkpoint import CheckpointError
 from model.maskformer.clip_classifier import ensemble, expand_box, mask_box, masked_crops
 from model.maskformer.config import MaskClipConfig
 from model.zsseg import conversion
 from model.zsseg.config import ZSSEG_B, ZSSEG_CONFIGS, ZSSEG_TINY
 from formula_weights import zsseg_keys
+from maskformer_family_checks import check_bench_run_on_synthetic_sets, check_untrained_segmenter
 
 CONSTANTS = (conversion.ADAPTER_MEAN, conversion.ADAPTER_STD, conversion.LOSS_WEIGHTS)
 
@@ -122,40 +117,14 @@ def tiny_as_b(monkeypatch):
 def test_the_segmenter_runs_seeded_untrained_weights_and_reports_its_protocol(tiny_as_b):
     from catseg_bench.segmenters.zsseg import ZSSegSegmenter
 
-    seg = ZSSegSegmenter("zsseg-b", checkpoint="none", seed=3)
-    assert seg.untrained and seg.checkpoint_sha256 is None
-    settings = seg.settings()
+    settings = check_untrained_segmenter(ZSSegSegmenter, "zsseg-b")
     assert settings["random_init_seed"] == 3 and settings["ensemble_weight"] == 0.5
     assert settings["mask_threshold"] == 0.5 and settings["short_side"] == 64
-    seg.set_classes(("sky", "tree", "road"))
-    original = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    image = seg.prepare_image(original)
-    assert image.shape == (85, 64, 3)
-    labels = seg.predict([image], [(40, 30)])[0]
-    scores = seg.predict_scores([image], [(40, 30)])[0]
-    assert labels.shape == (40, 30) and labels.dtype == torch.int64 and scores.shape == (3, 40, 30)
-    assert torch.equal(labels, scores.argmax(dim=0))
-    again = ZSSegSegmenter("zsseg-b", checkpoint="none", seed=3)
-    again.set_classes(("sky", "tree", "road"))
-    assert torch.equal(again.predict([image], [(40, 30)])[0], labels)  # seeded weights
 
 
 def test_bench_run_end_to_end_on_synthetic_sets(cli, tiny_as_b, tmp_path):
-    specs = load_specs()
-    data, out = tmp_path / "synth", tmp_path / "runs"
-    write_suite(data, [specs["deepcrack"], specs["cwfid"]], images_per_set=1, seed=0)
-    ran = cli("run", "--model", "zsseg-b", "--checkpoint", "none", "--datasets", "deepcrack,cwfid",
-              "--data-root", data, "--output", out, "--workers", "0", "--published", "none")
-    assert ran.exit_code == 0, ran.output
-    for name in ("deepcrack", "cwfid"):
-        result = read_result(out / "zsseg-b" / f"{name}.json")
-        assert result.untrained and result.images_scored == 1
-        assert result.settings["ensemble_weight"] == 0.5 and result.confusion().sum() > 0
-    entries = registry.available_segmenters()
-    assert entries["zsseg-b"].weights() == ["official"] and entries["zsseg-b"].source == "built-in"
-    listed = cli("models", "list", "--json")
-    [row] = [row for row in json.loads(listed.output) if row["name"] == "zsseg-b"]
-    assert row["weights"] == ["official"] and row["weights_licences"] == {"official": "MIT"}
+    for settings in check_bench_run_on_synthetic_sets(cli, tmp_path, "zsseg-b", "MIT"):
+        assert settings["ensemble_weight"] == 0.5
 
 
 def test_a_web_page_instead_of_the_google_drive_file_is_refused_in_one_line(tmp_path, monkeypatch):

@@ -9,26 +9,19 @@ untrained).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from catseg_bench.registry import register_segmenter
 from catseg_bench.segmenters.zsseg import ZSSegSegmenter
 from model.ovseg.config import OVSEG_L
 import model.ovseg.weights  # noqa: F401  (registers the OVSeg weights tags)
 
-if TYPE_CHECKING:
-    import torch
-
 
 class OVSegSegmenter(ZSSegSegmenter):
     """OVSeg (CVPR 2023): MaskFormer proposals classified by a mask-prompt-tuned CLIP, short side 640."""
 
     model_package = "model.ovseg"
-
-    def create_net(self, variant: str, checkpoint: str | None, device: torch.device):
-        from model.ovseg import create_ovseg
-
-        return create_ovseg(variant, checkpoint=checkpoint, device=device)
+    create_function = "create_ovseg"
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "mask_prompt_depth": self.net.config.mask_prompt_depth}

@@ -6,6 +6,7 @@ in the chosen precision.
 A subclass names its model package (`model_package`, exporting `prepare_image`, `predict_labels`,
 `predict_scores`), builds its net (`create_net`), turns class names into what its predict
 functions take (`class_inputs`) and lists the settings that change its numbers (`settings`).
+`MaskFormerSegmenter` does the first two, and the settings they share, for the MaskFormer family.
 """
 
 from __future__ import annotations
@@ -90,3 +91,31 @@ class WholeImageSegmenter(RegisteredWeights):
         from model.inference import precision_context
 
         return precision_context(self.device, self.precision)
+
+
+class MaskFormerSegmenter(WholeImageSegmenter):
+    """The two-stage MaskFormer family (ZSSeg, OVSeg, ZegFormer): the net is built by the package's
+    `create_function` and embeds the class names itself; its config's `maskformer` part gives the
+    settings they share (`_maskformer_settings`)."""
+
+    create_function: str  # e.g. "create_zsseg", in `model_package`
+
+    def create_net(self, variant: str, checkpoint: str | None, device: torch.device):
+        return getattr(self._package(), self.create_function)(variant, checkpoint=checkpoint, device=device)
+
+    def class_inputs(self, class_names: list[str]) -> torch.Tensor:
+        """The class text embeddings, as the net's predict functions take them."""
+        return self.net.class_embeddings(class_names)
+
+    def _maskformer_settings(self) -> dict[str, Any]:
+        config = self.net.config
+        maskformer = config.maskformer
+        return {
+            "protocol": "whole image",
+            "short_side": config.test_short_side,
+            "max_side": config.test_max_side,
+            "size_divisibility": maskformer.size_divisibility,
+            "num_queries": maskformer.predictor.num_queries,
+            "pixel_mean": list(maskformer.pixel_mean),
+            "pixel_std": list(maskformer.pixel_std),
+        }

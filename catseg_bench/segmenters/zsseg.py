@@ -6,44 +6,27 @@ Registered as `zsseg-b` (the one published model). The default checkpoint is the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from catseg_bench.registry import register_segmenter
-from catseg_bench.segmenters.whole_image import WholeImageSegmenter
+from catseg_bench.segmenters.whole_image import MaskFormerSegmenter
 from model.zsseg.config import ZSSEG_B
 import model.zsseg.weights  # noqa: F401  (registers the ZSSeg weights tags)
 
-if TYPE_CHECKING:
-    import torch
 
-
-class ZSSegSegmenter(WholeImageSegmenter):
+class ZSSegSegmenter(MaskFormerSegmenter):
     """ZSSeg (ECCV 2022): MaskFormer proposals classified by CLIP on masked crops, short side 512."""
 
     model_package = "model.zsseg"
-
-    def create_net(self, variant: str, checkpoint: str | None, device: torch.device):
-        from model.zsseg import create_zsseg
-
-        return create_zsseg(variant, checkpoint=checkpoint, device=device)
-
-    def class_inputs(self, class_names: list[str]) -> torch.Tensor:
-        """The class text embeddings (unit, averaged over the "vild" templates)."""
-        return self.net.class_embeddings(class_names)
+    create_function = "create_zsseg"
 
     def settings(self) -> dict[str, Any]:
         from model.training_free.templates import templates_sha256
 
         config = self.net.config
-        maskformer, clip = config.maskformer, config.mask_clip
+        clip = config.mask_clip
         return {
-            "protocol": "whole image",
-            "short_side": config.test_short_side,
-            "max_side": config.test_max_side,
-            "size_divisibility": maskformer.size_divisibility,
-            "num_queries": maskformer.predictor.num_queries,
-            "pixel_mean": list(maskformer.pixel_mean),
-            "pixel_std": list(maskformer.pixel_std),
+            **self._maskformer_settings(),
             "mask_threshold": clip.mask_threshold,
             "mask_fill": clip.fill,
             "mask_expand_ratio": clip.expand_ratio,

@@ -8,6 +8,7 @@ ZSSeg / OVSeg / ZegFormer, detectron2's `RESNETS` defaults); a method's config (
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 # detectron2 `MODEL.PIXEL_MEAN` / `PIXEL_STD` of the MaskFormer configs (ImageNet, 0-255 scale, RGB)
@@ -123,3 +124,12 @@ class MaskClipConfig:
     temperature: float = 100.0
     ensemble_weight: float = 0.5  # CLIP_ENSEMBLE_WEIGHT: scores = maskformer^(1-w) * clip^w
 
+
+
+def with_published_preprocessing(config, weights, templates_field: str):
+    """A method's config (holding a `maskformer` MaskFormerConfig) with a published weights file's
+    pixel mean/std and prompt templates (`weights.prompt_templates`, into `templates_field`; the
+    config's stay when the file names none)."""
+    maskformer = dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean, pixel_std=weights.pixel_std)
+    return dataclasses.replace(config, maskformer=maskformer,
+                               **{templates_field: weights.prompt_templates or getattr(config, templates_field)})

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from model import checkpoint
 from model.checkpoint import CheckpointError, OfficialFormat
+from model.common import prefix_conversion
 from model.maskformer.swin import relative_position_index
 from model.ovseg import weights as _weights  # noqa: F401 - registers the OVSeg weights tags
 from model.ovseg.config import OVSEG_CONFIGS, OVSegConfig
@@ -26,44 +27,39 @@ from model.zsseg import conversion as zsseg_conversion
 
 # ZSSeg's prefix table with the mask prompts first (they sit inside the CLIP prefix).
 PREFIXES = (("clip_adapter.clip_model.visual.mask_embedding", "mask_embedding"),) + zsseg_conversion.PREFIXES
-ZSSEG_CONSTANTS = (zsseg_conversion.ADAPTER_MEAN, zsseg_conversion.ADAPTER_STD, zsseg_conversion.LOSS_WEIGHTS)
 SWIN_INDEX = ".attn.relative_position_index"
 
 is_official = zsseg_conversion.is_official
 
 
 def official_to_ours(key: str) -> str:
-    return zsseg_conversion.official_to_ours(key, PREFIXES)
+    return prefix_conversion.official_to_ours(key, PREFIXES)
 
 
 def ours_to_official(key: str) -> str:
-    return zsseg_conversion.ours_to_official(key, PREFIXES)
+    return prefix_conversion.ours_to_official(key, PREFIXES)
 
 
 def _is_computed(key: str) -> bool:
-    return key in ZSSEG_CONSTANTS or (key.startswith("backbone.") and key.endswith(SWIN_INDEX))
+    return key in zsseg_conversion.CONSTANTS or (key.startswith("backbone.") and key.endswith(SWIN_INDEX))
 
 
-def _check_swin_index(key: str, value: Tensor, config: OVSegConfig, origin: str) -> None:
+def _check_computed(key: str, value: Tensor, config: OVSegConfig, origin: str) -> bool:
+    """Whether `key` is a computed buffer: ZSSeg's constants or a Swin block's relative position
+    index (checked: a different value raises)."""
+    if zsseg_conversion.check_constant(key, value, origin):
+        return True
+    if not _is_computed(key):
+        return False
     expected = relative_position_index(config.maskformer.backbone.window_size)
     if value.shape != expected.shape or not torch.equal(value.to(expected.dtype), expected):
         raise CheckpointError(f"checkpoint {origin}: {key} is not the index the official Swin computes")
+    return True
 
 
 def convert_official(state: dict[str, Tensor], config: OVSegConfig, origin: str) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state.items():
-        if key in ZSSEG_CONSTANTS:
-            zsseg_conversion._check_constant(key, value, origin)
-            continue
-        if _is_computed(key):
-            _check_swin_index(key, value, config, origin)
-            continue
-        ours = official_to_ours(key)
-        if ours in out:
-            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
-        out[ours] = value
-    return out
+    return prefix_conversion.convert_keys(state, official_to_ours, origin,
+                                          lambda key, value: _check_computed(key, value, config, origin))
 
 
 def to_official(state: dict[str, Tensor]) -> dict[str, Tensor]:

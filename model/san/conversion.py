@@ -19,6 +19,7 @@ from torch import Tensor
 
 from model import checkpoint
 from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.common import prefix_conversion
 from model.chunks import reuse_freed_cpu_memory
 from model.clip_towers import causal_text_mask
 from model.san import weights as _weights  # noqa: F401 - registers the SAN weights tags
@@ -79,7 +80,10 @@ def ours_to_official(key: str, config: SANConfig) -> str:
     return key
 
 
-def _check_computed(key: str, value: Tensor, config: SANConfig, origin: str) -> None:
+def _check_computed(key: str, value: Tensor, config: SANConfig, origin: str) -> bool:
+    """Whether `key` is one of the two computed buffers (checked: a different value raises)."""
+    if key not in (TEXT_MASK, LOSS_WEIGHTS):
+        return False
     if key == TEXT_MASK:
         expected = causal_text_mask(config.text.context_length)
     else:  # the loss's class weights: 1 per class, NO_OBJECT_WEIGHT for "no object"
@@ -87,19 +91,12 @@ def _check_computed(key: str, value: Tensor, config: SANConfig, origin: str) -> 
         expected[-1:] = NO_OBJECT_WEIGHT
     if value.shape != expected.shape or not torch.equal(value.float(), expected):
         raise CheckpointError(f"checkpoint {origin}: {key} is not the official buffer {config.name} computes")
+    return True
 
 
 def convert_official(state: dict[str, Tensor], config: SANConfig, origin: str) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state.items():
-        if key in (TEXT_MASK, LOSS_WEIGHTS):
-            _check_computed(key, value, config, origin)
-            continue
-        ours = official_to_ours(key, config)
-        if ours in out:
-            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
-        out[ours] = value
-    return out
+    return prefix_conversion.convert_keys(state, lambda key: official_to_ours(key, config), origin,
+                                          lambda key, value: _check_computed(key, value, config, origin))
 
 
 def to_official(state: dict[str, Tensor], config: SANConfig) -> dict[str, Tensor]:
@@ -124,10 +121,8 @@ def get_san_config(name: str) -> SANConfig:
 
 
 def expected_shapes(config: SANConfig) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
-    with torch.device("meta"):
-        model = SAN(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    """Key -> shape of a variant's state dict."""
+    return prefix_conversion.meta_shapes(SAN, config)
 
 
 def create_san(name: str, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
@@ -156,8 +151,4 @@ def create_san(name: str, checkpoint: str | Path | None = None, device: str | to
 
 def san_with_state(config: SANConfig, state: dict[str, Tensor]) -> SAN:
     """A SAN holding `state` (our keys, every one; its tensors are used, not copied), in eval mode."""
-    with torch.device("meta"):
-        model = SAN(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    model.reset_buffers()
-    return model.eval()
+    return prefix_conversion.with_state(SAN, config, state)

@@ -14,14 +14,16 @@ saved from the test-time model holds it. Every key must map onto one of ours wit
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from model import checkpoint
-from model.checkpoint import CheckpointError, OfficialFormat, download_url, load_state
+from model.checkpoint import CheckpointError, OfficialFormat, download_url
+from model.common import prefix_conversion
+from model.maskformer.config import with_published_preprocessing
 from model.zegformer import weights as zegformer_weights  # registers the ZegFormer weights tags
 from model.zegformer.config import ZEGFORMER_CONFIGS, ZegFormerConfig
 from model.zegformer.modeling import ZegFormer
@@ -48,24 +50,22 @@ def is_official(state: dict[str, Tensor]) -> bool:
 
 def official_to_ours(key: str) -> str:
     """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
-    for official, ours in PREFIXES:
-        if key.startswith(official):
-            return ours + key[len(official):]
-    return key
+    return prefix_conversion.official_to_ours(key, PREFIXES)
 
 
 def ours_to_official(key: str) -> str:
-    for official, ours in PREFIXES:
-        if key.startswith(ours):
-            return official + key[len(ours):]
-    return key
+    return prefix_conversion.ours_to_official(key, PREFIXES)
 
 
-def _check_loss_weights(value: Tensor, origin: str) -> None:
+def _check_loss_weights(key: str, value: Tensor, origin: str) -> bool:
+    """Whether `key` is the loss's class weights (checked: a different value raises)."""
+    if key != LOSS_WEIGHTS:
+        return False
     expected = torch.ones(value.shape)
     expected[-1:] = NO_OBJECT_WEIGHT
     if value.ndim != 1 or not torch.equal(value.float(), expected):
         raise CheckpointError(f"checkpoint {origin}: {LOSS_WEIGHTS} is not the constant the official ZegFormer computes")
+    return True
 
 
 def read_openai_clip(source: str | Path, cache_dir: Path | None = None) -> tuple[dict[str, Tensor], str]:
@@ -84,15 +84,8 @@ def read_openai_clip(source: str | Path, cache_dir: Path | None = None) -> tuple
 
 def convert_official(state: dict[str, Tensor], clip_state: dict[str, Tensor] | None, origin: str) -> dict[str, Tensor]:
     """Our state dict from an official checkpoint and, when it has no CLIP, the OpenAI CLIP's."""
-    out = {}
-    for key, value in state.items():
-        if key == LOSS_WEIGHTS:
-            _check_loss_weights(value, origin)
-            continue
-        ours = official_to_ours(key)
-        if ours in out:
-            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
-        out[ours] = value
+    out = prefix_conversion.convert_keys(state, official_to_ours, origin,
+                                         lambda key, value: _check_loss_weights(key, value, origin))
     has_clip = any(k.startswith("clip.") for k in out)
     if not has_clip and clip_state is not None:
         for key, value in clip_state.items():
@@ -118,10 +111,8 @@ def get_zegformer_config(name: str) -> ZegFormerConfig:
 
 
 def expected_shapes(config: ZegFormerConfig) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
-    with torch.device("meta"):
-        model = ZegFormer(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    """Key -> shape of a variant's state dict."""
+    return prefix_conversion.meta_shapes(ZegFormer, config)
 
 
 def official_format(clip_weights: str | Path | None, cache_dir: Path | None) -> OfficialFormat:
@@ -151,27 +142,12 @@ def create_zegformer(name: str | ZegFormerConfig, checkpoint: str | Path | None 
     asserted.
     """
     config = name if isinstance(name, ZegFormerConfig) else get_zegformer_config(name)
-    if checkpoint is None:
-        model = ZegFormer(config).to(device).eval()
-        model.reset_buffers()
-        return model
-    fmt = official_format(clip_weights, cache_dir)
-    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, fmt)
-    if weights is not None:
-        config = dataclasses.replace(
-            config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
-                                                   pixel_std=weights.pixel_std),
-            query_templates=weights.prompt_templates or config.query_templates)
-    model = zegformer_with_state(config, {k: v.clone() for k, v in state.items()})
-    model.checkpoint_sha256 = sha256
-    return model.to(device).eval()
+    published = partial(with_published_preprocessing, templates_field="query_templates")
+    return prefix_conversion.create(ZegFormer, config, checkpoint, device, cache_dir,
+                                    official_format(clip_weights, cache_dir), published, zegformer_with_state)
 
 
 def zegformer_with_state(config: ZegFormerConfig, state: dict[str, Tensor]) -> ZegFormer:
     """A ZegFormer holding `state` (our keys, every one; float16 CLIP tensors become float32), in eval mode."""
-    with torch.device("meta"):
-        model = ZegFormer(config)
     state = {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
-    model.load_state_dict(state, strict=True, assign=True)
-    model.reset_buffers()
-    return model.eval()
+    return prefix_conversion.with_state(ZegFormer, config, state)

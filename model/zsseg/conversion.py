@@ -10,14 +10,16 @@ other key must map onto one of ours with its shape (`model.checkpoint.check_keys
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from model import checkpoint
-from model.checkpoint import CheckpointError, OfficialFormat, load_state
+from model.checkpoint import CheckpointError, OfficialFormat
+from model.common import prefix_conversion
+from model.maskformer.config import with_published_preprocessing
 from model.maskformer.clip_classifier import CLIP_PIXEL_MEAN_UNIT, CLIP_PIXEL_STD_UNIT
 from model.zsseg import weights as _weights  # noqa: F401 - registers the ZSSeg weights tags
 from model.zsseg.config import ZSSEG_CONFIGS, ZSSegConfig
@@ -31,6 +33,7 @@ PREFIXES = (  # official -> ours
     ("clip_adapter.non_object_embedding", "non_object_embedding"),
 )
 ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS = "clip_adapter.pixel_mean", "clip_adapter.pixel_std", "criterion.empty_weight"
+CONSTANTS = (ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS)
 NO_OBJECT_WEIGHT = 0.1  # MASK_FORMER.NO_OBJECT_WEIGHT: the last entry of the loss's class weights
 
 
@@ -38,23 +41,19 @@ def is_official(state: dict[str, Tensor]) -> bool:
     return any(k.startswith(("sem_seg_head.", "clip_adapter.")) for k in state)
 
 
-def official_to_ours(key: str, prefixes: tuple[tuple[str, str], ...] = PREFIXES) -> str:
-    """One official key -> ours (an unknown key comes back unchanged, to be reported); `prefixes`
-    is the (official, ours) table, first match wins (OVSeg passes its own, a superset)."""
-    for official, ours in prefixes:
-        if key.startswith(official):
-            return ours + key[len(official):]
-    return key
+def official_to_ours(key: str) -> str:
+    """One official key -> ours (an unknown key comes back unchanged, to be reported)."""
+    return prefix_conversion.official_to_ours(key, PREFIXES)
 
 
-def ours_to_official(key: str, prefixes: tuple[tuple[str, str], ...] = PREFIXES) -> str:
-    for official, ours in prefixes:
-        if key.startswith(ours):
-            return official + key[len(ours):]
-    return key
+def ours_to_official(key: str) -> str:
+    return prefix_conversion.ours_to_official(key, PREFIXES)
 
 
-def _check_constant(key: str, value: Tensor, origin: str) -> None:
+def check_constant(key: str, value: Tensor, origin: str) -> bool:
+    """Whether `key` is one of the three constant buffers (checked: a different value raises)."""
+    if key not in CONSTANTS:
+        return False
     if key == LOSS_WEIGHTS:
         expected = torch.ones(value.shape)
         expected[-1:] = NO_OBJECT_WEIGHT
@@ -63,19 +62,12 @@ def _check_constant(key: str, value: Tensor, origin: str) -> None:
         expected = (torch.tensor(unit, dtype=torch.float32) * 255.0).reshape(1, 3, 1, 1)
     if value.shape != expected.shape or not torch.equal(value.float(), expected):
         raise CheckpointError(f"checkpoint {origin}: {key} is not the constant buffer the official ZSSeg computes")
+    return True
 
 
 def convert_official(state: dict[str, Tensor], config: ZSSegConfig, origin: str) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state.items():
-        if key in (ADAPTER_MEAN, ADAPTER_STD, LOSS_WEIGHTS):
-            _check_constant(key, value, origin)
-            continue
-        ours = official_to_ours(key)
-        if ours in out:
-            raise CheckpointError(f"checkpoint {origin}: {key} maps onto {ours} twice")
-        out[ours] = value
-    return out
+    return prefix_conversion.convert_keys(state, official_to_ours, origin,
+                                          lambda key, value: check_constant(key, value, origin))
 
 
 def to_official(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -102,10 +94,8 @@ NETWORKS: dict[type, type] = {ZSSegConfig: ZSSeg}
 
 
 def expected_shapes(config: ZSSegConfig) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of a variant's state dict (built on the meta device, no memory)."""
-    with torch.device("meta"):
-        model = NETWORKS[type(config)](config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    """Key -> shape of a variant's state dict."""
+    return prefix_conversion.meta_shapes(NETWORKS[type(config)], config)
 
 
 def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
@@ -119,26 +109,12 @@ def create_zsseg(name: str | ZSSegConfig, checkpoint: str | Path | None = None, 
     published file brings its preprocessing and templates. Every key and shape is asserted.
     """
     config = name if isinstance(name, ZSSegConfig) else get_zsseg_config(name)
-    if checkpoint is None:
-        model = NETWORKS[type(config)](config).to(device).eval()
-        model.reset_buffers()
-        return model
-    state, sha256, weights = load_state(checkpoint, config, expected_shapes(config), cache_dir, official_format)
-    if weights is not None:
-        config = dataclasses.replace(
-            config, maskformer=dataclasses.replace(config.maskformer, pixel_mean=weights.pixel_mean,
-                                                   pixel_std=weights.pixel_std),
-            templates=weights.prompt_templates or config.templates)
-    model = zsseg_with_state(config, {k: v.clone() for k, v in state.items()})
-    model.checkpoint_sha256 = sha256
-    return model.to(device).eval()
+    published = partial(with_published_preprocessing, templates_field="templates")
+    return prefix_conversion.create(NETWORKS[type(config)], config, checkpoint, device, cache_dir, official_format,
+                                    published, zsseg_with_state)
 
 
 def zsseg_with_state(config: ZSSegConfig, state: dict[str, Tensor]) -> ZSSeg:
     """A ZSSeg (or the registered copy of the config's type) holding `state` (our keys, every one),
     in eval mode."""
-    with torch.device("meta"):
-        model = NETWORKS[type(config)](config)
-    model.load_state_dict(state, strict=True, assign=True)
-    model.reset_buffers()
-    return model.eval()
+    return prefix_conversion.with_state(NETWORKS[type(config)], config, state)
