@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     from model.san.config import SANConfig
 
 
-def build_clip(config: CATSegConfig | SANConfig) -> CLIP:
+def build_clip(config: CATSegConfig | SANConfig, cast_dtype: torch.dtype | None = None) -> CLIP:
     """A randomly initialised open_clip CLIP with the variant's towers (QuickGELU, OpenAI names);
-    any config with `embed_dim`, `vision` and `text` of `model.configs`' tower configs."""
+    any config with `embed_dim`, `vision` and `text` of `model.configs`' tower configs.
+    `cast_dtype` float16 gives LayerNorms that compute in float32 and cast back (OpenAI's own), for
+    a tower whose weights are then cast to float16 (`half_clip_weights`)."""
     vision = CLIPVisionCfg(
         layers=config.vision.layers,
         width=config.vision.width,
@@ -48,7 +50,24 @@ def build_clip(config: CATSegConfig | SANConfig) -> CLIP:
         heads=config.text.heads,
         layers=config.text.layers,
     )
-    return CLIP(embed_dim=config.embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
+    return CLIP(embed_dim=config.embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True, cast_dtype=cast_dtype)
+
+
+def half_clip_weights(clip: CLIP) -> None:
+    """Cast to float16 exactly what OpenAI's `clip.load(jit=False)` keeps in float16 (its
+    `convert_weights`): every linear, convolution and attention weight and bias and the two
+    projections; the embeddings, position tables, LayerNorms and the logit scale stay as they are."""
+    for module in clip.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            params = [module.weight, module.bias]
+        elif isinstance(module, nn.MultiheadAttention):
+            params = [getattr(module, name) for name in
+                      ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "bias_k", "bias_v")]
+        else:
+            params = [getattr(module, name, None) for name in ("text_projection", "proj")]
+        for param in params:
+            if isinstance(param, torch.Tensor):
+                param.data = param.data.half()
 
 
 def causal_text_mask(context_length: int) -> Tensor:

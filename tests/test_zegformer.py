@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,6 +136,26 @@ def test_the_segmenter_runs_seeded_untrained_weights_and_reports_its_protocol(ti
 
     settings = check_untrained_segmenter(ZegFormerSegmenter, "zegformer-b", ("sky", "tree, bush", "road"))
     assert settings["random_init_seed"] == 3 and settings["mask_threshold"] == 0.5 and settings["short_side"] == 64
+
+
+def test_clip_fp16_through_the_registry_casts_what_openais_loader_casts(tiny_as_b):
+    from catseg_bench.registry import build_segmenter
+
+    segmenter = build_segmenter("zegformer-b", {"clip_fp16": "true"}, checkpoint="none")
+    clip = segmenter.net.clip
+    assert segmenter.settings()["clip_fp16"] is True
+    halved = {name for name, p in clip.named_parameters() if p.dtype == torch.float16}
+    assert {"visual.conv1.weight", "visual.proj", "text_projection", "transformer.resblocks.0.attn.in_proj_weight",
+            "transformer.resblocks.0.attn.out_proj.bias", "visual.transformer.resblocks.0.mlp.c_fc.weight"} <= halved
+    assert not halved & {"token_embedding.weight", "positional_embedding", "visual.class_embedding",
+                         "visual.positional_embedding", "ln_final.weight", "visual.ln_pre.bias", "logit_scale"}
+    assert segmenter.net.bg_feature.dtype == torch.float32  # the MaskFormer stays float32
+    segmenter.set_classes(("sky", "tree, bush"))
+    assert segmenter.classes.dtype == torch.float32
+    image = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    scores = segmenter.predict_scores([segmenter.prepare_image(image)], [(40, 50)])[0]
+    assert scores.shape == (2, 40, 50) and torch.isfinite(scores).all()
+    assert build_segmenter("zegformer-b", checkpoint="none").settings()["clip_fp16"] is False
 
 
 def test_bench_run_end_to_end_on_synthetic_sets(cli, tiny_as_b, tmp_path):

@@ -43,9 +43,9 @@ def fixture():
     return dict(np.load(DATA / "zegformer.npz")), run
 
 
-def fixture_config(run: dict):
-    """ZegFormer-B with the fixture's reductions (README section 4)."""
-    b = ZEGFORMER_B
+def fixture_config(run: dict, clip_fp16: bool = False):
+    """ZegFormer-B with the fixture's reductions (README section 4), its CLIP in float16 or not."""
+    b = dataclasses.replace(ZEGFORMER_B, clip_fp16=clip_fp16)
     vision_layers, text_layers = run["openai_layers"]
     predictor = dataclasses.replace(b.maskformer.predictor, num_queries=run["queries"])
     return dataclasses.replace(
@@ -60,14 +60,17 @@ def converted(fixture):
     official = {k: torch.from_numpy(v) for k, v in zegformer_state_dict(zegformer_keys(run["queries"])).items()}
     clip = {k: torch.from_numpy(v) for k, v in zegformer_clip_state_dict(zegformer_clip_keys(run["openai_layers"])).items()
             if k not in OPENAI_NON_WEIGHTS}
-    config = fixture_config(run)
+    config = fixture_config(run)  # the float32 / float64 CLIP; `run_ours` sets clip_fp16
     return config, convert_official(official, clip, "formula weights")
 
 
-def run_ours(fixture, converted, dtype):
+def run_ours(fixture, converted, dtype, clip_fp16=False):
     data, run = fixture
     config, state = converted
-    model = zegformer_with_state(config, {k: v.clone() for k, v in state.items()}).to(dtype)
+    config = dataclasses.replace(config, clip_fp16=clip_fp16)
+    model = zegformer_with_state(config, {k: v.clone() for k, v in state.items()})
+    if not clip_fp16:  # (`.to` would cast the float16 CLIP back)
+        model = model.to(dtype)
     image = prepare_image(model, make_image(*run["image_hw"], seed=0))
     assert hashlib.sha256(image.tobytes()).hexdigest() == run["image_resized_sha256"]
     with torch.no_grad():
@@ -117,3 +120,24 @@ def test_zegformer_matches_the_official_code(fixture, converted, dtype, run):
         over = {k: v for k, v in diffs.items() if v > max(1e-5, spread[names[k]])}
         assert over == {}, diffs
         assert int((argmax != ref["argmax"]).sum()) <= spread["argmax_differing_pixels"]
+
+
+def test_zegformer_float16_clip_matches_the_official_code_as_written(fixture, converted):
+    """`clip_fp16`: the official code as written (float16 CLIP, float32 MaskFormer), run `fp16clip_t1`."""
+    data, info = fixture
+    torch.set_num_threads(1)
+    ours = run_ours(fixture, converted, torch.float32, clip_fp16=True)
+    ref = {k.split("/", 1)[1]: v for k, v in data.items() if k.startswith("fp16clip_t1/")}
+    diffs = compare(ours, ref, info["strides"])
+    argmax = ours["final"].argmax(0).numpy()
+    # float16 CPU kernels round differently with the tensor layout: open_clip's towers are batch
+    # first, OpenAI's sequence first, so a text or crop embedding moves by an ulp of float16
+    # (measured: text 1.2e-4, segment logits 5.5e-3, class logits 1.1e-2 = one float16 ulp at
+    # |logit| 16, scores 2.4e-5, mask logits 0, argmax 14,945 of 305,760 pixels)
+    limits = {"query_text": 2.5e-4, "clip_text": 2.5e-4, "segment_logits": 1e-2, "mask_logits": 1e-5,
+              "class_logits": 2e-2, "scores": 5e-5}
+    assert {k: v for k, v in diffs.items() if v > limits[k]} == {}, diffs
+    # ... and still reproduces what float16 does to the output: its argmax is far closer to the
+    # official float16 run's than the official float64 run is (56,866 pixels apart)
+    spread = info["spreads"]["fp16clip_t1 vs fp64_t1"]
+    assert int((argmax != ref["argmax"]).sum()) <= spread["argmax_differing_pixels"] // 3

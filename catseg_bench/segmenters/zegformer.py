@@ -21,6 +21,16 @@ class ZegFormerSegmenter(MaskFormerSegmenter):
     model_package = "model.zegformer"
     create_function = "create_zegformer"  # net.class_embeddings: segment and crop templates, (2, T, C)
 
+    def __init__(self, variant: str, *, clip_fp16: bool = False, checkpoint: str | None = None, device: Any = "cpu",
+                 precision: str = "fp32", seed: int = 0):
+        """clip_fp16: run the CLIP in float16 as the official code (and so MESS's published numbers)
+        does: OpenAI's loader keeps its float16 weights; the MaskFormer stays in float32."""
+        self.clip_fp16 = clip_fp16
+        super().__init__(variant, checkpoint=checkpoint, device=device, precision=precision, seed=seed)
+
+    def create_net(self, variant: str, checkpoint: str | None, device: Any):
+        return self._package().create_zegformer(variant, checkpoint=checkpoint, device=device, clip_fp16=self.clip_fp16)
+
     def settings(self) -> dict[str, Any]:
         from model.training_free.templates import templates_sha256
 
@@ -35,6 +45,7 @@ class ZegFormerSegmenter(MaskFormerSegmenter):
             "class_logits": "CLIP crop logits + the segment's background logit (no ensembling)",
             "query_templates_sha256": templates_sha256(config.query_templates),
             "clip_templates_sha256": templates_sha256(config.clip_templates),
+            "clip_fp16": config.clip_fp16,
             "class_queries": "each class name as given; ', ' splits it into variants averaged with the templates",
             **self._common_settings(),
         }

@@ -60,6 +60,9 @@ class ZegFormerConfig:
     clip_templates: tuple[str, ...] = CLIP_TEMPLATES
     clip_pixel_mean: tuple[float, float, float] = ZEGFORMER_CLIP_PIXEL_MEAN
     clip_pixel_std: tuple[float, float, float] = ZEGFORMER_CLIP_PIXEL_STD
+    # the official `clip.load(jit=False)` keeps OpenAI's float16 weights: text and crop embeddings in
+    # float16 (LayerNorms in float32), crop logits a float16 product; the MaskFormer runs in the model dtype
+    clip_fp16: bool = False
     images_per_chunk: int = 16  # proposals cropped and embedded at once (memory only)
     prompts_per_chunk: int = 256  # prompts embedded at once (memory only)
 

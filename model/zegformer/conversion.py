@@ -14,6 +14,8 @@ saved from the test-time model holds it. Every key must map onto one of ours wit
 
 from __future__ import annotations
 
+import dataclasses
+
 from functools import partial
 from pathlib import Path
 
@@ -131,7 +133,7 @@ def official_format(clip_weights: str | Path | None, cache_dir: Path | None) -> 
 
 def create_zegformer(name: str | ZegFormerConfig, checkpoint: str | Path | None = None,
                      device: str | torch.device = "cpu", cache_dir: Path | None = None,
-                     clip_weights: str | Path | None = OPENAI) -> ZegFormer:
+                     clip_weights: str | Path | None = OPENAI, clip_fp16: bool | None = None) -> ZegFormer:
     """A ZegFormer in eval mode on `device`.
 
     checkpoint: None (random initialisation from torch's current seed), a weights tag of
@@ -139,9 +141,11 @@ def create_zegformer(name: str | ZegFormerConfig, checkpoint: str | Path | None 
     (the official .pth, our .safetensors from `bench convert`, or a state dict of ours). An official
     checkpoint takes its CLIP from `clip_weights` ("openai": OpenAI's published ViT-B/16 file, or a
     local file). A published file brings its preprocessing and templates. Every key and shape is
-    asserted.
+    asserted. `clip_fp16` (None: the config's) runs the CLIP in float16 as the official code does.
     """
     config = name if isinstance(name, ZegFormerConfig) else get_zegformer_config(name)
+    if clip_fp16 is not None:
+        config = dataclasses.replace(config, clip_fp16=clip_fp16)
     published = partial(with_published_preprocessing, templates_field="query_templates")
     return prefix_conversion.create(ZegFormer, config, checkpoint, device, cache_dir,
                                     official_format(clip_weights, cache_dir), published, zegformer_with_state)

@@ -29,14 +29,17 @@ def prepare_image(model: ZegFormer, image: np.ndarray) -> np.ndarray:
 
 
 def crop_logits(model: ZegFormer, clip_image: Tensor, binary: Tensor, clip_text: Tensor) -> Tensor:
-    """(Q, T): exp(CLIP logit scale) x cos(crop embedding, class text), `images_per_chunk` crops at a time."""
+    """(Q, T): exp(CLIP logit scale) x cos(crop embedding, class text), `images_per_chunk` crops at a
+    time; crops cast to CLIP's dtype, the product in it (the official float16 one), the result in the
+    model's dtype."""
     config = model.config
     embeds = []
     for chunk in binary.split(config.images_per_chunk):
         crops = masked_box_crops(clip_image, chunk, config.crop_size)
-        embeds.append(F.normalize(model.clip.encode_image(crops), dim=-1))
-    scaled = model.clip.logit_scale.exp() * torch.cat(embeds)
-    return scaled @ clip_text.to(scaled).T
+        embeds.append(F.normalize(model.clip.encode_image(crops.to(model.clip_dtype)), dim=-1))
+    embeds = torch.cat(embeds)
+    scaled = model.clip.logit_scale.exp().to(embeds.dtype) * embeds
+    return (scaled @ clip_text.to(scaled).T).to(model.dtype)
 
 
 @torch.no_grad()

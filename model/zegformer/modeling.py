@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.clip_towers import build_clip, causal_text_mask, encode_prompts
+from model.clip_towers import build_clip, causal_text_mask, encode_prompts, half_clip_weights
 from model.maskformer.modeling import MaskFormer
 from model.text import tokenize
 from model.zegformer.config import ZegFormerConfig
@@ -44,7 +44,7 @@ class ZegFormer(nn.Module):
         super().__init__()
         self.config = config
         self.maskformer = MaskFormer(config.maskformer)
-        self.clip = build_clip(config)
+        self.clip = build_clip(config, torch.float16 if config.clip_fp16 else None)
         self.bg_feature = nn.Parameter(torch.empty(1, config.embed_dim))
         nn.init.kaiming_uniform_(self.bg_feature, a=math.sqrt(5))
         # frozen ln(1 / temperature), stored in the checkpoint (float32, as the official parameter)
@@ -60,13 +60,22 @@ class ZegFormer(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.bg_feature.dtype
 
+    @property
+    def clip_dtype(self) -> torch.dtype:
+        """What CLIP's inputs are cast to: float16 with `config.clip_fp16`, else the model's dtype."""
+        return self.clip.visual.conv1.weight.dtype
+
     def reset_buffers(self) -> None:
-        """Recompute the non-persistent text mask (needed after building on the meta device)."""
+        """Recompute the non-persistent text mask and, with `config.clip_fp16`, cast the CLIP weights
+        to float16 as OpenAI's loader does (both needed after building or loading weights)."""
         self.clip.attn_mask = causal_text_mask(self.config.text.context_length).to(self.device)
+        if self.config.clip_fp16:
+            half_clip_weights(self.clip)
 
     @torch.no_grad()
     def text_embeddings(self, class_names: list[str], templates: tuple[str, ...]) -> Tensor:
-        """(T, C) per class: its prompts' unit text embeddings averaged, normalised again."""
+        """(T, C) per class: its prompts' unit text embeddings averaged, normalised again (in CLIP's
+        dtype, as the official `zeroshot_classifier`), in the model's dtype."""
         prompts, owner = [], []
         for i, name in enumerate(class_names):
             texts = class_prompts(name, templates)
@@ -75,10 +84,9 @@ class ZegFormer(nn.Module):
         tokens = tokenize(prompts, self.config.text.context_length).to(self.device)
         embeds = torch.cat([F.normalize(encode_prompts(self.clip, chunk), dim=-1)
                             for chunk in tokens.split(self.config.prompts_per_chunk)])
-        index = torch.tensor(owner, device=self.device)
-        sums = embeds.new_zeros(len(class_names), embeds.shape[-1]).index_add_(0, index, embeds)
-        counts = torch.bincount(index, minlength=len(class_names)).to(embeds)
-        return F.normalize(sums / counts[:, None], dim=-1)
+        owner = torch.tensor(owner, device=self.device)
+        means = torch.stack([embeds[owner == i].mean(dim=0) for i in range(len(class_names))])
+        return F.normalize(means, dim=-1).to(self.dtype)
 
     @torch.no_grad()
     def class_embeddings(self, class_names: list[str]) -> Tensor:
