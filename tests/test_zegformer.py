@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from formula_weights import zegformer_clip_keys, zegformer_keys
+from catseg_bench.errors import BenchError
 from model.checkpoint import CheckpointError, check_keys
 from model.zegformer import conversion
 from model.zegformer.config import ZEGFORMER_B, ZEGFORMER_CONFIGS, ZEGFORMER_TINY
@@ -80,7 +81,8 @@ def test_a_checkpoint_without_its_clip_file_is_refused_naming_the_clip_keys():
                    conversion.ours_to_official, conversion.guess_variant)
 
 
-def test_an_official_checkpoint_and_clip_file_of_the_tiny_config_load_every_tensor_exactly(tmp_path):
+def write_tiny_official_files(folder):
+    """A random zegformer-tiny as the official checkpoint (zegformer.pth) and OpenAI CLIP file (clip.pt)."""
     torch.manual_seed(0)
     net = conversion.create_zegformer("zegformer-tiny", clip_weights=None)
     ckpt, clip = conversion.to_official(net.state_dict())
@@ -88,8 +90,13 @@ def test_an_official_checkpoint_and_clip_file_of_the_tiny_config_load_every_tens
     clip = {k: v.half() for k, v in clip.items()}  # the OpenAI file is float16
     clip.update({"input_resolution": torch.tensor(64), "context_length": torch.tensor(77),
                  "vocab_size": torch.tensor(49408)})
-    torch.save({"model": ckpt}, tmp_path / "zegformer.pth")
-    torch.save(clip, tmp_path / "clip.pt")
+    torch.save({"model": ckpt}, folder / "zegformer.pth")
+    torch.save(clip, folder / "clip.pt")
+    return net
+
+
+def test_an_official_checkpoint_and_clip_file_of_the_tiny_config_load_every_tensor_exactly(tmp_path):
+    net = write_tiny_official_files(tmp_path)
     loaded = conversion.create_zegformer("zegformer-tiny", checkpoint=tmp_path / "zegformer.pth",
                                          clip_weights=tmp_path / "clip.pt")
     for key, value in net.state_dict().items():
@@ -156,6 +163,20 @@ def test_clip_fp16_through_the_registry_casts_what_openais_loader_casts(tiny_as_
     scores = segmenter.predict_scores([segmenter.prepare_image(image)], [(40, 50)])[0]
     assert scores.shape == (2, 40, 50) and torch.isfinite(scores).all()
     assert build_segmenter("zegformer-b", checkpoint="none").settings()["clip_fp16"] is False
+
+
+def test_the_segmenter_reads_a_local_clip_file_given_as_a_model_arg(tiny_as_b, tmp_path, monkeypatch):
+    from catseg_bench.registry import build_segmenter
+
+    net = write_tiny_official_files(tmp_path)
+    monkeypatch.setenv("ZEG_CLIP_DIR", str(tmp_path))  # the path is expanded as a user's
+    segmenter = build_segmenter("zegformer-b", {"clip_weights": "$ZEG_CLIP_DIR/clip.pt"},
+                                checkpoint=str(tmp_path / "zegformer.pth"))
+    expected = net.state_dict()["clip.visual.proj"].half().float()
+    assert torch.equal(segmenter.net.state_dict()["clip.visual.proj"], expected)
+    with pytest.raises(BenchError, match="absent.pt"):
+        build_segmenter("zegformer-b", {"clip_weights": str(tmp_path / "absent.pt")},
+                        checkpoint=str(tmp_path / "zegformer.pth"))
 
 
 def test_bench_run_end_to_end_on_synthetic_sets(cli, tiny_as_b, tmp_path):

@@ -12,6 +12,7 @@ from typing import Any
 from catseg_bench.registry import register_segmenter
 from catseg_bench.segmenters.whole_image import MaskFormerSegmenter
 from model.zegformer.config import ZEGFORMER_B
+from model.zegformer.conversion import OPENAI
 import model.zegformer.weights  # noqa: F401  (registers the ZegFormer weights tags)
 
 
@@ -21,15 +22,21 @@ class ZegFormerSegmenter(MaskFormerSegmenter):
     model_package = "model.zegformer"
     create_function = "create_zegformer"  # net.class_embeddings: segment and crop templates, (2, T, C)
 
-    def __init__(self, variant: str, *, clip_fp16: bool = False, checkpoint: str | None = None, device: Any = "cpu",
-                 precision: str = "fp32", seed: int = 0):
+    def __init__(self, variant: str, *, clip_fp16: bool = False, clip_weights: str | None = None,
+                 checkpoint: str | None = None, device: Any = "cpu", precision: str = "fp32", seed: int = 0):
         """clip_fp16: run the CLIP in float16 as the official code (and so MESS's published numbers)
-        does: OpenAI's loader keeps its float16 weights; the MaskFormer stays in float32."""
+        does: OpenAI's loader keeps its float16 weights; the MaskFormer stays in float32.
+        clip_weights: a local copy of OpenAI's ViT-B-16.pt for an official checkpoint (default: the
+        published file, downloaded once and sha256-checked)."""
+        from model.common.files import user_path
+
         self.clip_fp16 = clip_fp16
+        self.clip_weights = OPENAI if clip_weights is None else user_path(clip_weights)
         super().__init__(variant, checkpoint=checkpoint, device=device, precision=precision, seed=seed)
 
     def create_net(self, variant: str, checkpoint: str | None, device: Any):
-        return self._package().create_zegformer(variant, checkpoint=checkpoint, device=device, clip_fp16=self.clip_fp16)
+        return self._package().create_zegformer(variant, checkpoint=checkpoint, device=device,
+                                                    clip_weights=self.clip_weights, clip_fp16=self.clip_fp16)
 
     def settings(self) -> dict[str, Any]:
         from model.training_free.templates import templates_sha256
