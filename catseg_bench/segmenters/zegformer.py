@@ -12,7 +12,6 @@ from typing import Any
 from catseg_bench.registry import register_segmenter
 from catseg_bench.segmenters.whole_image import MaskFormerSegmenter
 from model.zegformer.config import ZEGFORMER_B
-from model.zegformer.conversion import OPENAI
 import model.zegformer.weights  # noqa: F401  (registers the ZegFormer weights tags)
 
 
@@ -29,6 +28,7 @@ class ZegFormerSegmenter(MaskFormerSegmenter):
         clip_weights: a local copy of OpenAI's ViT-B-16.pt for an official checkpoint (default: the
         published file, downloaded once and sha256-checked)."""
         from model.common.files import user_path
+        from model.zegformer.conversion import OPENAI  # loads torch: not at import (bench --help)
 
         self.clip_fp16 = clip_fp16
         self.clip_weights = OPENAI if clip_weights is None else user_path(clip_weights)
